@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh machine of the project's
+# kind: Debian packages (kcat, cmake for librdkafka), a Python virtualenv with
+# the Python Kafka clients, and the Node client. Safe to run again: each step
+# is skipped when its result is already present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v kcat >/dev/null || need_apt+=(kcat)
+command -v cmake >/dev/null || need_apt+=(cmake)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import confluent_kafka, kafka, aiokafka, pytest, lz4, snappy, zstandard' 2>/dev/null; then
+  echo "creating the Python virtualenv in .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/clients/python/requirements.txt
+fi
+
+if [ ! -d tests/clients/node/node_modules/kafkajs ]; then
+  echo "installing the Node client"
+  (cd tests/clients/node && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,39 @@
+use std::io;
+use std::path::PathBuf;
+
+use crate::batch::BatchError;
+use crate::Offset;
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Everything the local log can fail with. The broker turns these into Kafka
+/// error codes; this crate never sees those.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("corrupt record batch at byte {position} of the request: {reason}")]
+    CorruptBatch { position: usize, reason: BatchError },
+    #[error("record batch of {size} bytes exceeds max.message.bytes={max}")]
+    BatchTooLarge { size: usize, max: usize },
+    #[error("offset {requested} is outside the log [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        requested: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
+    #[error("the log in {path} has been deleted")]
+    Deleted { path: PathBuf },
+}
+
+impl StorageError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| StorageError::Io { op, path, source }
+    }
+}

@@ -1,0 +1,369 @@
+//! Sparse, memory-mapped indexes of a segment.
+//!
+//! Both index kinds are arrays of fixed-size big-endian entries, sorted by
+//! offset. While a segment is active its index files are preallocated to
+//! `segment.index.bytes` and mapped read-write; when the segment is sealed
+//! (rolled, or the broker shuts down cleanly) they are trimmed to their
+//! entries, so the length of a sealed index tells how many entries it has.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memmap2::{MmapMut, MmapOptions};
+
+use crate::error::{StorageError, StorageResult};
+use crate::Offset;
+
+/// A file of fixed-size entries mapped into memory. Not shared: the owning
+/// segment is behind the log's mutex.
+struct MappedEntries<const N: usize> {
+    path: PathBuf,
+    file: File,
+    mmap: Option<MmapMut>,
+    entries: usize,
+    capacity: usize,
+}
+
+impl<const N: usize> MappedEntries<N> {
+    /// Opens (creating if needed) the file, trusting its length to count the
+    /// entries when `trust_len` holds and starting empty otherwise.
+    fn open(path: &Path, trust_len: bool) -> StorageResult<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(StorageError::io("open index", path))?;
+        let len = file
+            .metadata()
+            .map_err(StorageError::io("stat index", path))?
+            .len() as usize;
+        let entries = if trust_len { len / N } else { 0 };
+        let mut m = MappedEntries {
+            path: path.to_owned(),
+            file,
+            mmap: None,
+            entries,
+            capacity: 0,
+        };
+        m.resize(entries.max(len / N))?;
+        Ok(m)
+    }
+
+    /// Sets the file length to `capacity` entries and maps it again.
+    fn resize(&mut self, capacity: usize) -> StorageResult<()> {
+        self.mmap = None;
+        self.file
+            .set_len((capacity * N) as u64)
+            .map_err(StorageError::io("resize index", &self.path))?;
+        self.capacity = capacity;
+        if capacity > 0 {
+            // SAFETY: the file is private to this broker's data directory and
+            // is only resized through this struct, which drops the mapping
+            // before any resize; nothing truncates it while it is mapped.
+            let mmap = unsafe { MmapOptions::new().len(capacity * N).map_mut(&self.file) }
+                .map_err(StorageError::io("map index", &self.path))?;
+            self.mmap = Some(mmap);
+        }
+        Ok(())
+    }
+
+    fn entry(&self, i: usize) -> &[u8; N] {
+        let mmap = self.mmap.as_ref().expect("an index with entries is mapped");
+        mmap[i * N..(i + 1) * N].try_into().expect("N bytes")
+    }
+
+    fn push(&mut self, entry: [u8; N]) -> bool {
+        if self.entries >= self.capacity {
+            return false;
+        }
+        let i = self.entries;
+        let mmap = self.mmap.as_mut().expect("capacity > 0 means mapped");
+        mmap[i * N..(i + 1) * N].copy_from_slice(&entry);
+        self.entries += 1;
+        true
+    }
+
+    fn is_full(&self) -> bool {
+        self.entries >= self.capacity
+    }
+
+    /// Index of the last entry whose key is `<= key` (per `key_of`), if any.
+    fn floor(&self, key: i64, key_of: impl Fn(&[u8; N]) -> i64) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if key_of(self.entry(mid)) <= key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
+    }
+
+    fn flush(&self) -> StorageResult<()> {
+        if let Some(m) = &self.mmap {
+            m.flush()
+                .map_err(StorageError::io("flush index", &self.path))?;
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.entries = 0;
+    }
+}
+
+/// Maps offsets to byte positions in the segment's `.log` file. Entry:
+/// 4-byte offset relative to the segment's base offset, 4-byte position.
+pub(crate) struct OffsetIndex {
+    base: Offset,
+    inner: MappedEntries<8>,
+}
+
+/// Maps timestamps to offsets. Entry: 8-byte timestamp (the largest seen in
+/// the segment up to this point), 4-byte relative offset of the batch that
+/// carries it.
+pub(crate) struct TimeIndex {
+    base: Offset,
+    inner: MappedEntries<12>,
+}
+
+impl OffsetIndex {
+    pub fn open(path: &Path, base: Offset, trust_len: bool) -> StorageResult<Self> {
+        Ok(OffsetIndex {
+            base,
+            inner: MappedEntries::open(path, trust_len)?,
+        })
+    }
+
+    fn decode(&self, e: &[u8; 8]) -> (Offset, u32) {
+        let rel = u32::from_be_bytes(e[0..4].try_into().unwrap());
+        let pos = u32::from_be_bytes(e[4..8].try_into().unwrap());
+        (self.base.plus(rel as i64), pos)
+    }
+
+    /// Records that the batch starting at `position` has base offset `offset`.
+    /// Returns false when the index is full and the segment must roll.
+    pub fn append(&mut self, offset: Offset, position: u32) -> bool {
+        let rel = (offset.0 - self.base.0) as u32;
+        let mut e = [0u8; 8];
+        e[0..4].copy_from_slice(&rel.to_be_bytes());
+        e[4..8].copy_from_slice(&position.to_be_bytes());
+        self.inner.push(e)
+    }
+
+    /// The last indexed batch at or before `target`: where a scan for
+    /// `target` starts. The segment start if none is.
+    pub fn lookup(&self, target: Offset) -> (Offset, u32) {
+        let rel = target.0 - self.base.0;
+        match self.inner.floor(rel, |e| {
+            u32::from_be_bytes(e[0..4].try_into().unwrap()) as i64
+        }) {
+            Some(i) => self.decode(self.inner.entry(i)),
+            None => (self.base, 0),
+        }
+    }
+
+    pub fn last(&self) -> Option<(Offset, u32)> {
+        self.inner
+            .entries
+            .checked_sub(1)
+            .map(|i| self.decode(self.inner.entry(i)))
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+
+    /// Checks what a crash could have left behind: entries strictly
+    /// increasing in both offset and position, all inside the log.
+    pub fn is_sane(&self, log_size: u64) -> bool {
+        let mut prev: Option<(Offset, u32)> = None;
+        for i in 0..self.inner.entries {
+            let (o, p) = self.decode(self.inner.entry(i));
+            if p as u64 >= log_size.max(1) {
+                return false;
+            }
+            if let Some((po, pp)) = prev {
+                if o <= po || p <= pp {
+                    return false;
+                }
+            }
+            prev = Some((o, p));
+        }
+        true
+    }
+
+    pub fn clear(&mut self) {
+        self.inner.clear()
+    }
+
+    /// Preallocates the file for appends (active segment).
+    pub fn grow_to(&mut self, max_bytes: u32) -> StorageResult<()> {
+        let cap = (max_bytes as usize / 8).max(self.inner.entries + 1);
+        self.inner.resize(cap)
+    }
+
+    /// Trims the file to its entries and flushes it (sealed segment).
+    pub fn seal(&mut self) -> StorageResult<()> {
+        self.inner.flush()?;
+        let n = self.inner.entries;
+        self.inner.resize(n)?;
+        self.inner
+            .file
+            .sync_all()
+            .map_err(StorageError::io("fsync index", &self.inner.path))
+    }
+
+    #[cfg(test)]
+    pub fn flush(&self) -> StorageResult<()> {
+        self.inner.flush()
+    }
+}
+
+impl TimeIndex {
+    pub fn open(path: &Path, base: Offset, trust_len: bool) -> StorageResult<Self> {
+        Ok(TimeIndex {
+            base,
+            inner: MappedEntries::open(path, trust_len)?,
+        })
+    }
+
+    fn decode(&self, e: &[u8; 12]) -> (i64, Offset) {
+        let ts = i64::from_be_bytes(e[0..8].try_into().unwrap());
+        let rel = u32::from_be_bytes(e[8..12].try_into().unwrap());
+        (ts, self.base.plus(rel as i64))
+    }
+
+    /// Appends an entry if `timestamp` is larger than the last one; returns
+    /// false only when the index is full.
+    pub fn maybe_append(&mut self, timestamp: i64, offset: Offset) -> bool {
+        if let Some((last_ts, _)) = self.last() {
+            if timestamp <= last_ts {
+                return true;
+            }
+        }
+        let mut e = [0u8; 12];
+        e[0..8].copy_from_slice(&timestamp.to_be_bytes());
+        e[8..12].copy_from_slice(&((offset.0 - self.base.0) as u32).to_be_bytes());
+        self.inner.push(e)
+    }
+
+    /// Entries that still fit in the preallocated file.
+    pub fn room(&self) -> usize {
+        self.inner.capacity - self.inner.entries
+    }
+
+    pub fn last(&self) -> Option<(i64, Offset)> {
+        self.inner
+            .entries
+            .checked_sub(1)
+            .map(|i| self.decode(self.inner.entry(i)))
+    }
+
+    /// Offset from which to scan for the first record with a timestamp
+    /// `>= target`: the batch of the last entry whose timestamp is strictly
+    /// smaller (every record before it is smaller still), or the segment
+    /// start.
+    pub fn lookup(&self, target: i64) -> Offset {
+        match self.inner.floor(target.saturating_sub(1), |e| {
+            i64::from_be_bytes(e[0..8].try_into().unwrap())
+        }) {
+            Some(i) => self.decode(self.inner.entry(i)).1,
+            None => self.base,
+        }
+    }
+
+    pub fn is_sane(&self, next_offset: Offset) -> bool {
+        let mut prev: Option<(i64, Offset)> = None;
+        for i in 0..self.inner.entries {
+            let (ts, o) = self.decode(self.inner.entry(i));
+            if o >= next_offset.max(self.base.plus(1)) {
+                return false;
+            }
+            if let Some((pts, po)) = prev {
+                if ts <= pts || o < po {
+                    return false;
+                }
+            }
+            prev = Some((ts, o));
+        }
+        true
+    }
+
+    pub fn clear(&mut self) {
+        self.inner.clear()
+    }
+
+    pub fn grow_to(&mut self, max_bytes: u32) -> StorageResult<()> {
+        let cap = (max_bytes as usize / 12).max(self.inner.entries + 1);
+        self.inner.resize(cap)
+    }
+
+    pub fn seal(&mut self) -> StorageResult<()> {
+        self.inner.flush()?;
+        let n = self.inner.entries;
+        self.inner.resize(n)?;
+        self.inner
+            .file
+            .sync_all()
+            .map_err(StorageError::io("fsync index", &self.inner.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_lookup_finds_floor_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.index");
+        let mut idx = OffsetIndex::open(&p, Offset(100), false).unwrap();
+        idx.grow_to(80).unwrap();
+        assert_eq!(idx.lookup(Offset(150)), (Offset(100), 0));
+        assert!(idx.append(Offset(110), 4096));
+        assert!(idx.append(Offset(130), 8192));
+        assert_eq!(idx.lookup(Offset(109)), (Offset(100), 0));
+        assert_eq!(idx.lookup(Offset(110)), (Offset(110), 4096));
+        assert_eq!(idx.lookup(Offset(129)), (Offset(110), 4096));
+        assert_eq!(idx.lookup(Offset(1000)), (Offset(130), 8192));
+        idx.seal().unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 16);
+        let reopened = OffsetIndex::open(&p, Offset(100), true).unwrap();
+        assert_eq!(reopened.last(), Some((Offset(130), 8192)));
+        assert!(reopened.is_sane(10_000));
+        assert!(!reopened.is_sane(5000));
+    }
+
+    #[test]
+    fn time_lookup_starts_before_equal_timestamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = TimeIndex::open(&dir.path().join("0.timeindex"), Offset(0), false).unwrap();
+        idx.grow_to(120).unwrap();
+        idx.maybe_append(1000, Offset(10));
+        idx.maybe_append(900, Offset(20)); // not larger: skipped
+        idx.maybe_append(2000, Offset(30));
+        assert_eq!(idx.last(), Some((2000, Offset(30))));
+        assert_eq!(idx.lookup(500), Offset(0));
+        assert_eq!(idx.lookup(1000), Offset(0));
+        assert_eq!(idx.lookup(1001), Offset(10));
+        assert_eq!(idx.lookup(5000), Offset(30));
+    }
+
+    #[test]
+    fn preallocated_zeros_are_not_sane() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.index");
+        let mut idx = OffsetIndex::open(&p, Offset(0), false).unwrap();
+        idx.grow_to(800).unwrap();
+        idx.append(Offset(5), 100);
+        idx.flush().unwrap();
+        drop(idx);
+        let reopened = OffsetIndex::open(&p, Offset(0), true).unwrap();
+        assert!(!reopened.is_sane(1000));
+    }
+}

@@ -1,0 +1,33 @@
+//! Strata's local log: the hot tier of every partition.
+//!
+//! A partition is a directory of segments. Each segment is a `.log` file of
+//! Kafka v2 record batches stored byte for byte as producers sent them (only
+//! the base offset, and for `LogAppendTime` topics the timestamp, are
+//! rewritten), with a sparse, memory-mapped offset index and time index beside
+//! it. This crate knows nothing of the network, the Kafka protocol types or
+//! object storage: it parses the fixed v2 batch header itself and hands batches
+//! out as opaque [`bytes::Bytes`].
+//!
+//! The byte layout of every file is documented in `FORMAT.md` at the root of
+//! the repository.
+
+pub mod batch;
+mod config;
+mod error;
+mod index;
+mod log;
+mod offset;
+mod scan;
+mod segment;
+
+pub use config::{LogConfig, TimestampType};
+pub use error::{StorageError, StorageResult};
+pub use log::{AppendInfo, FetchData, Log, RetentionOutcome};
+pub use offset::Offset;
+
+/// Name of a segment's files: the base offset zero-padded to 20 digits, as
+/// Kafka names them, followed by the given extension (`log`, `index`,
+/// `timeindex`).
+pub fn segment_file_name(base_offset: Offset, extension: &str) -> String {
+    format!("{:020}.{extension}", base_offset.0)
+}

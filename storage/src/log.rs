@@ -1,0 +1,775 @@
+//! A partition's local log: an ordered set of segments, the last one active.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use tracing::{debug, info, warn};
+
+use crate::batch::{self, BatchHeader};
+use crate::error::{StorageError, StorageResult};
+use crate::scan::{Scanner, Step};
+use crate::segment::{OpenMode, Segment, SCAN_CHUNK};
+use crate::{LogConfig, Offset, TimestampType};
+
+/// Result of a successful append.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the first record.
+    pub base_offset: Offset,
+    /// Offset given to the last record.
+    pub last_offset: Offset,
+    /// The broker time written into the batches for `LogAppendTime` topics,
+    /// -1 for `CreateTime`.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: Offset,
+}
+
+/// Whole batches read from the log, with the offsets a Fetch response reports.
+#[derive(Clone, Debug)]
+pub struct FetchData {
+    pub records: Bytes,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+}
+
+/// What a retention pass removed.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub deleted_segments: usize,
+    pub deleted_bytes: u64,
+}
+
+struct Inner {
+    segments: BTreeMap<Offset, Segment>,
+    config: LogConfig,
+    log_start: Offset,
+    unflushed_records: i64,
+    oldest_unflushed_ms: i64,
+    deleted: bool,
+}
+
+impl Inner {
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+    fn log_end(&self) -> Offset {
+        self.active().next_offset
+    }
+}
+
+/// A segment to read outside the lock: its file stays open even if
+/// retention deletes it meanwhile.
+struct SegmentView {
+    file: Arc<fs::File>,
+    path: Arc<Path>,
+    size: u64,
+    start: u64,
+}
+
+/// One partition's log in its own directory.
+///
+/// Shared by every task serving the partition: all methods take `&self` and
+/// may be called concurrently from any thread. Appends are serialized by an
+/// internal mutex; reads hold it only to look up positions and then read the
+/// files without it. Every method does blocking file I/O, so async callers
+/// run them on a blocking thread.
+pub struct Log {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+impl Log {
+    /// Opens the log in `dir`, creating it if needed. `clean_shutdown` says
+    /// whether the broker stopped cleanly last time; if not, the last segment
+    /// is recovered batch by batch and the other segments' indexes checked.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> StorageResult<Log> {
+        fs::create_dir_all(dir).map_err(StorageError::io("create log directory", dir))?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir).map_err(StorageError::io("list log directory", dir))? {
+            let entry = entry.map_err(StorageError::io("list log directory", dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(Offset(base));
+                }
+            }
+        }
+        bases.sort();
+        let mut segments = BTreeMap::new();
+        let last = bases.last().copied();
+        for base in bases {
+            let mode = if clean_shutdown {
+                OpenMode::Clean
+            } else if Some(base) == last {
+                OpenMode::Recover
+            } else {
+                OpenMode::CheckIndexes
+            };
+            let (segment, repair) = Segment::open(dir, base, &config, mode, now_ms)?;
+            if repair.truncated_bytes > 0 || (repair.rebuilt_indexes && mode != OpenMode::Recover) {
+                warn!(
+                    dir = %dir.display(),
+                    base_offset = base.0,
+                    truncated_bytes = repair.truncated_bytes,
+                    rebuilt_indexes = repair.rebuilt_indexes,
+                    "repaired segment"
+                );
+            }
+            segments.insert(base, segment);
+        }
+        match segments.values_mut().next_back() {
+            Some(active) => active.activate(&config)?,
+            None => {
+                segments.insert(
+                    Offset::ZERO,
+                    Segment::create(dir, Offset::ZERO, &config, now_ms)?,
+                );
+            }
+        }
+        let log_start = *segments.keys().next().expect("at least one segment");
+        let log = Log {
+            dir: dir.to_owned(),
+            inner: Mutex::new(Inner {
+                segments,
+                config,
+                log_start,
+                unflushed_records: 0,
+                oldest_unflushed_ms: now_ms,
+                deleted: false,
+            }),
+        };
+        debug!(dir = %dir.display(), log_start = log_start.0, log_end = log.log_end_offset().0, "opened log");
+        Ok(log)
+    }
+
+    fn lock(&self) -> StorageResult<MutexGuard<'_, Inner>> {
+        // A panic while holding the lock cannot leave a half-applied append
+        // visible (sizes are updated after the write), so poisoning is ignored.
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.deleted {
+            return Err(StorageError::Deleted {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(inner)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .config
+            .clone()
+    }
+
+    /// Replaces the configuration; the next append, roll and retention pass
+    /// obey it.
+    pub fn set_config(&self, config: LogConfig) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).config = config;
+    }
+
+    /// Offset of the first record still in the log.
+    pub fn log_start_offset(&self) -> Offset {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .log_start
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> Offset {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .log_end()
+    }
+
+    /// Offset up to which consumers may read. With a single replica every
+    /// append is committed as soon as it is written, so this is the log end.
+    pub fn high_watermark(&self) -> Offset {
+        self.log_end_offset()
+    }
+
+    /// Bytes held in local segments.
+    pub fn size_bytes(&self) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.segments.values().map(|s| s.size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segments
+            .len()
+    }
+
+    /// Appends the record batches in `data` (one Produce partition's
+    /// records, back to back). Every batch is validated first and nothing is
+    /// written unless all are valid. Offsets are assigned by rewriting each
+    /// batch's base offset in place.
+    pub fn append(&self, data: &mut [u8], now_ms: i64) -> StorageResult<AppendInfo> {
+        let config = self.lock()?.config.clone();
+        let mut headers: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let header =
+                batch::validate(&data[pos..]).map_err(|reason| StorageError::CorruptBatch {
+                    position: pos,
+                    reason,
+                })?;
+            if header.total_len() > config.max_message_bytes {
+                return Err(StorageError::BatchTooLarge {
+                    size: header.total_len(),
+                    max: config.max_message_bytes,
+                });
+            }
+            headers.push((pos, header));
+            pos += header.total_len();
+        }
+        if headers.is_empty() {
+            return Err(StorageError::CorruptBatch {
+                position: 0,
+                reason: batch::BatchError::Truncated {
+                    needed: batch::HEADER_LEN,
+                    available: 0,
+                },
+            });
+        }
+
+        let mut inner = self.lock()?;
+        let base_offset = inner.log_end();
+        let append_time = inner.config.timestamp_type == TimestampType::LogAppendTime;
+        let mut next = base_offset;
+        for (pos, header) in headers.iter_mut() {
+            let end = *pos + header.total_len();
+            batch::set_base_offset(&mut data[*pos..end], next.0);
+            header.base_offset = next.0;
+            if append_time {
+                batch::set_log_append_time(&mut data[*pos..end], now_ms);
+                header.max_timestamp = now_ms;
+            }
+            next = Offset(header.last_offset() + 1);
+        }
+        let last_offset = Offset(next.0 - 1);
+        if inner
+            .active()
+            .must_roll(data.len(), last_offset, &inner.config, now_ms)
+        {
+            self.roll(&mut inner, now_ms)?;
+        }
+        inner.active_mut().append(data, &headers)?;
+
+        let records = next.0 - base_offset.0;
+        if inner.unflushed_records == 0 {
+            inner.oldest_unflushed_ms = now_ms;
+        }
+        inner.unflushed_records += records;
+        if inner.unflushed_records >= inner.config.flush_messages {
+            inner.active().flush()?;
+            inner.unflushed_records = 0;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time_ms: if append_time { now_ms } else { -1 },
+            log_start_offset: inner.log_start,
+        })
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    fn roll(&self, inner: &mut Inner, now_ms: i64) -> StorageResult<()> {
+        let base = inner.log_end();
+        inner.active_mut().seal()?;
+        inner.unflushed_records = 0;
+        let segment = Segment::create(&self.dir, base, &inner.config, now_ms)?;
+        // Make the new file's directory entry durable too.
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(StorageError::io("fsync log directory", &self.dir))?;
+        inner.segments.insert(base, segment);
+        debug!(dir = %self.dir.display(), base_offset = base.0, "rolled segment");
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to
+    /// `max_bytes` in total; the first batch is returned even when larger
+    /// than `max_bytes` if `min_one_batch` is set, so that consumers always
+    /// make progress (KIP-74).
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> StorageResult<FetchData> {
+        let (views, high_watermark, log_start_offset) = {
+            let inner = self.lock()?;
+            let log_end = inner.log_end();
+            if offset < inner.log_start || offset > log_end {
+                return Err(StorageError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: inner.log_start,
+                    log_end,
+                });
+            }
+            let mut views = Vec::new();
+            if offset < log_end {
+                let first = *inner
+                    .segments
+                    .range(..=offset)
+                    .next_back()
+                    .map(|(k, _)| k)
+                    .unwrap_or(&inner.log_start);
+                for (base, seg) in inner.segments.range(first..) {
+                    views.push(SegmentView {
+                        file: Arc::clone(&seg.file),
+                        path: Arc::clone(&seg.log_path),
+                        size: seg.size,
+                        start: if *base == first {
+                            seg.lookup(offset)
+                        } else {
+                            0
+                        },
+                    });
+                }
+            }
+            (views, log_end, inner.log_start)
+        };
+
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut remaining = max_bytes;
+        for view in views {
+            let chunk = max_bytes.clamp(SCAN_CHUNK, 16 * 1024 * 1024);
+            let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, chunk);
+            let mut range: Option<(u64, u64)> = None;
+            let mut exhausted = true;
+            loop {
+                match scanner.peek(false)? {
+                    Step::End => break,
+                    Step::Corrupt { position, reason } => {
+                        warn!(segment = %view.path.display(), position, reason, "unreadable batch while reading");
+                        break;
+                    }
+                    Step::Batch { position, header } => {
+                        if header.last_offset() < offset.0 {
+                            scanner.advance(&header);
+                            continue;
+                        }
+                        let len = header.total_len();
+                        let first = parts.is_empty() && range.is_none();
+                        if len > remaining && !(first && min_one_batch) {
+                            exhausted = false;
+                            break;
+                        }
+                        remaining = remaining.saturating_sub(len);
+                        range = Some(match range {
+                            None => (position, position + len as u64),
+                            Some((s, _)) => (s, position + len as u64),
+                        });
+                        scanner.advance(&header);
+                    }
+                }
+            }
+            if let Some((start, end)) = range {
+                parts.push(scanner.range(start, (end - start) as usize)?);
+            }
+            if !exhausted || remaining == 0 {
+                break;
+            }
+        }
+        let records = match parts.len() {
+            0 => Bytes::new(),
+            1 => parts.pop().expect("one part"),
+            _ => {
+                let mut joined = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+                for p in parts {
+                    joined.extend_from_slice(&p);
+                }
+                joined.freeze()
+            }
+        };
+        Ok(FetchData {
+            records,
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// The first batch holding a record with a timestamp `>= ts`, for
+    /// ListOffsets by timestamp; the caller finds the record inside it.
+    pub fn batch_for_timestamp(&self, ts: i64) -> StorageResult<Option<Bytes>> {
+        let view = {
+            let inner = self.lock()?;
+            inner
+                .segments
+                .values()
+                .find(|s| s.max_timestamp >= ts)
+                .map(|s| SegmentView {
+                    file: Arc::clone(&s.file),
+                    path: Arc::clone(&s.log_path),
+                    size: s.size,
+                    start: s.lookup_timestamp(ts),
+                })
+        };
+        let Some(view) = view else { return Ok(None) };
+        let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, SCAN_CHUNK);
+        loop {
+            match scanner.peek(false)? {
+                Step::Batch { position, header } if header.max_timestamp >= ts => {
+                    return scanner.range(position, header.total_len()).map(Some);
+                }
+                Step::Batch { header, .. } => scanner.advance(&header),
+                Step::End | Step::Corrupt { .. } => return Ok(None),
+            }
+        }
+    }
+
+    /// The first batch carrying the log's largest timestamp, for ListOffsets
+    /// with the max-timestamp query.
+    pub fn batch_with_max_timestamp(&self) -> StorageResult<Option<Bytes>> {
+        let target = {
+            let inner = self.lock()?;
+            let mut best: Option<&Segment> = None;
+            for s in inner.segments.values() {
+                if s.max_timestamp >= 0 && best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
+                    best = Some(s);
+                }
+            }
+            best.map(|s| s.offset_of_max_timestamp)
+        };
+        let Some(offset) = target else {
+            return Ok(None);
+        };
+        let data = self.read(offset, 1, true)?;
+        Ok(Some(data.records).filter(|r| !r.is_empty()))
+    }
+
+    /// Deletes whole segments that `retention.ms` or `retention.bytes`
+    /// expired, never the active segment (an expired, non-empty active
+    /// segment is rolled first so that it can go).
+    pub fn enforce_retention(&self, now_ms: i64) -> StorageResult<RetentionOutcome> {
+        let removed: Vec<(Offset, u64)> = {
+            let mut inner = self.lock()?;
+            let retention_ms = inner.config.retention_ms;
+            let retention_bytes = inner.config.retention_bytes;
+            let expired =
+                |s: &Segment| retention_ms >= 0 && now_ms - s.last_modified_ms() > retention_ms;
+            if inner.active().size > 0 && expired(inner.active()) {
+                self.roll(&mut inner, now_ms)?;
+            }
+            let mut total: u64 = inner.segments.values().map(|s| s.size).sum();
+            let mut removed = Vec::new();
+            while inner.segments.len() > 1 {
+                let first = inner.segments.values().next().expect("non-empty");
+                let by_bytes = retention_bytes >= 0
+                    && total.saturating_sub(first.size) >= retention_bytes as u64;
+                if !(expired(first) || by_bytes) {
+                    break;
+                }
+                let (base, seg) = inner.segments.pop_first().expect("non-empty");
+                total -= seg.size;
+                removed.push((base, seg.size));
+            }
+            let first_base = *inner.segments.keys().next().expect("active remains");
+            inner.log_start = inner.log_start.max(first_base);
+            removed
+        };
+        let mut outcome = RetentionOutcome::default();
+        for (base, size) in removed {
+            Segment::delete_files(&self.dir, base)?;
+            outcome.deleted_segments += 1;
+            outcome.deleted_bytes += size;
+        }
+        if outcome.deleted_segments > 0 {
+            info!(
+                dir = %self.dir.display(),
+                deleted_segments = outcome.deleted_segments,
+                deleted_bytes = outcome.deleted_bytes,
+                log_start = self.log_start_offset().0,
+                "retention deleted segments"
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// fsyncs the active segment if `flush.ms` has passed since the oldest
+    /// unflushed append.
+    pub fn maybe_flush(&self, now_ms: i64) -> StorageResult<()> {
+        let mut inner = self.lock()?;
+        if inner.unflushed_records > 0
+            && now_ms - inner.oldest_unflushed_ms >= inner.config.flush_ms
+        {
+            inner.active().flush()?;
+            inner.unflushed_records = 0;
+        }
+        Ok(())
+    }
+
+    /// fsyncs the active segment.
+    pub fn flush(&self) -> StorageResult<()> {
+        let mut inner = self.lock()?;
+        inner.active().flush()?;
+        inner.unflushed_records = 0;
+        Ok(())
+    }
+
+    /// Flushes and seals the active segment for a clean shutdown. Appends
+    /// after this reopen nothing: the log must be opened again.
+    pub fn close(&self) -> StorageResult<()> {
+        let mut inner = self.lock()?;
+        inner.active_mut().seal()?;
+        inner.deleted = true;
+        Ok(())
+    }
+
+    /// Removes the log and its directory. Readers holding batches keep them.
+    pub fn delete(&self) -> StorageResult<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.deleted = true;
+        inner.segments.clear();
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("delete log directory", &self.dir)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::tests::make_batch;
+    use crate::batch::BatchHeader;
+
+    fn small_config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1000,
+            index_interval_bytes: 100,
+            segment_index_bytes: 4096,
+            ..LogConfig::default()
+        }
+    }
+
+    fn append_n(log: &Log, n: usize, ts0: i64) -> Vec<AppendInfo> {
+        (0..n)
+            .map(|i| {
+                let mut b = make_batch(2, ts0 + i as i64, 50);
+                log.append(&mut b, 0).unwrap()
+            })
+            .collect()
+    }
+
+    fn offsets_in(records: &Bytes) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < records.len() {
+            let h = BatchHeader::parse(&records[pos..]).unwrap();
+            out.push(h.base_offset);
+            pos += h.total_len();
+        }
+        out
+    }
+
+    #[test]
+    fn append_assigns_offsets_and_reads_back_across_rolls() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        let infos = append_n(&log, 30, 1000);
+        assert_eq!(infos[0].base_offset, Offset(0));
+        assert_eq!(infos[29].last_offset, Offset(59));
+        assert_eq!(log.log_end_offset(), Offset(60));
+        assert!(log.segment_count() > 3, "segments roll at segment.bytes");
+        let all = log.read(Offset(0), 1 << 20, true).unwrap();
+        assert_eq!(
+            offsets_in(&all.records),
+            (0..60).step_by(2).collect::<Vec<_>>()
+        );
+        // A read from the middle of a batch starts with that batch.
+        let mid = log.read(Offset(41), 1 << 20, true).unwrap();
+        assert_eq!(offsets_in(&mid.records)[0], 40);
+        // max_bytes smaller than one batch still returns one batch.
+        let one = log.read(Offset(10), 1, true).unwrap();
+        assert_eq!(offsets_in(&one.records), vec![10]);
+        assert!(log.read(Offset(10), 1, false).unwrap().records.is_empty());
+        assert!(log.read(Offset(60), 100, true).unwrap().records.is_empty());
+        assert!(matches!(
+            log.read(Offset(61), 100, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_corrupt_and_oversized_batches_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        let mut good = make_batch(1, 1, 10);
+        let mut bad = make_batch(1, 1, 10);
+        bad[65] ^= 0xff;
+        good.extend_from_slice(&bad);
+        assert!(matches!(
+            log.append(&mut good, 0),
+            Err(StorageError::CorruptBatch { .. })
+        ));
+        assert_eq!(log.log_end_offset(), Offset(0));
+        let mut big = make_batch(1, 1, 2000);
+        log.set_config(LogConfig {
+            max_message_bytes: 1000,
+            ..small_config()
+        });
+        assert!(matches!(
+            log.append(&mut big, 0),
+            Err(StorageError::BatchTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn reopens_after_clean_close_and_keeps_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+            append_n(&log, 12, 1000);
+            log.close().unwrap();
+        }
+        let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        assert_eq!(log.log_end_offset(), Offset(24));
+        append_n(&log, 1, 5000);
+        assert_eq!(
+            offsets_in(&log.read(Offset(0), 1 << 20, true).unwrap().records).len(),
+            13
+        );
+    }
+
+    #[test]
+    fn recovery_truncates_a_torn_tail_and_rebuilds_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let active_path;
+        {
+            let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+            append_n(&log, 14, 1000);
+            let inner = log.inner.lock().unwrap();
+            active_path = inner.active().log_path.to_path_buf();
+            // Dropped without close: an unclean shutdown.
+        }
+        // A torn write: half a batch at the end of the active segment.
+        let len = fs::metadata(&active_path).unwrap().len();
+        let torn = make_batch(2, 9999, 50);
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&active_path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &torn[..40]).unwrap();
+        drop(f);
+        // And a corrupted index of a sealed segment.
+        fs::write(
+            dir.path()
+                .join(crate::segment_file_name(Offset(0), "index")),
+            [0xffu8; 24],
+        )
+        .unwrap();
+
+        let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+        assert_eq!(fs::metadata(&active_path).unwrap().len(), len);
+        assert_eq!(log.log_end_offset(), Offset(28));
+        let all = log.read(Offset(0), 1 << 20, true).unwrap();
+        assert_eq!(offsets_in(&all.records).len(), 14);
+        let mut next = make_batch(1, 1, 5);
+        assert_eq!(log.append(&mut next, 0).unwrap().base_offset, Offset(28));
+    }
+
+    #[test]
+    fn recovery_cuts_at_a_flipped_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path;
+        {
+            let log = Log::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+            append_n(&log, 5, 1000);
+            path = log.inner.lock().unwrap().active().log_path.to_path_buf();
+        }
+        let mut bytes = fs::read(&path).unwrap();
+        let batch_len = bytes.len() / 5;
+        bytes[3 * batch_len + 70] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        let log = Log::open(dir.path(), LogConfig::default(), false, 0).unwrap();
+        assert_eq!(log.log_end_offset(), Offset(6));
+    }
+
+    #[test]
+    fn timestamp_lookup_and_max_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        append_n(&log, 30, 1000);
+        let b = log.batch_for_timestamp(1017).unwrap().unwrap();
+        assert_eq!(BatchHeader::parse(&b).unwrap().base_offset, 34);
+        let b = log.batch_for_timestamp(0).unwrap().unwrap();
+        assert_eq!(BatchHeader::parse(&b).unwrap().base_offset, 0);
+        assert!(log.batch_for_timestamp(5000).unwrap().is_none());
+        let m = log.batch_with_max_timestamp().unwrap().unwrap();
+        assert_eq!(BatchHeader::parse(&m).unwrap().base_offset, 58);
+    }
+
+    #[test]
+    fn log_append_time_is_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir.path(), config, true, 0).unwrap();
+        let mut b = make_batch(1, 5, 5);
+        let info = log.append(&mut b, 777).unwrap();
+        assert_eq!(info.log_append_time_ms, 777);
+        let r = log.read(Offset(0), 1000, true).unwrap();
+        let h = batch::validate(&r.records).unwrap();
+        assert_eq!(h.max_timestamp, 777);
+    }
+
+    #[test]
+    fn retention_by_bytes_and_time_deletes_old_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        append_n(&log, 30, 1000);
+        let before = log.segment_count();
+        log.set_config(LogConfig {
+            retention_bytes: 1500,
+            ..small_config()
+        });
+        let out = log.enforce_retention(2000).unwrap();
+        assert!(out.deleted_segments > 0 && log.segment_count() < before);
+        assert!(log.size_bytes() <= 1500 + 1000);
+        assert!(log.log_start_offset() > Offset(0));
+        assert!(matches!(
+            log.read(Offset(0), 10, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        log.set_config(LogConfig {
+            retention_ms: 10,
+            ..small_config()
+        });
+        log.enforce_retention(100_000).unwrap();
+        assert_eq!(log.log_start_offset(), Offset(60));
+        assert_eq!(log.log_end_offset(), Offset(60));
+        assert_eq!(log.segment_count(), 1);
+    }
+}

@@ -1,0 +1,374 @@
+//! One segment: a `.log` file of batches plus its two indexes.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::batch::BatchHeader;
+use crate::error::{StorageError, StorageResult};
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::scan::{Scanner, Step};
+use crate::{segment_file_name, LogConfig, Offset};
+
+/// Chunk size for sequential scans of a segment.
+pub(crate) const SCAN_CHUNK: usize = 256 * 1024;
+
+/// How much to trust a segment's files when opening it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    /// The broker shut down cleanly: indexes are trimmed and complete.
+    Clean,
+    /// Unclean shutdown, sealed segment: its log was fsynced when it was
+    /// rolled, but its indexes are checked and rebuilt if they look wrong.
+    CheckIndexes,
+    /// Unclean shutdown, the segment that was active: every batch is
+    /// validated with its CRC, a torn or corrupt tail is truncated and the
+    /// indexes are rebuilt.
+    Recover,
+}
+
+/// What opening a segment had to repair, for the log.
+#[derive(Debug, Default)]
+pub(crate) struct Repair {
+    pub truncated_bytes: u64,
+    pub rebuilt_indexes: bool,
+}
+
+/// A segment owned by a [`crate::Log`]; every access goes through the log's
+/// mutex, except reads of `file`, which is shared through an `Arc`.
+pub(crate) struct Segment {
+    pub base: Offset,
+    pub log_path: Arc<Path>,
+    pub file: Arc<File>,
+    /// Bytes of complete batches in the file.
+    pub size: u64,
+    /// Offset after the last record in the segment (its base when empty).
+    pub next_offset: Offset,
+    /// Largest batch max timestamp, -1 when there is none.
+    pub max_timestamp: i64,
+    /// Base offset of the batch carrying `max_timestamp`.
+    pub offset_of_max_timestamp: Offset,
+    /// Wall-clock time the segment was created or opened, for `segment.ms`.
+    pub created_ms: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index: u64,
+    index_interval: u64,
+    sealed: bool,
+}
+
+fn paths(dir: &Path, base: Offset) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join(segment_file_name(base, "log")),
+        dir.join(segment_file_name(base, "index")),
+        dir.join(segment_file_name(base, "timeindex")),
+    )
+}
+
+impl Segment {
+    /// Creates a new, empty, active segment.
+    pub fn create(
+        dir: &Path,
+        base: Offset,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> StorageResult<Segment> {
+        let (log, index, time) = paths(dir, base);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log)
+            .map_err(StorageError::io("create segment", &log))?;
+        let mut offset_index = OffsetIndex::open(&index, base, false)?;
+        let mut time_index = TimeIndex::open(&time, base, false)?;
+        offset_index.grow_to(config.segment_index_bytes)?;
+        time_index.grow_to(config.segment_index_bytes)?;
+        Ok(Segment {
+            base,
+            log_path: log.into(),
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base,
+            created_ms: now_ms,
+            offset_index,
+            time_index,
+            bytes_since_index: 0,
+            index_interval: config.index_interval_bytes as u64,
+            sealed: false,
+        })
+    }
+
+    /// Opens an existing segment, repairing what `mode` asks to check. The
+    /// segment comes back sealed; call [`Segment::activate`] on the last one.
+    pub fn open(
+        dir: &Path,
+        base: Offset,
+        config: &LogConfig,
+        mode: OpenMode,
+        now_ms: i64,
+    ) -> StorageResult<(Segment, Repair)> {
+        let (log, index, time) = paths(dir, base);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log)
+            .map_err(StorageError::io("open segment", &log))?;
+        let size = file
+            .metadata()
+            .map_err(StorageError::io("stat segment", &log))?
+            .len();
+        let indexes_existed = index.exists() && time.exists();
+        let trust = mode == OpenMode::Clean && indexes_existed;
+        let offset_index = OffsetIndex::open(&index, base, mode != OpenMode::Recover)?;
+        let time_index = TimeIndex::open(&time, base, mode != OpenMode::Recover)?;
+        let mut seg = Segment {
+            base,
+            log_path: log.into(),
+            file: Arc::new(file),
+            size,
+            next_offset: base,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base,
+            created_ms: now_ms,
+            offset_index,
+            time_index,
+            bytes_since_index: 0,
+            index_interval: config.index_interval_bytes as u64,
+            sealed: false,
+        };
+        let mut repair = Repair::default();
+        let rebuild = match mode {
+            OpenMode::Recover => true,
+            OpenMode::CheckIndexes if !indexes_existed || !seg.offset_index.is_sane(size) => true,
+            _ if !trust && !indexes_existed => true,
+            _ => false,
+        };
+        if rebuild {
+            seg.offset_index.clear();
+            seg.time_index.clear();
+            seg.offset_index.grow_to(config.segment_index_bytes)?;
+            seg.time_index.grow_to(config.segment_index_bytes)?;
+            repair.rebuilt_indexes = mode != OpenMode::Recover || size > 0;
+            repair.truncated_bytes =
+                seg.scan_and_index(0, base, mode == OpenMode::Recover, true)?;
+        } else {
+            // The indexes are good: resume from the last indexed batch to
+            // learn the segment's end and latest timestamp.
+            if let Some((ts, off)) = seg.time_index.last() {
+                seg.max_timestamp = ts;
+                seg.offset_of_max_timestamp = off;
+            }
+            let (from_offset, from_pos) = seg.offset_index.last().unwrap_or((base, 0));
+            repair.truncated_bytes =
+                seg.scan_and_index(from_pos as u64, from_offset, false, false)?;
+            if mode == OpenMode::CheckIndexes && !seg.time_index.is_sane(seg.next_offset) {
+                seg.time_index.clear();
+                seg.offset_index.clear();
+                seg.offset_index.grow_to(config.segment_index_bytes)?;
+                seg.time_index.grow_to(config.segment_index_bytes)?;
+                repair.rebuilt_indexes = true;
+                seg.scan_and_index(0, base, false, true)?;
+            }
+        }
+        seg.seal()?;
+        Ok((seg, repair))
+    }
+
+    /// Walks the batches from `position`, learning the end offset and the
+    /// largest timestamp, adding index entries when `index` is set and
+    /// checking CRCs when `check_crc` is. Whatever follows the first bad
+    /// batch is cut off; returns how many bytes that was.
+    fn scan_and_index(
+        &mut self,
+        position: u64,
+        first_offset: Offset,
+        check_crc: bool,
+        index: bool,
+    ) -> StorageResult<u64> {
+        let file = Arc::clone(&self.file);
+        let path = Arc::clone(&self.log_path);
+        let mut scanner = Scanner::new(&file, &path, position, self.size, SCAN_CHUNK);
+        self.next_offset = self.next_offset.max(first_offset);
+        loop {
+            match scanner.peek(check_crc)? {
+                Step::End => return Ok(0),
+                Step::Batch { position, header } => {
+                    if header.base_offset < self.next_offset.0 && position > 0 && index {
+                        let reason = format!(
+                            "base offset {} goes backwards from {}",
+                            header.base_offset, self.next_offset
+                        );
+                        return self.truncate_tail(position, &reason);
+                    }
+                    if index {
+                        self.index_batch(&header, position);
+                    } else {
+                        self.note_timestamp(&header);
+                    }
+                    self.next_offset = Offset(header.last_offset() + 1);
+                    scanner.advance(&header);
+                }
+                Step::Corrupt { position, reason } => return self.truncate_tail(position, &reason),
+            }
+        }
+    }
+
+    fn truncate_tail(&mut self, position: u64, reason: &str) -> StorageResult<u64> {
+        let dropped = self.size - position;
+        warn!(
+            segment = %self.log_path.display(),
+            position,
+            dropped_bytes = dropped,
+            reason,
+            "truncating a torn or corrupt segment tail"
+        );
+        self.file
+            .set_len(position)
+            .map_err(StorageError::io("truncate segment", &*self.log_path))?;
+        self.file
+            .sync_all()
+            .map_err(StorageError::io("fsync segment", &*self.log_path))?;
+        self.size = position;
+        Ok(dropped)
+    }
+
+    fn note_timestamp(&mut self, header: &BatchHeader) {
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = Offset(header.base_offset);
+        }
+    }
+
+    /// Updates the indexes for a batch that starts at `position`. The log
+    /// rolls before an index fills up, so appends to them always fit.
+    fn index_batch(&mut self, header: &BatchHeader, position: u64) {
+        self.note_timestamp(header);
+        if self.bytes_since_index >= self.index_interval {
+            self.offset_index
+                .append(Offset(header.base_offset), position as u32);
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.total_len() as u64;
+    }
+
+    /// Makes a sealed segment the active one again: indexes preallocated.
+    pub fn activate(&mut self, config: &LogConfig) -> StorageResult<()> {
+        self.offset_index.grow_to(config.segment_index_bytes)?;
+        self.time_index.grow_to(config.segment_index_bytes)?;
+        self.index_interval = config.index_interval_bytes as u64;
+        self.sealed = false;
+        Ok(())
+    }
+
+    /// Whether `bytes` more would break a limit of the segment format or of
+    /// `config`, so the log must roll first.
+    pub fn must_roll(
+        &self,
+        bytes: usize,
+        last_offset: Offset,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> bool {
+        if self.size == 0 {
+            return false;
+        }
+        self.size + bytes as u64 > config.segment_bytes
+            || self.size + bytes as u64 > u32::MAX as u64
+            || now_ms - self.created_ms >= config.segment_ms
+            || last_offset.0 - self.base.0 > u32::MAX as i64
+            || self.offset_index.is_full()
+            // A seal appends one last time index entry: keep room for it.
+            || self.time_index.room() < 2
+    }
+
+    /// Appends already validated batches, `data` holding them back to back,
+    /// `headers` their parsed headers (with final offsets) and positions
+    /// relative to `data`.
+    pub fn append(&mut self, data: &[u8], headers: &[(usize, BatchHeader)]) -> StorageResult<()> {
+        self.file
+            .write_all_at(data, self.size)
+            .map_err(StorageError::io("append to segment", &*self.log_path))?;
+        for (rel, header) in headers {
+            self.index_batch(header, self.size + *rel as u64);
+        }
+        self.size += data.len() as u64;
+        if let Some((_, h)) = headers.last() {
+            self.next_offset = Offset(h.last_offset() + 1);
+        }
+        Ok(())
+    }
+
+    /// Where to start reading for `target`: the position of the last
+    /// indexed batch at or before it.
+    pub fn lookup(&self, target: Offset) -> u64 {
+        self.offset_index.lookup(target).1 as u64
+    }
+
+    /// Where to start scanning for the first record with timestamp `>= ts`.
+    pub fn lookup_timestamp(&self, ts: i64) -> u64 {
+        let offset = self.time_index.lookup(ts);
+        self.lookup(offset)
+    }
+
+    /// fsyncs the log file. Index files are not synced here: after an
+    /// unclean shutdown the active segment's indexes are rebuilt anyway.
+    pub fn flush(&self) -> StorageResult<()> {
+        self.file
+            .sync_data()
+            .map_err(StorageError::io("fsync segment", &*self.log_path))
+    }
+
+    /// Makes the segment read-only: log fsynced, a last time index entry for
+    /// its largest timestamp, indexes trimmed and synced.
+    pub fn seal(&mut self) -> StorageResult<()> {
+        if self.sealed {
+            return Ok(());
+        }
+        self.flush()?;
+        if self.max_timestamp >= 0 {
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+        }
+        self.offset_index.seal()?;
+        self.time_index.seal()?;
+        self.sealed = true;
+        Ok(())
+    }
+
+    /// Time of the newest record, or the file's modification time when the
+    /// segment has no timestamps: what `retention.ms` measures.
+    pub fn last_modified_ms(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            return self.max_timestamp;
+        }
+        self.file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    /// Removes the segment's three files.
+    pub fn delete_files(dir: &Path, base: Offset) -> StorageResult<()> {
+        let (log, index, time) = paths(dir, base);
+        for p in [log, index, time] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("delete segment file", p)(e)),
+            }
+        }
+        Ok(())
+    }
+}
