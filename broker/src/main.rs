@@ -1,1 +1,169 @@
-fn main() {}
+//! `strata`: a Kafka-compatible log broker with tiered storage.
+
+mod broker;
+mod config;
+mod error;
+mod handlers;
+mod meta;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+
+/// A Kafka-compatible log broker. Kafka clients connect unchanged.
+#[derive(Parser, Debug)]
+#[command(name = "strata", version)]
+struct Cli {
+    /// Address to listen on for Kafka clients (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9092", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Host and port clients are told to connect to (default: the listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertised_listener: Option<String>,
+    /// Directory for partitions and metadata.
+    #[arg(long, default_value = "./data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// A Kafka-style properties file of broker configs.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A broker config under Kafka's name, e.g. --set num.partitions=3 (repeatable; wins over --config).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn build_config(cli: &Cli) -> anyhow::Result<BrokerConfig> {
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &cli.config {
+        config.load_properties(path)?;
+    }
+    for kv in &cli.set {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {kv:?}: expected KEY=VALUE"))?;
+        config.set(k, v).with_context(|| format!("--set {kv}"))?;
+    }
+    Ok(config)
+}
+
+fn advertised(cli: &Cli, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
+    if let Some(al) = &cli.advertised_listener {
+        let (host, port) = al
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow!("--advertised-listener {al:?}: expected HOST:PORT"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| anyhow!("--advertised-listener {al:?}: bad port"))?;
+        if host.is_empty() {
+            bail!("--advertised-listener {al:?}: empty host");
+        }
+        return Ok((
+            host.trim_matches(|c| c == '[' || c == ']').to_string(),
+            port as i32,
+        ));
+    }
+    let host = if bound.ip().is_unspecified() {
+        warn!("listening on all interfaces: advertising localhost; set --advertised-listener for remote clients");
+        "localhost".to_string()
+    } else {
+        bound.ip().to_string()
+    };
+    Ok((host, bound.port() as i32))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = build_config(&cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli, config))
+}
+
+async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    let bound = listener.local_addr()?;
+    let (host, port) = advertised(&cli, bound)?;
+
+    let data_dir = cli.data_dir.clone();
+    let remote = strata_tiering::RemoteStore::local(&data_dir.join("remote"))?;
+    info!(url = %remote.url, "remote storage");
+    let broker = {
+        let (host, data_dir) = (host.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || Broker::open(config, &data_dir, host, port)).await??
+    };
+    let broker = Arc::new(broker);
+    info!(data_dir = %data_dir.display(), node_id = broker.node_id, "broker ready");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    spawn_periodic(
+        &broker,
+        "log.retention.check.interval.ms",
+        stop_rx.clone(),
+        Broker::enforce_retention,
+    );
+    spawn_periodic(
+        &broker,
+        "log.flush.scheduler.interval.ms",
+        stop_rx.clone(),
+        Broker::flush_due,
+    );
+
+    server::announce(bound, (&host, port));
+    let server = tokio::spawn(server::serve(Arc::clone(&broker), listener, stop_rx));
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => info!(signal = "SIGTERM", "shutting down"),
+        _ = int.recv() => info!(signal = "SIGINT", "shutting down"),
+    }
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    let b = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || b.shutdown()).await??;
+    Ok(())
+}
+
+/// Runs `job` on a blocking thread every `interval_key` milliseconds.
+fn spawn_periodic(
+    broker: &Arc<Broker>,
+    interval_key: &str,
+    mut stop: watch::Receiver<bool>,
+    job: fn(&Broker),
+) {
+    let period = Duration::from_millis(broker.config.i64(interval_key).max(1) as u64);
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let b = Arc::clone(&broker);
+            let _ = tokio::task::spawn_blocking(move || job(&b)).await;
+        }
+    });
+}

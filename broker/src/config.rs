@@ -1,0 +1,382 @@
+//! Broker and topic configuration under Kafka's own names.
+//!
+//! Every key Strata accepts is in [`DEFS`] with its type, default and, for
+//! broker keys that set a topic default, the topic-level name. Values are
+//! kept as the strings the user gave and parsed when used, so that
+//! DescribeConfigs shows exactly what was set.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use strata_storage::{LogConfig, TimestampType};
+
+/// The type of a config value, as DescribeConfigs reports it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int,
+    Long,
+    /// One of the listed strings.
+    Choice(&'static [&'static str]),
+}
+
+impl Kind {
+    /// Kafka's `ConfigType` code for DescribeConfigs v3+.
+    pub fn type_code(self) -> i8 {
+        match self {
+            Kind::Bool => 1,
+            Kind::Choice(_) => 2,
+            Kind::Int => 3,
+            Kind::Long => 5,
+        }
+    }
+}
+
+/// Whether a key configures the broker or a topic.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Broker,
+    Topic,
+}
+
+/// One accepted config key.
+#[derive(Debug)]
+pub struct Def {
+    pub name: &'static str,
+    pub scope: Scope,
+    pub kind: Kind,
+    pub default: &'static str,
+    /// Smallest accepted number (for Int and Long).
+    pub min: i64,
+    /// For a topic key, the broker key that sets its default.
+    pub broker_synonym: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+const I64_MAX: &str = "9223372036854775807";
+
+macro_rules! def {
+    ($name:expr, $scope:ident, $kind:expr, $default:expr, $min:expr, $syn:expr, $doc:expr) => {
+        Def {
+            name: $name,
+            scope: Scope::$scope,
+            kind: $kind,
+            default: $default,
+            min: $min,
+            broker_synonym: $syn,
+            doc: $doc,
+        }
+    };
+}
+
+/// Every config key Strata accepts, with Kafka's defaults.
+pub static DEFS: &[Def] = &[
+    def!("node.id", Broker, Kind::Int, "0", 0, None, "The id of this broker in metadata responses."),
+    def!("num.partitions", Broker, Kind::Int, "1", 1, None, "Partitions of an automatically created topic, or of one created with -1."),
+    def!("default.replication.factor", Broker, Kind::Int, "1", 1, None, "Replication factor of automatically created topics (1: single node)."),
+    def!("auto.create.topics.enable", Broker, Kind::Bool, "true", 0, None, "Create unknown topics named in Metadata requests."),
+    def!("delete.topic.enable", Broker, Kind::Bool, "true", 0, None, "Allow DeleteTopics."),
+    def!("message.max.bytes", Broker, Kind::Int, "1048588", 0, None, "Largest record batch accepted (topic default for max.message.bytes)."),
+    def!("socket.request.max.bytes", Broker, Kind::Int, "104857600", 1, None, "Largest request frame accepted; larger frames close the connection."),
+    def!("log.segment.bytes", Broker, Kind::Int, "1073741824", 14, None, "Default segment.bytes."),
+    def!("log.roll.ms", Broker, Kind::Long, "604800000", 1, None, "Default segment.ms."),
+    def!("log.roll.hours", Broker, Kind::Int, "168", 1, None, "Default segment.ms in hours, used when log.roll.ms is not set."),
+    def!("log.retention.ms", Broker, Kind::Long, "604800000", -1, None, "Default retention.ms; -1 keeps data forever."),
+    def!("log.retention.minutes", Broker, Kind::Int, "10080", -1, None, "Default retention.ms in minutes, used when log.retention.ms is not set."),
+    def!("log.retention.hours", Broker, Kind::Int, "168", -1, None, "Default retention.ms in hours, used when neither log.retention.ms nor log.retention.minutes is set."),
+    def!("log.retention.bytes", Broker, Kind::Long, "-1", -1, None, "Default retention.bytes; -1 is unlimited."),
+    def!("log.retention.check.interval.ms", Broker, Kind::Long, "300000", 1, None, "How often retention runs."),
+    def!("log.flush.interval.messages", Broker, Kind::Long, I64_MAX, 1, None, "Default flush.messages."),
+    def!("log.flush.interval.ms", Broker, Kind::Long, I64_MAX, 0, None, "Default flush.ms."),
+    def!("log.flush.scheduler.interval.ms", Broker, Kind::Long, "1000", 1, None, "How often logs are checked against flush.ms."),
+    def!("log.index.interval.bytes", Broker, Kind::Int, "4096", 0, None, "Default index.interval.bytes."),
+    def!("log.index.size.max.bytes", Broker, Kind::Int, "10485760", 4, None, "Default segment.index.bytes."),
+    def!("log.message.timestamp.type", Broker, Kind::Choice(&["CreateTime", "LogAppendTime"]), "CreateTime", 0, None, "Default message.timestamp.type."),
+    def!("log.cleanup.policy", Broker, Kind::Choice(&["delete"]), "delete", 0, None, "Default cleanup.policy (compaction is not supported yet)."),
+    def!("segment.bytes", Topic, Kind::Int, "1073741824", 14, Some("log.segment.bytes"), "Roll a segment before it grows past this size."),
+    def!("segment.ms", Topic, Kind::Long, "604800000", 1, Some("log.roll.ms"), "Roll a non-empty segment this old."),
+    def!("retention.ms", Topic, Kind::Long, "604800000", -1, Some("log.retention.ms"), "Delete segments whose newest record is older; -1 keeps forever."),
+    def!("retention.bytes", Topic, Kind::Long, "-1", -1, Some("log.retention.bytes"), "Delete old segments while the partition is larger; -1 is unlimited."),
+    def!("max.message.bytes", Topic, Kind::Int, "1048588", 0, Some("message.max.bytes"), "Largest record batch accepted."),
+    def!("flush.messages", Topic, Kind::Long, I64_MAX, 1, Some("log.flush.interval.messages"), "fsync after this many records."),
+    def!("flush.ms", Topic, Kind::Long, I64_MAX, 0, Some("log.flush.interval.ms"), "fsync when the oldest unflushed record is this old."),
+    def!("index.interval.bytes", Topic, Kind::Int, "4096", 0, Some("log.index.interval.bytes"), "Bytes of log between two index entries."),
+    def!("segment.index.bytes", Topic, Kind::Int, "10485760", 4, Some("log.index.size.max.bytes"), "Preallocated size of an index file."),
+    def!("message.timestamp.type", Topic, Kind::Choice(&["CreateTime", "LogAppendTime"]), "CreateTime", 0, Some("log.message.timestamp.type"), "Keep the producer's timestamp or stamp the broker's."),
+    def!("cleanup.policy", Topic, Kind::Choice(&["delete"]), "delete", 0, Some("log.cleanup.policy"), "Only delete is supported."),
+];
+
+pub fn def(name: &str) -> Option<&'static Def> {
+    DEFS.iter().find(|d| d.name == name)
+}
+
+/// Why a config key or value was refused. The message names the key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown config key {0:?}")]
+    UnknownKey(String),
+    #[error("{key} is a topic config; set the broker default {synonym} instead")]
+    TopicKeyOnBroker { key: String, synonym: &'static str },
+    #[error("unknown topic config {0:?}")]
+    UnknownTopicKey(String),
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{file}:{line}: expected KEY=VALUE")]
+    BadLine { file: String, line: usize },
+    #[error("cannot read {file}: {reason}")]
+    Unreadable { file: String, reason: String },
+}
+
+/// Checks `value` against the definition's type and bounds.
+pub fn validate(def: &Def, value: &str) -> Result<(), ConfigError> {
+    let bad = |reason: String| ConfigError::BadValue {
+        key: def.name.into(),
+        value: value.into(),
+        reason,
+    };
+    match def.kind {
+        Kind::Bool => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(bad("expected true or false".into())),
+        },
+        Kind::Int | Kind::Long => {
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("expected an integer".into()))?;
+            if def.kind == Kind::Int && i32::try_from(n).is_err() {
+                return Err(bad("out of range for an int".into()));
+            }
+            if n < def.min {
+                return Err(bad(format!("must be at least {}", def.min)));
+            }
+            Ok(())
+        }
+        Kind::Choice(options) => {
+            if options.contains(&value) {
+                Ok(())
+            } else {
+                Err(bad(format!("expected one of {}", options.join(", "))))
+            }
+        }
+    }
+}
+
+/// The broker's configuration: the keys set explicitly (config file, then
+/// `--set`), everything else at its default. Immutable once built; shared
+/// by reference.
+#[derive(Clone, Debug, Default)]
+pub struct BrokerConfig {
+    explicit: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Sets a broker key, refusing unknown keys, topic keys and bad values.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let key = key.trim();
+        let value = value.trim();
+        let d = def(key).ok_or_else(|| ConfigError::UnknownKey(key.into()))?;
+        if d.scope == Scope::Topic {
+            return Err(ConfigError::TopicKeyOnBroker {
+                key: key.into(),
+                synonym: d.broker_synonym.unwrap_or(""),
+            });
+        }
+        validate(d, value)?;
+        self.explicit.insert(key.into(), value.into());
+        Ok(())
+    }
+
+    /// Reads a Kafka-style properties file: `key=value` lines, `#` and `!`
+    /// comments, blank lines.
+    pub fn load_properties(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .or_else(|| line.split_once(':'))
+                .ok_or(ConfigError::BadLine {
+                    file: file.clone(),
+                    line: i + 1,
+                })?;
+            self.set(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// The explicit value of a broker key, if it was set.
+    pub fn explicit(&self, key: &str) -> Option<&str> {
+        self.explicit.get(key).map(String::as_str)
+    }
+
+    /// The value in force for a broker key: explicit or default. Keys with
+    /// coarser fallbacks (`log.retention.hours`, `log.roll.hours`) are folded
+    /// into their millisecond key here, as Kafka does.
+    pub fn value(&self, key: &str) -> String {
+        if let Some(v) = self.explicit(key) {
+            return v.to_string();
+        }
+        let from = |k: &str, factor: i64| -> Option<String> {
+            self.explicit(k).map(|v| {
+                let n: i64 = v.parse().expect("validated");
+                if n < 0 {
+                    "-1".to_string()
+                } else {
+                    (n * factor).to_string()
+                }
+            })
+        };
+        match key {
+            "log.retention.ms" => from("log.retention.minutes", 60_000)
+                .or_else(|| from("log.retention.hours", 3_600_000))
+                .unwrap_or_else(|| def(key).expect("known").default.to_string()),
+            "log.roll.ms" => from("log.roll.hours", 3_600_000)
+                .unwrap_or_else(|| def(key).expect("known").default.to_string()),
+            _ => def(key).map(|d| d.default.to_string()).unwrap_or_default(),
+        }
+    }
+
+    pub fn i64(&self, key: &str) -> i64 {
+        self.value(key).parse().expect("validated integer config")
+    }
+
+    pub fn bool(&self, key: &str) -> bool {
+        self.value(key) == "true"
+    }
+
+    /// Checks a set of topic overrides as CreateTopics receives them.
+    pub fn validate_topic_configs(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        for (k, v) in overrides {
+            let d = def(k)
+                .filter(|d| d.scope == Scope::Topic)
+                .ok_or_else(|| ConfigError::UnknownTopicKey(k.clone()))?;
+            validate(d, v)?;
+        }
+        Ok(())
+    }
+
+    /// The value of a topic key for a topic with these overrides, and where
+    /// it comes from.
+    pub fn topic_value(&self, key: &str, overrides: &BTreeMap<String, String>) -> (String, Source) {
+        if let Some(v) = overrides.get(key) {
+            return (v.clone(), Source::Topic);
+        }
+        let d = def(key).expect("known topic key");
+        let synonym = d.broker_synonym.expect("topic keys have a broker synonym");
+        let source = if self.explicit(synonym).is_some()
+            || self.value(synonym) != def(synonym).expect("known").default
+        {
+            Source::StaticBroker
+        } else {
+            Source::Default
+        };
+        (self.value(synonym), source)
+    }
+
+    /// The local log settings for a topic with these overrides.
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let n = |k: &str| -> i64 {
+            self.topic_value(k, overrides)
+                .0
+                .parse()
+                .expect("validated integer config")
+        };
+        LogConfig {
+            segment_bytes: n("segment.bytes") as u64,
+            segment_ms: n("segment.ms"),
+            retention_ms: n("retention.ms"),
+            retention_bytes: n("retention.bytes"),
+            max_message_bytes: n("max.message.bytes") as usize,
+            index_interval_bytes: n("index.interval.bytes") as u32,
+            segment_index_bytes: n("segment.index.bytes") as u32,
+            flush_messages: n("flush.messages"),
+            flush_ms: n("flush.ms"),
+            timestamp_type: if self.topic_value("message.timestamp.type", overrides).0
+                == "LogAppendTime"
+            {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+        }
+    }
+}
+
+/// Where a config value comes from, with Kafka's DescribeConfigs codes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Topic,
+    StaticBroker,
+    Default,
+}
+
+impl Source {
+    pub fn code(self) -> i8 {
+        match self {
+            Source::Topic => 1,
+            Source::StaticBroker => 4,
+            Source::Default => 5,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values() {
+        let mut c = BrokerConfig::default();
+        assert_eq!(
+            c.set("no.such.key", "1"),
+            Err(ConfigError::UnknownKey("no.such.key".into()))
+        );
+        assert!(matches!(
+            c.set("num.partitions", "zero"),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            c.set("num.partitions", "0"),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            c.set("retention.ms", "5"),
+            Err(ConfigError::TopicKeyOnBroker { .. })
+        ));
+        c.set("num.partitions", "3").unwrap();
+        assert_eq!(c.i64("num.partitions"), 3);
+    }
+
+    #[test]
+    fn hours_fold_into_ms_and_topics_inherit() {
+        let mut c = BrokerConfig::default();
+        c.set("log.retention.hours", "1").unwrap();
+        assert_eq!(c.i64("log.retention.ms"), 3_600_000);
+        let none = BTreeMap::new();
+        assert_eq!(
+            c.topic_value("retention.ms", &none),
+            ("3600000".into(), Source::StaticBroker)
+        );
+        assert_eq!(c.topic_value("segment.bytes", &none).1, Source::Default);
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "5".to_string());
+        assert_eq!(c.log_config(&o).retention_ms, 5);
+        o.insert("retention.ms".to_string(), "x".to_string());
+        assert!(c.validate_topic_configs(&o).is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! Broker errors, and the one place where errors become Kafka error codes.
+
+use kafka_protocol::ResponseError;
+use strata_storage::StorageError;
+
+use crate::config::ConfigError;
+use crate::meta::MetaError;
+
+/// What an admin operation (create, delete, alter) can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("Topic '{0}' already exists.")]
+    TopicExists(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(#[from] ConfigError),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("Topic deletion is disabled (delete.topic.enable=false).")]
+    DeletionDisabled,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("metadata: {0}")]
+    Meta(#[from] MetaError),
+}
+
+impl AdminError {
+    pub fn code(&self) -> i16 {
+        match self {
+            AdminError::InvalidTopic(_) => ResponseError::InvalidTopicException.code(),
+            AdminError::TopicExists(_) => ResponseError::TopicAlreadyExists.code(),
+            AdminError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+            AdminError::InvalidReplicationFactor(_) => {
+                ResponseError::InvalidReplicationFactor.code()
+            }
+            AdminError::InvalidReplicaAssignment(_) => {
+                ResponseError::InvalidReplicaAssignment.code()
+            }
+            AdminError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+            AdminError::UnknownTopic => ResponseError::UnknownTopicOrPartition.code(),
+            AdminError::DeletionDisabled => ResponseError::TopicDeletionDisabled.code(),
+            AdminError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
+            AdminError::Storage(e) => storage_code(e),
+            AdminError::Meta(_) => ResponseError::KafkaStorageError.code(),
+        }
+    }
+}
+
+/// The Kafka error code for a storage error.
+pub fn storage_code(e: &StorageError) -> i16 {
+    match e {
+        StorageError::CorruptBatch { .. } => ResponseError::CorruptMessage.code(),
+        StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        StorageError::Deleted { .. } => ResponseError::UnknownTopicOrPartition.code(),
+        StorageError::Io { .. } => ResponseError::KafkaStorageError.code(),
+    }
+}

@@ -1,0 +1,139 @@
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::config::{def, Def, Scope, Source, DEFS};
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+
+/// DescribeConfigs for topics and for this broker, with sources and
+/// (v1+, when asked) synonyms, types (v3+) and documentation.
+pub fn handle(
+    broker: &Broker,
+    req: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let wanted = |d: &&Def| {
+                r.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| **k == *d.name))
+            };
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let entry = |d: &Def,
+                         value: String,
+                         source: Source,
+                         read_only: bool,
+                         synonyms: Vec<DescribeConfigsSynonym>| {
+                DescribeConfigsResourceResult::default()
+                    .with_name(str_bytes(d.name))
+                    .with_value(Some(str_bytes(value)))
+                    .with_read_only(read_only)
+                    .with_config_source(source.code())
+                    .with_synonyms(if req.include_synonyms {
+                        synonyms
+                    } else {
+                        Vec::new()
+                    })
+                    .with_config_type(if version >= 3 { d.kind.type_code() } else { 0 })
+                    .with_documentation(req.include_documentation.then(|| str_bytes(d.doc)))
+            };
+            match r.resource_type {
+                TOPIC => {
+                    let Some(topic) = broker.topic(&r.resource_name) else {
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(str_bytes(format!(
+                                "Topic {} does not exist",
+                                &*r.resource_name
+                            ))));
+                    };
+                    let configs = DEFS
+                        .iter()
+                        .filter(|d| d.scope == Scope::Topic)
+                        .filter(wanted)
+                        .map(|d| {
+                            let (value, source) = broker.config.topic_value(d.name, &topic.configs);
+                            let synonym =
+                                d.broker_synonym.expect("topic keys have a broker synonym");
+                            let mut synonyms = Vec::new();
+                            if let Some(v) = topic.configs.get(d.name) {
+                                synonyms.push(synonym_entry(d.name, v.clone(), Source::Topic));
+                            }
+                            if let Some(v) = broker.config.explicit(synonym) {
+                                synonyms.push(synonym_entry(
+                                    synonym,
+                                    v.to_string(),
+                                    Source::StaticBroker,
+                                ));
+                            }
+                            let default = def(synonym).expect("known").default.to_string();
+                            synonyms.push(synonym_entry(synonym, default, Source::Default));
+                            entry(d, value, source, false, synonyms)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                BROKER if *r.resource_name == *broker.node_id.to_string() => {
+                    let configs = DEFS
+                        .iter()
+                        .filter(|d| d.scope == Scope::Broker)
+                        .filter(wanted)
+                        .map(|d| {
+                            let (value, source) = match broker.config.explicit(d.name) {
+                                Some(v) => (v.to_string(), Source::StaticBroker),
+                                None => (broker.config.value(d.name), Source::Default),
+                            };
+                            let mut synonyms = Vec::new();
+                            if source == Source::StaticBroker {
+                                synonyms.push(synonym_entry(
+                                    d.name,
+                                    value.clone(),
+                                    Source::StaticBroker,
+                                ));
+                            }
+                            synonyms.push(synonym_entry(
+                                d.name,
+                                d.default.to_string(),
+                                Source::Default,
+                            ));
+                            entry(d, value, source, true, synonyms)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                // The cluster-wide default resource: no dynamic defaults yet.
+                BROKER if r.resource_name.is_empty() => result,
+                BROKER => result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "Unexpected broker id, expected {} or empty string, but received {}",
+                        broker.node_id, &*r.resource_name
+                    )))),
+                other => result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "Unsupported resource type {other}"
+                    )))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn synonym_entry(name: &str, value: String, source: Source) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(name.to_string()))
+        .with_value(Some(str_bytes(value)))
+        .with_source(source.code())
+}

@@ -1,0 +1,134 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
+use tracing::warn;
+use uuid::Uuid;
+
+use super::{blocking, str_bytes};
+use crate::broker::{validate_topic_name, Broker, Topic};
+
+/// Authorized operations are not computed (no ACLs yet): Kafka's "omitted".
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id);
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_topic_authorized_operations(OPERATIONS_OMITTED)
+        .with_partitions(
+            (0..topic.partitions.len() as i32)
+                .map(|p| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_leader_id(node)
+                        .with_leader_epoch(0)
+                        .with_replica_nodes(vec![node])
+                        .with_isr_nodes(vec![node])
+                })
+                .collect(),
+        )
+}
+
+fn error_entry(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code)
+        .with_name(name.map(|n| TopicName(str_bytes(n))))
+        .with_topic_id(id)
+        .with_topic_authorized_operations(OPERATIONS_OMITTED)
+}
+
+/// Metadata: this broker as the only node and leader of every partition.
+/// Unknown topics are created when both the request (v4+, always before)
+/// and `auto.create.topics.enable` allow it, as Kafka does.
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    let auto_create = (version < 4 || req.allow_auto_topic_creation)
+        && broker.config.bool("auto.create.topics.enable");
+    let mut topics = Vec::new();
+    if all {
+        topics.extend(broker.topics().iter().map(|t| topic_entry(broker, t)));
+    } else {
+        // Answer each distinct topic once, in request order.
+        let mut seen = BTreeMap::new();
+        for requested in req.topics.unwrap_or_default() {
+            let entry = match requested.name {
+                Some(name) => {
+                    let name = name.0.to_string();
+                    if seen.insert(name.clone(), ()).is_some() {
+                        continue;
+                    }
+                    lookup_or_create(broker, name, auto_create).await
+                }
+                None => match broker.topic_by_id(requested.topic_id) {
+                    Some(t) => topic_entry(broker, &t),
+                    None => error_entry(
+                        None,
+                        requested.topic_id,
+                        ResponseError::UnknownTopicId.code(),
+                    ),
+                },
+            };
+            topics.push(entry);
+        }
+    }
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(broker.node_id))
+            .with_host(str_bytes(broker.advertised_host.clone()))
+            .with_port(broker.advertised_port)])
+        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.node_id))
+        .with_cluster_authorized_operations(OPERATIONS_OMITTED)
+        .with_topics(topics)
+}
+
+async fn lookup_or_create(
+    broker: &Arc<Broker>,
+    name: String,
+    auto_create: bool,
+) -> MetadataResponseTopic {
+    if let Some(t) = broker.topic(&name) {
+        return topic_entry(broker, &t);
+    }
+    if validate_topic_name(&name).is_err() {
+        return error_entry(
+            Some(&name),
+            Uuid::nil(),
+            ResponseError::InvalidTopicException.code(),
+        );
+    }
+    if !auto_create {
+        return error_entry(
+            Some(&name),
+            Uuid::nil(),
+            ResponseError::UnknownTopicOrPartition.code(),
+        );
+    }
+    let b = Arc::clone(broker);
+    let n = name.clone();
+    match blocking(move || b.create_topic(&n, -1, -1, BTreeMap::new(), false)).await {
+        Ok(t) => topic_entry(broker, &t),
+        // Another request created it first.
+        Err(crate::error::AdminError::TopicExists(_)) => match broker.topic(&name) {
+            Some(t) => topic_entry(broker, &t),
+            None => error_entry(
+                Some(&name),
+                Uuid::nil(),
+                ResponseError::LeaderNotAvailable.code(),
+            ),
+        },
+        Err(e) => {
+            warn!(topic = %name, error = %e, "automatic topic creation failed");
+            error_entry(Some(&name), Uuid::nil(), e.code())
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! One module per Kafka API. Handlers take the decoded request and return
+//! the response body; the server does framing and versions.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use kafka_protocol::protocol::StrBytes;
+
+/// Runs blocking file work on tokio's blocking pool, off the executor's
+/// threads. A panic in `f` is a bug; it is re-raised in the calling task,
+/// which ends that connection only.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

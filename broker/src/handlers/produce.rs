@@ -1,0 +1,101 @@
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+use strata_storage::StorageError;
+use tracing::{debug, warn};
+
+use super::{blocking, str_bytes};
+use crate::broker::{now_ms, Broker};
+use crate::error::storage_code;
+
+/// Produce: validates and appends each partition's batches. The append is
+/// in the page cache before the response is sent, which is what acks=1 and
+/// acks=-1 promise on a single node; see ARCHITECTURE.md for fsync.
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let b = Arc::clone(broker);
+    let responses = blocking(move || append_all(&b, req)).await;
+    broker.appended.notify_waiters();
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(str_bytes))
+}
+
+fn append_all(broker: &Broker, req: ProduceRequest) -> Vec<TopicProduceResponse> {
+    let bad_acks = !matches!(req.acks, -1..=1);
+    let mut out = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = broker.topic(&topic_data.name.0);
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for pd in topic_data.partition_data {
+            if bad_acks {
+                partitions.push(partition_error(
+                    pd.index,
+                    ResponseError::InvalidRequiredAcks.code(),
+                    None,
+                ));
+                continue;
+            }
+            let Some(log) = topic.as_ref().and_then(|t| t.partition(pd.index)) else {
+                partitions.push(partition_error(
+                    pd.index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    None,
+                ));
+                continue;
+            };
+            let Some(records) = pd.records else {
+                partitions.push(partition_error(
+                    pd.index,
+                    ResponseError::CorruptMessage.code(),
+                    Some("no records".into()),
+                ));
+                continue;
+            };
+            // Offsets are assigned by rewriting the batch headers in place,
+            // which needs a private copy of the request's bytes.
+            let mut data = BytesMut::from(records);
+            match log.append(&mut data, now_ms()) {
+                Ok(info) => partitions.push(
+                    PartitionProduceResponse::default()
+                        .with_index(pd.index)
+                        .with_base_offset(info.base_offset.0)
+                        .with_log_append_time_ms(info.log_append_time_ms)
+                        .with_log_start_offset(info.log_start_offset.0),
+                ),
+                Err(e) => {
+                    match &e {
+                        StorageError::Io { .. } => {
+                            warn!(topic = %topic_data.name.0, partition = pd.index, error = %e, "append failed")
+                        }
+                        _ => {
+                            debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "append refused")
+                        }
+                    }
+                    partitions.push(partition_error(
+                        pd.index,
+                        storage_code(&e),
+                        Some(e.to_string()),
+                    ));
+                }
+            }
+        }
+        out.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! Durable cluster and topic metadata: `DATA_DIR/meta/topics.json` and
+//! `DATA_DIR/meta/cluster.json`, replaced atomically (write a temporary
+//! file, fsync, rename, fsync the directory). See FORMAT.md.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid metadata: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// One topic as persisted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: u32,
+    /// Topic-level config overrides, by Kafka name.
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopicsFile {
+    format_version: u32,
+    topics: Vec<TopicRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClusterFile {
+    format_version: u32,
+    cluster_id: String,
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> MetaError {
+    let path = path.to_owned();
+    move |source| MetaError::Io { op, path, source }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaError> {
+    let dir = path.parent().expect("metadata files live in a directory");
+    fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(bytes).map_err(io("write", &tmp))?;
+    f.sync_all().map_err(io("fsync", &tmp))?;
+    fs::rename(&tmp, path).map_err(io("rename", path))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync", dir))
+}
+
+fn read_json<T: for<'a> Deserialize<'a>>(path: &Path) -> Result<Option<T>, MetaError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| MetaError::Corrupt {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("read", path)(e)),
+    }
+}
+
+/// The metadata directory. Callers serialize writes (the broker holds its
+/// topics lock while saving).
+pub struct MetaStore {
+    dir: PathBuf,
+}
+
+impl MetaStore {
+    pub fn new(data_dir: &Path) -> Self {
+        MetaStore {
+            dir: data_dir.join("meta"),
+        }
+    }
+
+    fn check_version(path: &Path, version: u32) -> Result<(), MetaError> {
+        if version != FORMAT_VERSION {
+            return Err(MetaError::Corrupt {
+                path: path.to_owned(),
+                reason: format!("unsupported format_version {version}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The cluster id, created and persisted on first start.
+    pub fn cluster_id(&self) -> Result<String, MetaError> {
+        let path = self.dir.join("cluster.json");
+        if let Some(f) = read_json::<ClusterFile>(&path)? {
+            Self::check_version(&path, f.format_version)?;
+            return Ok(f.cluster_id);
+        }
+        let id = Uuid::new_v4().simple().to_string();
+        let file = ClusterFile {
+            format_version: FORMAT_VERSION,
+            cluster_id: id.clone(),
+        };
+        write_atomically(
+            &path,
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )?;
+        Ok(id)
+    }
+
+    pub fn load_topics(&self) -> Result<Vec<TopicRecord>, MetaError> {
+        let path = self.dir.join("topics.json");
+        match read_json::<TopicsFile>(&path)? {
+            Some(f) => {
+                Self::check_version(&path, f.format_version)?;
+                Ok(f.topics)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub fn save_topics(&self, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
+        let file = TopicsFile {
+            format_version: FORMAT_VERSION,
+            topics,
+        };
+        write_atomically(
+            &self.dir.join("topics.json"),
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )
+    }
+
+    fn clean_marker(&self) -> PathBuf {
+        self.dir.join("clean_shutdown")
+    }
+
+    /// Whether the last run ended with a clean shutdown; removes the marker
+    /// so that a crash of this run is noticed next time.
+    pub fn take_clean_shutdown(&self) -> Result<bool, MetaError> {
+        let marker = self.clean_marker();
+        match fs::remove_file(&marker) {
+            Ok(()) => {
+                fs::File::open(&self.dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io("fsync", &self.dir))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("remove", &marker)(e)),
+        }
+    }
+
+    pub fn mark_clean_shutdown(&self) -> Result<(), MetaError> {
+        write_atomically(&self.clean_marker(), b"")
+    }
+}

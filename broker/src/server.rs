@@ -1,0 +1,152 @@
+//! The TCP server: one task per connection, requests answered in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use strata_protocol::{
+    decode_request, encode_response, frame_len, unsupported_api_versions_response, ProtocolError,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let broker = Arc::clone(&broker);
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move { connection(broker, stream, peer, shutdown).await });
+                }
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    debug!(%peer, "connection opened");
+    let (rd, wr) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, rd);
+    let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+    let max = broker.config.i64("socket.request.max.bytes") as usize;
+    loop {
+        let mut prefix = [0u8; 4];
+        tokio::select! {
+            read = reader.read_exact(&mut prefix) => if read.is_err() { break },
+            _ = shutdown.changed() => break,
+        }
+        let len = match frame_len(prefix, max) {
+            Ok(len) => len,
+            Err(e) => {
+                warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        let mut frame = BytesMut::zeroed(len);
+        if reader.read_exact(&mut frame).await.is_err() {
+            break;
+        }
+        let response = match decode_request(frame.freeze()) {
+            Ok(request) => {
+                let api_key = request.api_key;
+                let version = request.version();
+                let correlation_id = request.header.correlation_id;
+                match dispatch(&broker, request.body, version).await {
+                    Some(body) => match encode_response(api_key, version, correlation_id, &body) {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
+                            warn!(%peer, error = %e, "closing connection");
+                            break;
+                        }
+                    },
+                    None => continue,
+                }
+            }
+            Err(ProtocolError::UnsupportedVersion {
+                api_key: ApiKey::ApiVersions,
+                correlation_id,
+                version,
+            }) => {
+                debug!(%peer, version, "ApiVersions version unsupported: answering with v0");
+                unsupported_api_versions_response(correlation_id)
+            }
+            Err(e) => {
+                warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        if writer.write_all(&response).await.is_err() || writer.flush().await.is_err() {
+            break;
+        }
+    }
+    debug!(%peer, "connection closed");
+}
+
+/// Routes a request to its handler. `None` means no response is sent
+/// (Produce with acks=0).
+async fn dispatch(broker: &Arc<Broker>, body: RequestKind, version: i16) -> Option<ResponseKind> {
+    Some(match body {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(handlers::api_versions::handle()),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(handlers::metadata::handle(broker, r, version).await)
+        }
+        RequestKind::Produce(r) => {
+            return handlers::produce::handle(broker, r)
+                .await
+                .map(ResponseKind::Produce)
+        }
+        RequestKind::Fetch(r) => {
+            ResponseKind::Fetch(handlers::fetch::handle(broker, r, version).await)
+        }
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(handlers::list_offsets::handle(broker, r, version).await)
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(handlers::create_topics::handle(broker, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(handlers::delete_topics::handle(broker, r, version).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(handlers::create_partitions::handle(broker, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(handlers::describe_configs::handle(broker, r, version))
+        }
+        other => {
+            // decode_request only lets supported APIs through.
+            warn!(request = ?std::mem::discriminant(&other), "request without a handler");
+            return None;
+        }
+    })
+}
+
+/// Logs the bound address in a stable form the tests and scripts read.
+pub fn announce(addr: SocketAddr, advertised: (&str, i32)) {
+    info!(listen = %addr, advertised_host = advertised.0, advertised_port = advertised.1, "listening");
+    println!("strata listening on {addr}");
+}
