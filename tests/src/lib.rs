@@ -118,3 +118,114 @@ impl Drop for Broker {
         self.kill();
     }
 }
+
+/// A raw Kafka protocol connection for the tests that need exact bytes on
+/// the wire: bad input, and every advertised API version.
+pub mod raw {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    pub struct Conn {
+        stream: TcpStream,
+        next_correlation: i32,
+    }
+
+    impl Conn {
+        pub fn connect(addr: &str) -> Conn {
+            let stream = TcpStream::connect(addr).expect("connect");
+            stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            Conn { stream, next_correlation: 1 }
+        }
+
+        /// Writes raw bytes as they are.
+        pub fn write_raw(&mut self, bytes: &[u8]) {
+            // The broker may already have closed the connection.
+            let _ = self.stream.write_all(bytes);
+        }
+
+        /// Writes a frame: length prefix and body.
+        pub fn write_frame(&mut self, body: &[u8]) {
+            let mut buf = (body.len() as i32).to_be_bytes().to_vec();
+            buf.extend_from_slice(body);
+            self.write_raw(&buf);
+        }
+
+        /// Encodes a request frame body for any API key and version.
+        pub fn encode<T: Encodable>(api_key: i16, version: i16, correlation_id: i32, body: &T) -> Bytes {
+            let header = RequestHeader::default()
+                .with_request_api_key(api_key)
+                .with_request_api_version(version)
+                .with_correlation_id(correlation_id)
+                .with_client_id(Some(StrBytes::from_static_str("strata-raw-test")));
+            let header_version = ApiKey::try_from(api_key).map(|k| k.request_header_version(version)).unwrap_or(1);
+            let mut buf = BytesMut::new();
+            header.encode(&mut buf, header_version).unwrap();
+            body.encode(&mut buf, version).unwrap();
+            buf.freeze()
+        }
+
+        /// Reads one response frame; `None` if the broker closed the connection.
+        pub fn read_frame(&mut self) -> Option<Bytes> {
+            let mut len = [0u8; 4];
+            match self.stream.read_exact(&mut len) {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset) => return None,
+                Err(e) => panic!("reading a response: {e}"),
+            }
+            let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+            self.stream.read_exact(&mut buf).ok()?;
+            Some(Bytes::from(buf))
+        }
+
+        /// Whether the broker closed the connection (instead of answering).
+        pub fn is_closed(&mut self) -> bool {
+            self.read_frame().is_none()
+        }
+
+        /// Sends a request and decodes its response.
+        pub fn request<R: Request>(&mut self, version: i16, body: &R) -> R::Response {
+            let correlation_id = self.next_correlation;
+            self.next_correlation += 1;
+            let frame = Self::encode(R::KEY, version, correlation_id, body);
+            self.write_frame(&frame);
+            let mut resp = self.read_frame().unwrap_or_else(|| panic!("connection closed instead of answering API {} v{version}", R::KEY));
+            let key = ApiKey::try_from(R::KEY).unwrap();
+            let header = ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
+            assert_eq!(header.correlation_id, correlation_id);
+            let decoded = R::Response::decode(&mut resp, version).unwrap();
+            assert!(resp.is_empty(), "API {} v{version}: {} trailing response bytes", R::KEY, resp.len());
+            decoded
+        }
+    }
+
+    /// One uncompressed v2 batch of `n` records with the given timestamps.
+    pub fn batch(n: usize, value_len: usize, timestamp: i64) -> Bytes {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: timestamp + i as i64,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(vec![b'v'; value_len])),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf.freeze()
+    }
+}
