@@ -22,10 +22,11 @@ pub fn handle(
         .resources
         .into_iter()
         .map(|r| {
+            // Null or empty keys mean every config.
             let wanted = |d: &&Def| {
                 r.configuration_keys
                     .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| **k == *d.name))
+                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| **k == *d.name))
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
