@@ -1,0 +1,48 @@
+"""Starts the real strata binary for each test, on a free port with a fresh
+data directory, as the Rust harness does."""
+
+import os
+import pathlib
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def strata_bin() -> str:
+    path = os.environ.get("STRATA_BIN", str(ROOT / "target" / "debug" / "strata"))
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} not found: run `cargo build --bin strata` first")
+    return path
+
+
+class Broker:
+    def __init__(self, *args):
+        self.dir = tempfile.TemporaryDirectory(prefix="strata-py-")
+        self.log = open(os.path.join(self.dir.name, "broker.log"), "wb")
+        self.proc = subprocess.Popen(
+            [strata_bin(), "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir.name, "data"), *args],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        line = self.proc.stdout.readline().decode().strip()
+        prefix = "strata listening on "
+        if not line.startswith(prefix):
+            self.stop()
+            raise RuntimeError(f"broker did not start: {line!r}")
+        self.addr = line[len(prefix):]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.dir.cleanup()
+
+
+@pytest.fixture
+def broker():
+    b = Broker()
+    yield b
+    b.stop()
