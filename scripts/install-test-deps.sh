@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh machine of the project's
-# kind: Debian packages (kcat, cmake for librdkafka), a Python virtualenv with
+# kind: Debian packages (kcat), a Python virtualenv with
 # the Python Kafka clients, and the Node client. Safe to run again: each step
 # is skipped when its result is already present.
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v kcat >/dev/null || need_apt+=(kcat)
-command -v cmake >/dev/null || need_apt+=(cmake)
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
