@@ -772,4 +772,52 @@ mod tests {
         assert_eq!(log.log_end_offset(), Offset(60));
         assert_eq!(log.segment_count(), 1);
     }
+
+    #[test]
+    fn rolls_on_segment_ms() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(
+            dir.path(),
+            LogConfig {
+                segment_ms: 1000,
+                ..LogConfig::default()
+            },
+            true,
+            0,
+        )
+        .unwrap();
+        log.append(&mut make_batch(1, 1, 10), 0).unwrap();
+        log.append(&mut make_batch(1, 1, 10), 500).unwrap();
+        assert_eq!(log.segment_count(), 1);
+        log.append(&mut make_batch(1, 1, 10), 1000).unwrap();
+        assert_eq!(log.segment_count(), 2);
+        assert_eq!(
+            offsets_in(&log.read(Offset(0), 1 << 20, true).unwrap().records),
+            vec![0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn missing_indexes_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+            append_n(&log, 30, 1000);
+            log.close().unwrap();
+        }
+        for ext in ["index", "timeindex"] {
+            fs::remove_file(dir.path().join(crate::segment_file_name(Offset(0), ext))).unwrap();
+        }
+        let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        assert!(dir
+            .path()
+            .join(crate::segment_file_name(Offset(0), "index"))
+            .exists());
+        assert_eq!(
+            offsets_in(&log.read(Offset(3), 1 << 20, true).unwrap().records)[0],
+            2
+        );
+        let b = log.batch_for_timestamp(1001).unwrap().unwrap();
+        assert_eq!(BatchHeader::parse(&b).unwrap().base_offset, 2);
+    }
 }

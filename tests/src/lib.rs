@@ -16,8 +16,16 @@ pub fn strata_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/strata
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("strata");
-    assert!(bin.exists(), "{} not found: run `cargo build --bin strata` first", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("strata");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --bin strata` first",
+        bin.display()
+    );
     bin
 }
 
@@ -35,7 +43,12 @@ impl Broker {
     /// given extra arguments (e.g. `["--set", "num.partitions=3"]`).
     pub fn start(args: &[&str]) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut b = Broker { child: None, dir, port: 0, args: args.iter().map(|s| s.to_string()).collect() };
+        let mut b = Broker {
+            child: None,
+            dir,
+            port: 0,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
         b.spawn();
         b
     }
@@ -52,19 +65,28 @@ impl Broker {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(&self.args)
-            .env("RUST_LOG", std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .expect("start strata");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("read broker stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read broker stdout");
         let Some(addr) = line.trim().strip_prefix("strata listening on ") else {
             let _ = child.kill();
             panic!("broker did not start: {line:?}\n{}", self.log());
         };
-        self.port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in the listening line");
+        self.port = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in the listening line");
         self.child = Some(child);
     }
 
@@ -93,8 +115,13 @@ impl Broker {
     /// Stops the broker with SIGTERM and waits for it to exit; returns
     /// whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return false };
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         for _ in 0..200 {
             if let Ok(Some(status)) = c.try_wait() {
                 return status.success();
@@ -129,7 +156,9 @@ pub mod raw {
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
     use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
 
     pub struct Conn {
         stream: TcpStream,
@@ -139,8 +168,13 @@ pub mod raw {
     impl Conn {
         pub fn connect(addr: &str) -> Conn {
             let stream = TcpStream::connect(addr).expect("connect");
-            stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-            Conn { stream, next_correlation: 1 }
+            stream
+                .set_read_timeout(Some(Duration::from_secs(15)))
+                .unwrap();
+            Conn {
+                stream,
+                next_correlation: 1,
+            }
         }
 
         /// Writes raw bytes as they are.
@@ -157,13 +191,20 @@ pub mod raw {
         }
 
         /// Encodes a request frame body for any API key and version.
-        pub fn encode<T: Encodable>(api_key: i16, version: i16, correlation_id: i32, body: &T) -> Bytes {
+        pub fn encode<T: Encodable>(
+            api_key: i16,
+            version: i16,
+            correlation_id: i32,
+            body: &T,
+        ) -> Bytes {
             let header = RequestHeader::default()
                 .with_request_api_key(api_key)
                 .with_request_api_version(version)
                 .with_correlation_id(correlation_id)
                 .with_client_id(Some(StrBytes::from_static_str("strata-raw-test")));
-            let header_version = ApiKey::try_from(api_key).map(|k| k.request_header_version(version)).unwrap_or(1);
+            let header_version = ApiKey::try_from(api_key)
+                .map(|k| k.request_header_version(version))
+                .unwrap_or(1);
             let mut buf = BytesMut::new();
             header.encode(&mut buf, header_version).unwrap();
             body.encode(&mut buf, version).unwrap();
@@ -175,7 +216,14 @@ pub mod raw {
             let mut len = [0u8; 4];
             match self.stream.read_exact(&mut len) {
                 Ok(()) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset) => return None,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    return None
+                }
                 Err(e) => panic!("reading a response: {e}"),
             }
             let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
@@ -194,12 +242,23 @@ pub mod raw {
             self.next_correlation += 1;
             let frame = Self::encode(R::KEY, version, correlation_id, body);
             self.write_frame(&frame);
-            let mut resp = self.read_frame().unwrap_or_else(|| panic!("connection closed instead of answering API {} v{version}", R::KEY));
+            let mut resp = self.read_frame().unwrap_or_else(|| {
+                panic!(
+                    "connection closed instead of answering API {} v{version}",
+                    R::KEY
+                )
+            });
             let key = ApiKey::try_from(R::KEY).unwrap();
-            let header = ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
+            let header =
+                ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
             assert_eq!(header.correlation_id, correlation_id);
             let decoded = R::Response::decode(&mut resp, version).unwrap();
-            assert!(resp.is_empty(), "API {} v{version}: {} trailing response bytes", R::KEY, resp.len());
+            assert!(
+                resp.is_empty(),
+                "API {} v{version}: {} trailing response bytes",
+                R::KEY,
+                resp.len()
+            );
             decoded
         }
     }
@@ -216,7 +275,10 @@ pub mod raw {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // Non-idempotent (producer id -1, base sequence -1); the
+                // encoder keeps records in one batch while offset minus
+                // sequence stays the same.
+                sequence: i as i32 - 1,
                 timestamp: timestamp + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(vec![b'v'; value_len])),
@@ -224,7 +286,10 @@ pub mod raw {
             })
             .collect();
         let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
         RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
         buf.freeze()
     }

@@ -36,22 +36,51 @@ fn every_advertised_version_answers() {
             .with_client_software_version(s("1.0"));
         let r = c.request(v, &req);
         assert_eq!(r.error_code, 0, "ApiVersions v{v}");
-        advertised = r.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
-    }
-    let expected: BTreeMap<i16, (i16, i16)> =
-        [(0, (3, 11)), (1, (4, 17)), (2, (1, 9)), (3, (0, 12)), (18, (0, 4)), (19, (2, 7)), (20, (1, 6)), (32, (1, 4)), (37, (0, 3))]
-            .into_iter()
+        advertised = r
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
-    assert_eq!(advertised, expected, "a new API or version needs its case in this test");
+    }
+    let expected: BTreeMap<i16, (i16, i16)> = [
+        (0, (3, 11)),
+        (1, (4, 17)),
+        (2, (1, 9)),
+        (3, (0, 12)),
+        (18, (0, 4)),
+        (19, (2, 7)),
+        (20, (1, 6)),
+        (32, (1, 4)),
+        (37, (0, 3)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        advertised, expected,
+        "a new API or version needs its case in this test"
+    );
 
     // CreateTopics, one topic per version.
     for v in 2..=7 {
-        let t = CreatableTopic::default().with_name(name(&format!("ct-{v}"))).with_num_partitions(1).with_replication_factor(1);
-        let r = c.request(v, &CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5000));
+        let t = CreatableTopic::default()
+            .with_name(name(&format!("ct-{v}")))
+            .with_num_partitions(1)
+            .with_replication_factor(1);
+        let r = c.request(
+            v,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![t])
+                .with_timeout_ms(5000),
+        );
         assert_eq!(r.topics[0].error_code, 0, "CreateTopics v{v}");
         if v >= 5 {
             assert_eq!(r.topics[0].num_partitions, 1);
-            assert!(r.topics[0].configs.as_ref().unwrap().iter().any(|c| &*c.name == "retention.ms"));
+            assert!(r.topics[0]
+                .configs
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|c| &*c.name == "retention.ms"));
         }
     }
 
@@ -59,9 +88,15 @@ fn every_advertised_version_answers() {
     let mut topic_id = uuid::Uuid::nil();
     for v in 0..=12 {
         let topic = MetadataRequestTopic::default().with_name(Some(name("ct-2")));
-        let r = c.request(v, &MetadataRequest::default().with_topics(Some(vec![topic])));
+        let r = c.request(
+            v,
+            &MetadataRequest::default().with_topics(Some(vec![topic])),
+        );
         assert_eq!(r.brokers.len(), 1, "Metadata v{v}");
-        assert_eq!(r.brokers[0].port.to_string(), broker.addr().rsplit(':').next().unwrap());
+        assert_eq!(
+            r.brokers[0].port.to_string(),
+            broker.addr().rsplit(':').next().unwrap()
+        );
         assert_eq!(r.topics.len(), 1);
         assert_eq!(r.topics[0].error_code, 0);
         assert_eq!(r.topics[0].partitions.len(), 1);
@@ -71,14 +106,29 @@ fn every_advertised_version_answers() {
         }
     }
     // Metadata for all topics: v0 with an empty list, v1+ with null.
-    assert_eq!(c.request(0, &MetadataRequest::default().with_topics(Some(vec![]))).topics.len(), 6);
-    assert_eq!(c.request(1, &MetadataRequest::default().with_topics(None)).topics.len(), 6);
+    assert_eq!(
+        c.request(0, &MetadataRequest::default().with_topics(Some(vec![])))
+            .topics
+            .len(),
+        6
+    );
+    assert_eq!(
+        c.request(1, &MetadataRequest::default().with_topics(None))
+            .topics
+            .len(),
+        6
+    );
 
     // Produce, every version: two records each.
     for v in 3..=11 {
-        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
-            .with_name(name("ct-2"))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(2, 10, 1000 * v as i64)))])]);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("ct-2"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(2, 10, 1000 * v as i64)))])]);
         let r = c.request(v, &req);
         let p = &r.responses[0].partition_responses[0];
         assert_eq!(p.error_code, 0, "Produce v{v}");
@@ -87,11 +137,17 @@ fn every_advertised_version_answers() {
 
     // Fetch, every version; v13+ names topics by id.
     for v in 4..=17 {
-        let topic = if v >= 13 { FetchTopic::default().with_topic_id(topic_id) } else { FetchTopic::default().with_topic(name("ct-2")) };
-        let req = FetchRequest::default().with_max_wait_ms(0).with_topics(vec![topic.with_partitions(vec![FetchPartition::default()
-            .with_partition(0)
-            .with_fetch_offset(4)
-            .with_partition_max_bytes(1 << 20)])]);
+        let topic = if v >= 13 {
+            FetchTopic::default().with_topic_id(topic_id)
+        } else {
+            FetchTopic::default().with_topic(name("ct-2"))
+        };
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_topics(vec![topic.with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(4)
+                .with_partition_max_bytes(1 << 20)])]);
         let r = c.request(v, &req);
         let p = &r.responses[0].partitions[0];
         assert_eq!(p.error_code, 0, "Fetch v{v}");
@@ -99,7 +155,10 @@ fn every_advertised_version_answers() {
         let records = p.records.clone().unwrap();
         let mut buf = records.clone();
         let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).unwrap();
-        let offsets: Vec<i64> = sets.iter().flat_map(|s| s.records.iter().map(|r| r.offset)).collect();
+        let offsets: Vec<i64> = sets
+            .iter()
+            .flat_map(|s| s.records.iter().map(|r| r.offset))
+            .collect();
         assert_eq!(offsets, (4..18).collect::<Vec<_>>(), "Fetch v{v}");
     }
 
@@ -108,43 +167,72 @@ fn every_advertised_version_answers() {
     for v in 1..=9 {
         let parts = [-1i64, -2, 5001, 99_999]
             .into_iter()
-            .map(|ts| ListOffsetsPartition::default().with_partition_index(0).with_timestamp(ts))
+            .map(|ts| {
+                ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(ts)
+            })
             .collect();
         let req = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
-            .with_topics(vec![ListOffsetsTopic::default().with_name(name("ct-2")).with_partitions(parts)]);
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("ct-2"))
+                .with_partitions(parts)]);
         let r = c.request(v, &req);
         let offsets: Vec<i64> = r.topics[0].partitions.iter().map(|p| p.offset).collect();
         assert_eq!(offsets, vec![18, 0, 5, -1], "ListOffsets v{v}");
         assert_eq!(r.topics[0].partitions[2].timestamp, 5001);
         if v >= 7 {
-            let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-                .with_name(name("ct-2"))
-                .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-3)])]);
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(name("ct-2"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default().with_timestamp(-3)
+                    ])]);
             let p = &c.request(v, &req).topics[0].partitions[0];
-            assert_eq!((p.offset, p.timestamp), (17, 11001), "max timestamp, ListOffsets v{v}");
+            assert_eq!(
+                (p.offset, p.timestamp),
+                (17, 11001),
+                "max timestamp, ListOffsets v{v}"
+            );
         }
     }
 
     // DescribeConfigs, every version, for a topic and for the broker.
     for v in 1..=4 {
-        let req = DescribeConfigsRequest::default().with_include_synonyms(true).with_resources(vec![
-            DescribeConfigsResource::default().with_resource_type(2).with_resource_name(s("ct-2")),
-            DescribeConfigsResource::default().with_resource_type(4).with_resource_name(s("0")),
-        ]);
+        let req = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("ct-2")),
+                DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(s("0")),
+            ]);
         let r = c.request(v, &req);
         assert_eq!(r.results[0].error_code, 0, "DescribeConfigs v{v}");
-        let retention = r.results[0].configs.iter().find(|c| &*c.name == "retention.ms").unwrap();
+        let retention = r.results[0]
+            .configs
+            .iter()
+            .find(|c| &*c.name == "retention.ms")
+            .unwrap();
         assert_eq!(retention.value.as_deref(), Some("604800000"));
         assert_eq!(retention.config_source, 5);
-        assert!(r.results[1].configs.iter().any(|c| &*c.name == "log.segment.bytes"));
+        assert!(r.results[1]
+            .configs
+            .iter()
+            .any(|c| &*c.name == "log.segment.bytes"));
     }
 
     // CreatePartitions, every version.
     for v in 0..=3 {
         let req = CreatePartitionsRequest::default()
             .with_timeout_ms(5000)
-            .with_topics(vec![CreatePartitionsTopic::default().with_name(name("ct-3")).with_count(v as i32 + 2)]);
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(name("ct-3"))
+                .with_count(v as i32 + 2)]);
         let r = c.request(v, &req);
         assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{v}");
     }
@@ -153,13 +241,25 @@ fn every_advertised_version_answers() {
     for v in 1..=6 {
         let topic = format!("ct-{}", v + 1);
         let req = if v >= 6 {
-            let md = c.request(12, &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(&topic)))])));
-            DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_topic_id(md.topics[0].topic_id)])
+            let md = c.request(
+                12,
+                &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default(
+                )
+                .with_name(Some(name(&topic)))])),
+            );
+            DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_topic_id(md.topics[0].topic_id)
+            ])
         } else {
             DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
         };
         let r = c.request(v, &req.with_timeout_ms(5000));
         assert_eq!(r.responses[0].error_code, 0, "DeleteTopics v{v}");
     }
-    assert_eq!(c.request(1, &MetadataRequest::default().with_topics(None)).topics.len(), 0);
+    assert_eq!(
+        c.request(1, &MetadataRequest::default().with_topics(None))
+            .topics
+            .len(),
+        0
+    );
 }

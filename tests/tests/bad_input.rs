@@ -18,9 +18,14 @@ fn name(s: &str) -> TopicName {
 }
 
 fn produce_req(topic: &str, partition: i32, records: bytes::Bytes) -> ProduceRequest {
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(name(topic))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))])])
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
 }
 
 fn produce_code(conn: &mut Conn, topic: &str, partition: i32, records: bytes::Bytes) -> i16 {
@@ -29,23 +34,33 @@ fn produce_code(conn: &mut Conn, topic: &str, partition: i32, records: bytes::By
 }
 
 fn create_topic(conn: &mut Conn, topic: &str, configs: &[(&str, &str)]) -> i16 {
-    let t = CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(1).with_configs(
-        configs
-            .iter()
-            .map(|(k, v)| {
-                CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_string(k.to_string()))
-                    .with_value(Some(StrBytes::from_string(v.to_string())))
-            })
-            .collect(),
-    );
-    conn.request(7, &CreateTopicsRequest::default().with_topics(vec![t])).topics[0].error_code
+    let t = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        );
+    conn.request(7, &CreateTopicsRequest::default().with_topics(vec![t]))
+        .topics[0]
+        .error_code
 }
 
 fn latest_offset(conn: &mut Conn, topic: &str) -> i64 {
-    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(name(topic))
-        .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)])]);
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![
+                ListOffsetsPartition::default().with_timestamp(-1)
+            ])]);
     conn.request::<ListOffsetsRequest>(9, &req).topics[0].partitions[0].offset
 }
 
@@ -97,7 +112,14 @@ fn bad_frames_close_only_the_offending_connection() {
 
     // A truncated body.
     let mut c = Conn::connect(&broker.addr());
-    let frame = Conn::encode(3, 12, 1, &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name("abc")))])));
+    let frame = Conn::encode(
+        3,
+        12,
+        1,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("abc")))
+        ])),
+    );
     c.write_frame(&frame[..frame.len() - 3]);
     assert!(c.is_closed());
 
@@ -112,7 +134,10 @@ fn bad_frames_close_only_the_offending_connection() {
     assert_eq!(header.correlation_id, 42);
     let body = ApiVersionsResponse::decode(&mut resp, 0).unwrap();
     assert_eq!(body.error_code, ResponseError::UnsupportedVersion.code());
-    assert!(body.api_keys.iter().any(|k| k.api_key == 18 && k.max_version == 4));
+    assert!(body
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == 18 && k.max_version == 4));
 
     assert_served(&mut bystander);
 }
@@ -123,59 +148,115 @@ fn bad_requests_get_kafka_error_codes() {
     let mut bystander = Conn::connect(&broker.addr());
     let mut c = Conn::connect(&broker.addr());
     assert_eq!(create_topic(&mut c, "t", &[]), 0);
-    assert_eq!(create_topic(&mut c, "small", &[("max.message.bytes", "200")]), 0);
+    assert_eq!(
+        create_topic(&mut c, "small", &[("max.message.bytes", "200")]),
+        0
+    );
 
     // A batch with a flipped bit fails its CRC: CORRUPT_MESSAGE, nothing stored.
     let good = batch(3, 10, 1000);
     let mut bad = good.to_vec();
     let last = bad.len() - 1;
     bad[last] ^= 0x40;
-    assert_eq!(produce_code(&mut c, "t", 0, bad.into()), ResponseError::CorruptMessage.code());
+    assert_eq!(
+        produce_code(&mut c, "t", 0, bad.into()),
+        ResponseError::CorruptMessage.code()
+    );
     assert_eq!(latest_offset(&mut c, "t"), 0);
     // A truncated batch, and bytes that are no batch at all.
-    assert_eq!(produce_code(&mut c, "t", 0, good.slice(..good.len() - 5)), ResponseError::CorruptMessage.code());
-    assert_eq!(produce_code(&mut c, "t", 0, bytes::Bytes::from_static(&[1, 2, 3])), ResponseError::CorruptMessage.code());
+    assert_eq!(
+        produce_code(&mut c, "t", 0, good.slice(..good.len() - 5)),
+        ResponseError::CorruptMessage.code()
+    );
+    assert_eq!(
+        produce_code(&mut c, "t", 0, bytes::Bytes::from_static(&[1, 2, 3])),
+        ResponseError::CorruptMessage.code()
+    );
     assert_eq!(latest_offset(&mut c, "t"), 0);
     assert_eq!(produce_code(&mut c, "t", 0, good.clone()), 0);
     assert_eq!(latest_offset(&mut c, "t"), 3);
 
     // A batch over the topic's max.message.bytes.
-    assert_eq!(produce_code(&mut c, "small", 0, batch(1, 500, 0)), ResponseError::MessageTooLarge.code());
+    assert_eq!(
+        produce_code(&mut c, "small", 0, batch(1, 500, 0)),
+        ResponseError::MessageTooLarge.code()
+    );
     assert_eq!(produce_code(&mut c, "small", 0, batch(1, 10, 0)), 0);
 
     // Unknown topics and partitions.
-    assert_eq!(produce_code(&mut c, "nope", 0, good.clone()), ResponseError::UnknownTopicOrPartition.code());
-    assert_eq!(produce_code(&mut c, "t", 7, good.clone()), ResponseError::UnknownTopicOrPartition.code());
-    let md = c.request(12, &MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(name("nope"))),
-        MetadataRequestTopic::default().with_name(Some(name("bad/name"))),
-    ])));
-    assert_eq!(md.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
-    assert_eq!(md.topics[1].error_code, ResponseError::InvalidTopicException.code());
-    assert_eq!(create_topic(&mut c, "bad/name", &[]), ResponseError::InvalidTopicException.code());
-    assert_eq!(create_topic(&mut c, &"x".repeat(250), &[]), ResponseError::InvalidTopicException.code());
-    assert_eq!(create_topic(&mut c, "cfg", &[("retention.ms", "-7")]), ResponseError::InvalidConfig.code());
+    assert_eq!(
+        produce_code(&mut c, "nope", 0, good.clone()),
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        produce_code(&mut c, "t", 7, good.clone()),
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    let md = c.request(
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("nope"))),
+            MetadataRequestTopic::default().with_name(Some(name("bad/name"))),
+        ])),
+    );
+    assert_eq!(
+        md.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        md.topics[1].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+    assert_eq!(
+        create_topic(&mut c, "bad/name", &[]),
+        ResponseError::InvalidTopicException.code()
+    );
+    assert_eq!(
+        create_topic(&mut c, &"x".repeat(250), &[]),
+        ResponseError::InvalidTopicException.code()
+    );
+    assert_eq!(
+        create_topic(&mut c, "cfg", &[("retention.ms", "-7")]),
+        ResponseError::InvalidConfig.code()
+    );
 
     // Fetch: unknown partition, and an offset past the end.
     let fetch = |topic: &str, partition: i32, offset: i64| {
-        FetchRequest::default().with_max_wait_ms(0).with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)])])
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])])
     };
     let r = c.request(12, &fetch("t", 3, 0));
-    assert_eq!(r.responses[0].partitions[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
     let r = c.request(12, &fetch("t", 0, 100));
-    assert_eq!(r.responses[0].partitions[0].error_code, ResponseError::OffsetOutOfRange.code());
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::OffsetOutOfRange.code()
+    );
     assert_eq!(r.responses[0].partitions[0].high_watermark, 3);
 
     // Produce to a deleted topic.
     let del = DeleteTopicsRequest::default().with_topic_names(vec![name("t")]);
     assert_eq!(c.request(5, &del).responses[0].error_code, 0);
-    assert_eq!(produce_code(&mut c, "t", 0, good.clone()), ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        produce_code(&mut c, "t", 0, good.clone()),
+        ResponseError::UnknownTopicOrPartition.code()
+    );
 
     // Invalid acks.
     let r = c.request(9, &produce_req("small", 0, batch(1, 1, 0)).with_acks(5));
-    assert_eq!(r.responses[0].partition_responses[0].error_code, ResponseError::InvalidRequiredAcks.code());
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        ResponseError::InvalidRequiredAcks.code()
+    );
 
     assert_served(&mut bystander);
 }

@@ -19,7 +19,11 @@ fn kcat(args: &[&str], stdin: Option<&str>) -> String {
     }
     drop(input);
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "kcat {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -29,19 +33,44 @@ fn metadata_produce_consume_round_trip() {
     let b = broker.addr();
 
     let input: String = (0..20).map(|i| format!("key{i}:value {i}\n")).collect();
-    kcat(&["-b", &b, "-P", "-t", "kc", "-K:", "-p", "1"], Some(&input));
+    kcat(
+        &["-b", &b, "-P", "-t", "kc", "-K:", "-p", "1"],
+        Some(&input),
+    );
     let listing = kcat(&["-b", &b, "-L", "-t", "kc"], None);
     assert!(listing.contains("1 brokers:"), "{listing}");
     assert!(listing.contains(&format!("broker 0 at {b}")), "{listing}");
-    assert!(listing.contains("topic \"kc\" with 2 partitions"), "{listing}");
+    assert!(
+        listing.contains("topic \"kc\" with 2 partitions"),
+        "{listing}"
+    );
 
-    let out = kcat(&["-b", &b, "-C", "-t", "kc", "-p", "1", "-e", "-f", "%k|%s|%o\n"], None);
+    let out = kcat(
+        &[
+            "-b",
+            &b,
+            "-C",
+            "-t",
+            "kc",
+            "-p",
+            "1",
+            "-e",
+            "-f",
+            "%k|%s|%o\n",
+        ],
+        None,
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 20, "{out}");
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(*line, format!("key{i}|value {i}|{i}"));
     }
     // Reading from an offset in the middle.
-    let out = kcat(&["-b", &b, "-C", "-t", "kc", "-p", "1", "-o", "15", "-e", "-f", "%o\n"], None);
+    let out = kcat(
+        &[
+            "-b", &b, "-C", "-t", "kc", "-p", "1", "-o", "15", "-e", "-f", "%o\n",
+        ],
+        None,
+    );
     assert_eq!(out, "15\n16\n17\n18\n19\n");
 }

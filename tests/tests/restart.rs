@@ -18,11 +18,20 @@ fn produce(broker: &Broker, topic: &str, from: usize, n: usize) {
         .unwrap();
     for i in from..from + n {
         let value = format!("record-{i}");
-        producer.send(BaseRecord::<str, str>::to(topic).partition(0).key(&value).payload(&value)).expect("enqueue");
+        producer
+            .send(
+                BaseRecord::<str, str>::to(topic)
+                    .partition(0)
+                    .key(&value)
+                    .payload(&value),
+            )
+            .expect("enqueue");
     }
     // flush waits for every delivery report; an error would leave messages
     // in flight.
-    producer.flush(Duration::from_secs(30)).expect("all records acknowledged");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("all records acknowledged");
     assert_eq!(producer.in_flight_count(), 0);
 }
 
@@ -35,14 +44,18 @@ fn read_all(broker: &Broker, topic: &str, expected: usize) -> Vec<(i64, String)>
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while out.len() < expected && Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
-            out.push((m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap()));
+            out.push((
+                m.offset(),
+                String::from_utf8(m.payload().unwrap().to_vec()).unwrap(),
+            ));
         }
     }
     out
@@ -56,7 +69,12 @@ fn expected(n: usize) -> Vec<(i64, String)> {
 fn acknowledged_records_survive_sigkill() {
     // Small segments so that the crash lands with several sealed segments
     // and a partly filled active one.
-    let mut broker = Broker::start(&["--set", "log.segment.bytes=20000", "--set", "log.index.interval.bytes=500"]);
+    let mut broker = Broker::start(&[
+        "--set",
+        "log.segment.bytes=20000",
+        "--set",
+        "log.index.interval.bytes=500",
+    ]);
     produce(&broker, "crash", 0, 2000);
     broker.kill();
     broker.restart();
@@ -73,7 +91,11 @@ fn acknowledged_records_survive_sigkill() {
 fn acknowledged_records_survive_sigterm() {
     let mut broker = Broker::start(&["--set", "log.segment.bytes=20000"]);
     produce(&broker, "term", 0, 1500);
-    assert!(broker.terminate(), "SIGTERM exits cleanly:\n{}", broker.log());
+    assert!(
+        broker.terminate(),
+        "SIGTERM exits cleanly:\n{}",
+        broker.log()
+    );
     assert!(broker.log().contains("shut down cleanly"));
     broker.restart();
     assert_eq!(read_all(&broker, "term", 1500), expected(1500));
