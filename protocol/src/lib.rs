@@ -15,6 +15,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+mod guard;
+
 pub use kafka_protocol;
 
 /// The APIs Strata serves and exactly the versions it implements and tests.
@@ -120,6 +122,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
         version,
         reason,
     };
+    guard::check_request(&frame, api_key, version).map_err(malformed)?;
     // The decoder is third-party code fed with untrusted bytes: a panic in it
     // must cost this one request, not the broker.
     let decoded = catch_unwind(AssertUnwindSafe(|| {

@@ -123,6 +123,36 @@ fn bad_frames_close_only_the_offending_connection() {
     c.write_frame(&frame[..frame.len() - 3]);
     assert!(c.is_closed());
 
+    // A tiny frame whose array count claims two billion topics: refused
+    // before the decoder sizes a buffer from it (that would abort the
+    // process on a failed allocation).
+    for version in [1i16, 12] {
+        let mut c = Conn::connect(&broker.addr());
+        let mut frame = Conn::encode(
+            3,
+            version,
+            1,
+            &MetadataRequest::default().with_topics(Some(vec![])),
+        );
+        // Both bodies are 4 bytes here: the empty array and, for v12, two
+        // booleans and the tagged-field count.
+        let header_len = frame.len() - 4;
+        let mut bytes = frame.split_to(header_len).to_vec();
+        if version >= 9 {
+            bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07, 0, 0, 0]);
+        } else {
+            bytes.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff, 0, 3, b'a', b'b', b'c', 1]);
+        }
+        c.write_frame(&bytes);
+        assert!(c.is_closed(), "Metadata v{version}");
+        assert_served(&mut bystander);
+        assert!(
+            !broker.log().contains("memory allocation"),
+            "{}",
+            broker.log()
+        );
+    }
+
     // An ApiVersions version from the future gets the v0 fallback answer.
     let mut c = Conn::connect(&broker.addr());
     // Header v1 by hand (the codec refuses to encode a version it does not

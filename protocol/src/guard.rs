@@ -1,0 +1,319 @@
+//! A structural check of request bytes before `kafka-protocol` decodes them.
+//!
+//! The decoder sizes every array with `Vec::with_capacity(count)` straight
+//! from the count on the wire, so a 20-byte frame claiming two billion
+//! topics makes it request a buffer of hundreds of gigabytes, and a failed
+//! allocation aborts the process: no panic to catch. This module walks the
+//! frame along each supported request's schema first and refuses any array,
+//! string or byte count larger than the bytes left in the frame (every array
+//! element takes at least one byte, so such a count is impossible). The walk
+//! allocates nothing.
+//!
+//! The schemas mirror Kafka's message definitions for exactly the versions in
+//! [`crate::SUPPORTED_APIS`]; the version-sweep test exercises each one with
+//! real requests, so a schema that refused a valid request would fail it.
+
+use kafka_protocol::messages::ApiKey;
+
+/// The wire type of a field, enough to step over it.
+#[derive(Clone, Copy)]
+enum Ty {
+    I8,
+    I16,
+    I32,
+    I64,
+    Uuid,
+    Bool,
+    Str,
+    Bytes,
+    Array(&'static [F]),
+    ArrayI32,
+    ArrayStr,
+}
+
+/// A field present from version `since` to version `until`, inclusive.
+#[derive(Clone, Copy)]
+struct F {
+    since: i16,
+    until: i16,
+    ty: Ty,
+}
+
+const ANY: i16 = i16::MAX;
+
+const fn f(since: i16, until: i16, ty: Ty) -> F {
+    F { since, until, ty }
+}
+
+const fn all(ty: Ty) -> F {
+    f(0, ANY, ty)
+}
+
+use Ty::*;
+
+// Produce v3-v11.
+const PRODUCE_PARTITION: &[F] = &[all(I32), all(Bytes)];
+const PRODUCE_TOPIC: &[F] = &[all(Str), all(Array(PRODUCE_PARTITION))];
+const PRODUCE: &[F] = &[
+    f(3, ANY, Str),
+    all(I16),
+    all(I32),
+    all(Array(PRODUCE_TOPIC)),
+];
+
+// Fetch v4-v17.
+const FETCH_PARTITION: &[F] = &[
+    all(I32),
+    f(9, ANY, I32),
+    all(I64),
+    f(12, ANY, I32),
+    f(5, ANY, I64),
+    all(I32),
+];
+const FETCH_TOPIC: &[F] = &[f(0, 12, Str), f(13, ANY, Uuid), all(Array(FETCH_PARTITION))];
+const FORGOTTEN_TOPIC: &[F] = &[f(0, 12, Str), f(13, ANY, Uuid), all(ArrayI32)];
+const FETCH: &[F] = &[
+    f(0, 14, I32),
+    all(I32),
+    all(I32),
+    f(3, ANY, I32),
+    f(4, ANY, I8),
+    f(7, ANY, I32),
+    f(7, ANY, I32),
+    all(Array(FETCH_TOPIC)),
+    f(7, ANY, Array(FORGOTTEN_TOPIC)),
+    f(11, ANY, Str),
+];
+
+// ListOffsets v1-v9.
+const LIST_OFFSETS_PARTITION: &[F] = &[all(I32), f(4, ANY, I32), all(I64), f(0, 0, I32)];
+const LIST_OFFSETS_TOPIC: &[F] = &[all(Str), all(Array(LIST_OFFSETS_PARTITION))];
+const LIST_OFFSETS: &[F] = &[
+    all(I32),
+    f(2, ANY, I8),
+    all(Array(LIST_OFFSETS_TOPIC)),
+    f(10, ANY, I32),
+];
+
+// Metadata v0-v12.
+const METADATA_TOPIC: &[F] = &[f(10, ANY, Uuid), all(Str)];
+const METADATA: &[F] = &[
+    all(Array(METADATA_TOPIC)),
+    f(4, ANY, Bool),
+    f(8, 10, Bool),
+    f(8, ANY, Bool),
+];
+
+// ApiVersions v0-v4.
+const API_VERSIONS: &[F] = &[f(3, ANY, Str), f(3, ANY, Str)];
+
+// CreateTopics v2-v7.
+const CREATE_ASSIGNMENT: &[F] = &[all(I32), all(ArrayI32)];
+const CREATE_CONFIG: &[F] = &[all(Str), all(Str)];
+const CREATE_TOPIC: &[F] = &[
+    all(Str),
+    all(I32),
+    all(I16),
+    all(Array(CREATE_ASSIGNMENT)),
+    all(Array(CREATE_CONFIG)),
+];
+const CREATE_TOPICS: &[F] = &[all(Array(CREATE_TOPIC)), all(I32), f(1, ANY, Bool)];
+
+// DeleteTopics v1-v6.
+const DELETE_TOPIC_STATE: &[F] = &[all(Str), all(Uuid)];
+const DELETE_TOPICS: &[F] = &[
+    f(6, ANY, Array(DELETE_TOPIC_STATE)),
+    f(0, 5, ArrayStr),
+    all(I32),
+];
+
+// DescribeConfigs v1-v4.
+const DESCRIBE_RESOURCE: &[F] = &[all(I8), all(Str), all(ArrayStr)];
+const DESCRIBE_CONFIGS: &[F] = &[
+    all(Array(DESCRIBE_RESOURCE)),
+    f(1, ANY, Bool),
+    f(3, ANY, Bool),
+];
+
+// CreatePartitions v0-v3.
+const PARTITIONS_ASSIGNMENT: &[F] = &[all(ArrayI32)];
+const PARTITIONS_TOPIC: &[F] = &[all(Str), all(I32), all(Array(PARTITIONS_ASSIGNMENT))];
+const CREATE_PARTITIONS: &[F] = &[all(Array(PARTITIONS_TOPIC)), all(I32), all(Bool)];
+
+/// The body schema and first flexible version of a supported API.
+fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
+    Some(match api_key {
+        ApiKey::Produce => (PRODUCE, 9),
+        ApiKey::Fetch => (FETCH, 12),
+        ApiKey::ListOffsets => (LIST_OFFSETS, 6),
+        ApiKey::Metadata => (METADATA, 9),
+        ApiKey::ApiVersions => (API_VERSIONS, 3),
+        ApiKey::CreateTopics => (CREATE_TOPICS, 5),
+        ApiKey::DeleteTopics => (DELETE_TOPICS, 4),
+        ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS, 4),
+        ApiKey::CreatePartitions => (CREATE_PARTITIONS, 2),
+        _ => return None,
+    })
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+type Check<T> = Result<T, String>;
+
+impl Cursor<'_> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn skip(&mut self, n: usize) -> Check<()> {
+        if n > self.remaining() {
+            return Err(format!(
+                "{n} bytes needed at byte {} but only {} remain",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    fn fixed<const N: usize>(&mut self) -> Check<[u8; N]> {
+        let at = self.pos;
+        self.skip(N)?;
+        Ok(self.buf[at..at + N].try_into().expect("N bytes"))
+    }
+
+    fn uvarint(&mut self) -> Check<u64> {
+        let mut value = 0u64;
+        for shift in (0..35).step_by(7) {
+            let [b] = self.fixed::<1>()?;
+            value |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("varint too long at byte {}", self.pos))
+    }
+
+    /// A length or count: `None` for null. Refuses counts larger than the
+    /// bytes left, given at least `min_each` bytes per unit.
+    fn count(&mut self, flexible: bool, wide: bool) -> Check<Option<usize>> {
+        let n: i64 = if flexible {
+            self.uvarint()? as i64 - 1
+        } else if wide {
+            i32::from_be_bytes(self.fixed()?) as i64
+        } else {
+            i16::from_be_bytes(self.fixed()?) as i64
+        };
+        if n < -1 {
+            return Err(format!("negative length {n} at byte {}", self.pos));
+        }
+        if n == -1 {
+            return Ok(None);
+        }
+        if n as u64 > self.remaining() as u64 {
+            return Err(format!(
+                "length {n} at byte {} exceeds the {} bytes left in the request",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        Ok(Some(n as usize))
+    }
+
+    fn tagged_fields(&mut self) -> Check<()> {
+        let n = self.count(true, false)?.unwrap_or(0);
+        for _ in 0..n {
+            self.uvarint()?;
+            let size = self.uvarint()?;
+            self.skip(usize::try_from(size).map_err(|_| "tagged field too large".to_string())?)?;
+        }
+        Ok(())
+    }
+
+    fn walk(&mut self, fields: &[F], version: i16, flexible: bool) -> Check<()> {
+        for field in fields
+            .iter()
+            .filter(|f| f.since <= version && version <= f.until)
+        {
+            match field.ty {
+                I8 | Bool => self.skip(1)?,
+                I16 => self.skip(2)?,
+                I32 => self.skip(4)?,
+                I64 => self.skip(8)?,
+                Uuid => self.skip(16)?,
+                Str => {
+                    let n = self.count(flexible, false)?.unwrap_or(0);
+                    self.skip(n)?
+                }
+                Bytes => {
+                    let n = self.count(flexible, true)?.unwrap_or(0);
+                    self.skip(n)?
+                }
+                ArrayI32 => {
+                    let n = self.count(flexible, true)?.unwrap_or(0);
+                    self.skip(n.saturating_mul(4))?
+                }
+                ArrayStr => {
+                    for _ in 0..self.count(flexible, true)?.unwrap_or(0) {
+                        let n = self.count(flexible, false)?.unwrap_or(0);
+                        self.skip(n)?;
+                    }
+                }
+                Array(element) => {
+                    for _ in 0..self.count(flexible, true)?.unwrap_or(0) {
+                        self.walk(element, version, flexible)?;
+                    }
+                }
+            }
+        }
+        if flexible {
+            self.tagged_fields()?;
+        }
+        Ok(())
+    }
+}
+
+/// Walks a whole request frame (header and body) of a supported API and
+/// version, refusing it if any length or count cannot fit in the frame.
+pub(crate) fn check_request(frame: &[u8], api_key: ApiKey, version: i16) -> Result<(), String> {
+    let Some((body, first_flexible)) = schema(api_key) else {
+        return Ok(());
+    };
+    let mut c = Cursor { buf: frame, pos: 0 };
+    // Header: api key, version, correlation id, then a nullable client id
+    // that keeps its 2-byte length even in flexible headers.
+    c.skip(8)?;
+    let client_id = c.count(false, false)?.unwrap_or(0);
+    c.skip(client_id)?;
+    let flexible = version >= first_flexible;
+    if api_key.request_header_version(version) >= 2 {
+        c.tagged_fields()?;
+    }
+    c.walk(body, version, flexible)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_impossible_array_counts() {
+        // Metadata v1 claiming i32::MAX topics in a 20-byte frame.
+        let mut frame = vec![0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff];
+        frame.extend_from_slice(&i32::MAX.to_be_bytes());
+        frame.extend_from_slice(&[0, 3, b'a', b'b', b'c']);
+        let e = check_request(&frame, ApiKey::Metadata, 1).unwrap_err();
+        assert!(e.contains("exceeds"), "{e}");
+        // The same with a count that fits.
+        frame[10..14].copy_from_slice(&1i32.to_be_bytes());
+        check_request(&frame, ApiKey::Metadata, 1).unwrap();
+        // A compact (flexible) array count.
+        let mut flex = vec![0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0];
+        flex.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(check_request(&flex, ApiKey::Metadata, 12).is_err());
+    }
+}
