@@ -5,6 +5,7 @@ mod config;
 mod error;
 mod handlers;
 mod meta;
+mod records;
 mod server;
 
 use std::net::SocketAddr;

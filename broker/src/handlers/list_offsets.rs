@@ -1,18 +1,16 @@
 use std::sync::Arc;
 
-use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
-use strata_storage::batch::BatchHeader;
 use strata_storage::{Log, StorageResult};
 
 use super::blocking;
 use crate::broker::Broker;
 use crate::error::storage_code;
+use crate::records::first_record_at_or_after;
 
 /// Kafka's special ListOffsets timestamps.
 const LATEST: i64 = -1;
@@ -76,35 +74,12 @@ fn lookup(log: &Log, query: i64) -> StorageResult<(i64, i64)> {
         // Nothing is tiered yet: Kafka answers -1 when remote storage is off.
         LATEST_TIERED => (-1, -1),
         MAX_TIMESTAMP => match log.batch_with_max_timestamp()? {
-            Some(batch) => first_record_at_or_after(batch, i64::MIN, true).unwrap_or((-1, -1)),
+            Some(batch) => first_record_at_or_after(&batch, i64::MIN, true).unwrap_or((-1, -1)),
             None => (-1, -1),
         },
         ts => match log.batch_for_timestamp(ts)? {
-            Some(batch) => first_record_at_or_after(batch, ts, false).unwrap_or((-1, -1)),
+            Some(batch) => first_record_at_or_after(&batch, ts, false).unwrap_or((-1, -1)),
             None => (-1, -1),
         },
     })
-}
-
-/// Finds, inside one batch, the first record with a timestamp `>= ts`, or
-/// with `max` the first record carrying the batch's max timestamp.
-fn first_record_at_or_after(batch: Bytes, ts: i64, max: bool) -> Option<(i64, i64)> {
-    let header = BatchHeader::parse(&batch).ok()?;
-    if header.is_log_append_time() {
-        // Every record of the batch has the broker's append time.
-        return Some((header.max_timestamp, header.base_offset));
-    }
-    let target = if max { header.max_timestamp } else { ts };
-    let mut buf = batch;
-    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records
-        .iter()
-        .find(|r| {
-            if max {
-                r.timestamp == target
-            } else {
-                r.timestamp >= target
-            }
-        })
-        .map(|r| (r.timestamp, r.offset))
 }
