@@ -61,7 +61,7 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::CorruptBatch { .. } => ResponseError::CorruptMessage.code(),
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        StorageError::Deleted { .. } => ResponseError::UnknownTopicOrPartition.code(),
+        StorageError::Closed { .. } => ResponseError::UnknownTopicOrPartition.code(),
         StorageError::Io { .. } => ResponseError::KafkaStorageError.code(),
     }
 }

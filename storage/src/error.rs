@@ -27,8 +27,9 @@ pub enum StorageError {
         log_start: Offset,
         log_end: Offset,
     },
-    #[error("the log in {path} has been deleted")]
-    Deleted { path: PathBuf },
+    /// The log was closed by a shutdown or deleted with its topic.
+    #[error("the log in {path} is closed (broker shutting down or topic deleted)")]
+    Closed { path: PathBuf },
 }
 
 impl StorageError {

@@ -114,6 +114,21 @@ impl<const N: usize> MappedEntries<N> {
     fn clear(&mut self) {
         self.entries = 0;
     }
+
+    /// Preallocates room for `max_bytes` of entries (at least one more).
+    fn grow_to(&mut self, max_bytes: u32) -> StorageResult<()> {
+        let capacity = (max_bytes as usize / N).max(self.entries + 1);
+        self.resize(capacity)
+    }
+
+    /// Trims the file to its entries and syncs it.
+    fn seal(&mut self) -> StorageResult<()> {
+        self.flush()?;
+        self.resize(self.entries)?;
+        self.file
+            .sync_all()
+            .map_err(StorageError::io("fsync index", &self.path))
+    }
 }
 
 /// Maps offsets to byte positions in the segment's `.log` file. Entry:
@@ -203,19 +218,12 @@ impl OffsetIndex {
 
     /// Preallocates the file for appends (active segment).
     pub fn grow_to(&mut self, max_bytes: u32) -> StorageResult<()> {
-        let cap = (max_bytes as usize / 8).max(self.inner.entries + 1);
-        self.inner.resize(cap)
+        self.inner.grow_to(max_bytes)
     }
 
-    /// Trims the file to its entries and flushes it (sealed segment).
+    /// Trims the file to its entries and syncs it (sealed segment).
     pub fn seal(&mut self) -> StorageResult<()> {
-        self.inner.flush()?;
-        let n = self.inner.entries;
-        self.inner.resize(n)?;
-        self.inner
-            .file
-            .sync_all()
-            .map_err(StorageError::io("fsync index", &self.inner.path))
+        self.inner.seal()
     }
 
     #[cfg(test)]
@@ -299,18 +307,11 @@ impl TimeIndex {
     }
 
     pub fn grow_to(&mut self, max_bytes: u32) -> StorageResult<()> {
-        let cap = (max_bytes as usize / 12).max(self.inner.entries + 1);
-        self.inner.resize(cap)
+        self.inner.grow_to(max_bytes)
     }
 
     pub fn seal(&mut self) -> StorageResult<()> {
-        self.inner.flush()?;
-        let n = self.inner.entries;
-        self.inner.resize(n)?;
-        self.inner
-            .file
-            .sync_all()
-            .map_err(StorageError::io("fsync index", &self.inner.path))
+        self.inner.seal()
     }
 }
 

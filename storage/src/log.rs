@@ -165,7 +165,7 @@ impl Log {
         // visible (sizes are updated after the write), so poisoning is ignored.
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if inner.deleted {
-            return Err(StorageError::Deleted {
+            return Err(StorageError::Closed {
                 path: self.dir.clone(),
             });
         }

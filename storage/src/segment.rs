@@ -88,11 +88,34 @@ impl Segment {
         let mut time_index = TimeIndex::open(&time, base, false)?;
         offset_index.grow_to(config.segment_index_bytes)?;
         time_index.grow_to(config.segment_index_bytes)?;
-        Ok(Segment {
+        Ok(Segment::new(
             base,
-            log_path: log.into(),
+            log,
+            file,
+            0,
+            offset_index,
+            time_index,
+            config,
+            now_ms,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        base: Offset,
+        log_path: PathBuf,
+        file: File,
+        size: u64,
+        offset_index: OffsetIndex,
+        time_index: TimeIndex,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Segment {
+        Segment {
+            base,
+            log_path: log_path.into(),
             file: Arc::new(file),
-            size: 0,
+            size,
             next_offset: base,
             max_timestamp: -1,
             offset_of_max_timestamp: base,
@@ -102,7 +125,7 @@ impl Segment {
             bytes_since_index: 0,
             index_interval: config.index_interval_bytes as u64,
             sealed: false,
-        })
+        }
     }
 
     /// Opens an existing segment, repairing what `mode` asks to check. The
@@ -128,21 +151,16 @@ impl Segment {
         let trust = mode == OpenMode::Clean && indexes_existed;
         let offset_index = OffsetIndex::open(&index, base, mode != OpenMode::Recover)?;
         let time_index = TimeIndex::open(&time, base, mode != OpenMode::Recover)?;
-        let mut seg = Segment {
+        let mut seg = Segment::new(
             base,
-            log_path: log.into(),
-            file: Arc::new(file),
+            log,
+            file,
             size,
-            next_offset: base,
-            max_timestamp: -1,
-            offset_of_max_timestamp: base,
-            created_ms: now_ms,
             offset_index,
             time_index,
-            bytes_since_index: 0,
-            index_interval: config.index_interval_bytes as u64,
-            sealed: false,
-        };
+            config,
+            now_ms,
+        );
         let mut repair = Repair::default();
         let rebuild = match mode {
             OpenMode::Recover => true,

@@ -154,7 +154,16 @@ pub mod raw {
     use std::time::Duration;
 
     use bytes::{Bytes, BytesMut};
-    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+    use kafka_protocol::messages::{
+        ApiKey, BrokerId, CreateTopicsRequest, ListOffsetsRequest, ProduceRequest, RequestHeader,
+        ResponseHeader, TopicName,
+    };
     use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -260,6 +269,78 @@ pub mod raw {
                 resp.len()
             );
             decoded
+        }
+    }
+
+    pub fn topic_name(name: &str) -> TopicName {
+        TopicName(StrBytes::from_string(name.to_string()))
+    }
+
+    impl Conn {
+        /// CreateTopics v7 for one topic with replication factor 1.
+        pub fn create_topic(
+            &mut self,
+            topic: &str,
+            partitions: i32,
+            configs: &[(&str, &str)],
+        ) -> CreatableTopicResult {
+            let configs = configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect();
+            let t = CreatableTopic::default()
+                .with_name(topic_name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)
+                .with_configs(configs);
+            self.request(7, &CreateTopicsRequest::default().with_topics(vec![t]))
+                .topics
+                .remove(0)
+        }
+
+        /// Produce v9 with acks=-1 of `records` to one partition.
+        pub fn produce(
+            &mut self,
+            topic: &str,
+            partition: i32,
+            records: Bytes,
+        ) -> PartitionProduceResponse {
+            let data = PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records));
+            let req = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_data(vec![data])]);
+            self.request(9, &req)
+                .responses
+                .remove(0)
+                .partition_responses
+                .remove(0)
+        }
+
+        /// ListOffsets v9 for one partition and timestamp (-1 latest, -2 earliest, ...).
+        pub fn list_offset(
+            &mut self,
+            topic: &str,
+            partition: i32,
+            timestamp: i64,
+        ) -> ListOffsetsPartitionResponse {
+            let p = ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp);
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![p])]);
+            self.request(9, &req).topics.remove(0).partitions.remove(0)
         }
     }
 

@@ -13,12 +13,8 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use strata_tests::raw::{batch, Conn};
+use strata_tests::raw::{batch, topic_name as name, Conn};
 use strata_tests::Broker;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
 
 fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())

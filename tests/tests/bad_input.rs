@@ -2,66 +2,24 @@
 //! (an error code, or the offending connection closed), and another client
 //! connected all along keeps being served.
 
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use strata_tests::raw::{batch, Conn};
+use strata_tests::raw::{batch, topic_name as name, Conn};
 use strata_tests::Broker;
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn produce_req(topic: &str, partition: i32, records: bytes::Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])])
-}
-
 fn produce_code(conn: &mut Conn, topic: &str, partition: i32, records: bytes::Bytes) -> i16 {
-    let r = conn.request(9, &produce_req(topic, partition, records));
-    r.responses[0].partition_responses[0].error_code
+    conn.produce(topic, partition, records).error_code
 }
 
 fn create_topic(conn: &mut Conn, topic: &str, configs: &[(&str, &str)]) -> i16 {
-    let t = CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
-    conn.request(7, &CreateTopicsRequest::default().with_topics(vec![t]))
-        .topics[0]
-        .error_code
+    conn.create_topic(topic, 1, configs).error_code
 }
 
 fn latest_offset(conn: &mut Conn, topic: &str) -> i64 {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(name(topic))
-            .with_partitions(vec![
-                ListOffsetsPartition::default().with_timestamp(-1)
-            ])]);
-    conn.request::<ListOffsetsRequest>(9, &req).topics[0].partitions[0].offset
+    conn.list_offset(topic, 0, -1).offset
 }
 
 /// The bystander is still served.
@@ -282,7 +240,15 @@ fn bad_requests_get_kafka_error_codes() {
     );
 
     // Invalid acks.
-    let r = c.request(9, &produce_req("small", 0, batch(1, 1, 0)).with_acks(5));
+    let req =
+        ProduceRequest::default()
+            .with_acks(5)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("small"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(1, 1, 0)))])]);
+    let r = c.request(9, &req);
     assert_eq!(
         r.responses[0].partition_responses[0].error_code,
         ResponseError::InvalidRequiredAcks.code()

@@ -5,41 +5,21 @@
 use std::thread;
 use std::time::Duration;
 
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use strata_tests::raw::{batch, Conn};
+use strata_tests::raw::{batch, topic_name as name, Conn};
 use strata_tests::Broker;
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
 fn create(c: &mut Conn, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let t = CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
-    let r = c.request(7, &CreateTopicsRequest::default().with_topics(vec![t]));
-    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let r = c.create_topic(topic, partitions, configs);
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
 }
 
 fn produce(
@@ -47,17 +27,8 @@ fn produce(
     topic: &str,
     partition: i32,
     records: bytes::Bytes,
-) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])]);
-    let mut r = c.request(9, &req);
-    let p = r.responses.remove(0).partition_responses.remove(0);
+) -> PartitionProduceResponse {
+    let p = c.produce(topic, partition, records);
     assert_eq!(p.error_code, 0);
     p
 }
@@ -88,14 +59,7 @@ fn fetch(
 }
 
 fn earliest(c: &mut Conn, topic: &str) -> i64 {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(name(topic))
-            .with_partitions(vec![
-                ListOffsetsPartition::default().with_timestamp(-2)
-            ])]);
-    c.request::<ListOffsetsRequest>(9, &req).topics[0].partitions[0].offset
+    c.list_offset(topic, 0, -2).offset
 }
 
 #[test]
