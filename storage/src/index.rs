@@ -89,18 +89,12 @@ impl<const N: usize> MappedEntries<N> {
         self.entries >= self.capacity
     }
 
-    /// Index of the last entry whose key is `<= key` (per `key_of`), if any.
-    fn floor(&self, key: i64, key_of: impl Fn(&[u8; N]) -> i64) -> Option<usize> {
-        let (mut lo, mut hi) = (0usize, self.entries);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if key_of(self.entry(mid)) <= key {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+    /// The bytes of the entries written so far.
+    fn bytes(&self) -> &[u8] {
+        match &self.mmap {
+            Some(m) => &m[..self.entries * N],
+            None => &[],
         }
-        lo.checked_sub(1)
     }
 
     fn flush(&self) -> StorageResult<()> {
@@ -128,6 +122,46 @@ impl<const N: usize> MappedEntries<N> {
         self.file
             .sync_all()
             .map_err(StorageError::io("fsync index", &self.path))
+    }
+}
+
+/// Index of the last `N`-byte entry in `entries` whose key is `<= key`.
+fn floor<const N: usize>(entries: &[u8], key: i64, key_of: impl Fn(&[u8]) -> i64) -> Option<usize> {
+    let (mut lo, mut hi) = (0usize, entries.len() / N);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if key_of(&entries[mid * N..(mid + 1) * N]) <= key {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo.checked_sub(1)
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes(b[..4].try_into().expect("4 bytes"))
+}
+
+/// In the bytes of an offset index of a segment starting at `base`: the
+/// offset and position of the last indexed batch at or before `target`, or
+/// the segment start. Works on a mapped file and on a downloaded one alike.
+pub fn offset_index_lookup(entries: &[u8], base: Offset, target: Offset) -> (Offset, u32) {
+    match floor::<8>(entries, target.0 - base.0, |e| be_u32(e) as i64) {
+        Some(i) => (base.plus(be_u32(&entries[i * 8..]) as i64), be_u32(&entries[i * 8 + 4..])),
+        None => (base, 0),
+    }
+}
+
+/// In the bytes of a time index of a segment starting at `base`: the offset
+/// from which to scan for the first record with a timestamp `>= ts`, that is
+/// the batch of the last entry whose timestamp is strictly smaller (every
+/// record before it is smaller still), or the segment start.
+pub fn time_index_lookup(entries: &[u8], base: Offset, ts: i64) -> Offset {
+    let ts_of = |e: &[u8]| i64::from_be_bytes(e[..8].try_into().expect("8 bytes"));
+    match floor::<12>(entries, ts.saturating_sub(1), ts_of) {
+        Some(i) => base.plus(be_u32(&entries[i * 12 + 8..]) as i64),
+        None => base,
     }
 }
 
@@ -173,13 +207,7 @@ impl OffsetIndex {
     /// The last indexed batch at or before `target`: where a scan for
     /// `target` starts. The segment start if none is.
     pub fn lookup(&self, target: Offset) -> (Offset, u32) {
-        let rel = target.0 - self.base.0;
-        match self.inner.floor(rel, |e| {
-            u32::from_be_bytes(e[0..4].try_into().unwrap()) as i64
-        }) {
-            Some(i) => self.decode(self.inner.entry(i)),
-            None => (self.base, 0),
-        }
+        offset_index_lookup(self.inner.bytes(), self.base, target)
     }
 
     pub fn last(&self) -> Option<(Offset, u32)> {
@@ -277,12 +305,7 @@ impl TimeIndex {
     /// smaller (every record before it is smaller still), or the segment
     /// start.
     pub fn lookup(&self, target: i64) -> Offset {
-        match self.inner.floor(target.saturating_sub(1), |e| {
-            i64::from_be_bytes(e[0..8].try_into().unwrap())
-        }) {
-            Some(i) => self.decode(self.inner.entry(i)).1,
-            None => self.base,
-        }
+        time_index_lookup(self.inner.bytes(), self.base, target)
     }
 
     pub fn is_sane(&self, next_offset: Offset) -> bool {

@@ -14,7 +14,7 @@
 pub mod batch;
 mod config;
 mod error;
-mod index;
+pub mod index;
 mod log;
 mod offset;
 mod scan;
@@ -22,7 +22,7 @@ mod segment;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::{StorageError, StorageResult};
-pub use log::{AppendInfo, FetchData, Log, RetentionOutcome};
+pub use log::{AppendInfo, FetchData, Log, RetentionOutcome, SealedSegment, SegmentInfo};
 pub use offset::Offset;
 
 /// Name of a segment's files: the base offset zero-padded to 20 digits, as

@@ -35,6 +35,30 @@ pub struct FetchData {
     pub log_start_offset: Offset,
 }
 
+/// A segment as retention sees it.
+#[derive(Copy, Clone, Debug)]
+pub struct SegmentInfo {
+    pub base_offset: Offset,
+    /// Offset after the segment's last record.
+    pub next_offset: Offset,
+    pub size: u64,
+    /// Newest record's timestamp, or the file's modification time.
+    pub last_modified_ms: i64,
+}
+
+/// A sealed segment for the uploader: its log file handle and the paths of
+/// its (trimmed, final) indexes.
+#[derive(Clone, Debug)]
+pub struct SealedSegment {
+    pub base_offset: Offset,
+    pub next_offset: Offset,
+    pub size: u64,
+    pub max_timestamp: i64,
+    pub file: Arc<fs::File>,
+    pub index_path: PathBuf,
+    pub time_index_path: PathBuf,
+}
+
 /// What a retention pass removed.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct RetentionOutcome {
@@ -468,24 +492,51 @@ impl Log {
 
     /// Deletes whole segments that `retention.ms` or `retention.bytes`
     /// expired, never the active segment (an expired, non-empty active
-    /// segment is rolled first so that it can go).
+    /// segment is rolled first so that it can go). For logs without a cold
+    /// tier.
     pub fn enforce_retention(&self, now_ms: i64) -> StorageResult<RetentionOutcome> {
+        let config = self.config();
+        if config.retention_ms >= 0 {
+            self.roll_if_older_than(now_ms, config.retention_ms)?;
+        }
+        self.delete_oldest_while(|seg, local_bytes| {
+            let by_time = config.retention_ms >= 0 && now_ms - seg.last_modified_ms > config.retention_ms;
+            let by_bytes = config.retention_bytes >= 0 && local_bytes - seg.size >= config.retention_bytes as u64;
+            by_time || by_bytes
+        })
+    }
+
+    /// Rolls the active segment if it is non-empty and its newest record is
+    /// older than `max_age_ms`, so that retention can delete it.
+    pub fn roll_if_older_than(&self, now_ms: i64, max_age_ms: i64) -> StorageResult<()> {
+        let mut inner = self.lock()?;
+        if inner.active().size > 0 && now_ms - inner.active().last_modified_ms() > max_age_ms {
+            self.roll(&mut inner, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes sealed segments from the oldest on while `delete` says so,
+    /// given the segment and the bytes the log holds before deleting it.
+    /// The active segment is never deleted. The local log start moves to the
+    /// first segment left.
+    pub fn delete_oldest_while(
+        &self,
+        mut delete: impl FnMut(&SegmentInfo, u64) -> bool,
+    ) -> StorageResult<RetentionOutcome> {
         let removed: Vec<(Offset, u64)> = {
             let mut inner = self.lock()?;
-            let retention_ms = inner.config.retention_ms;
-            let retention_bytes = inner.config.retention_bytes;
-            let expired =
-                |s: &Segment| retention_ms >= 0 && now_ms - s.last_modified_ms() > retention_ms;
-            if inner.active().size > 0 && expired(inner.active()) {
-                self.roll(&mut inner, now_ms)?;
-            }
             let mut total: u64 = inner.segments.values().map(|s| s.size).sum();
             let mut removed = Vec::new();
             while inner.segments.len() > 1 {
                 let first = inner.segments.values().next().expect("non-empty");
-                let by_bytes = retention_bytes >= 0
-                    && total.saturating_sub(first.size) >= retention_bytes as u64;
-                if !(expired(first) || by_bytes) {
+                let info = SegmentInfo {
+                    base_offset: first.base,
+                    next_offset: first.next_offset,
+                    size: first.size,
+                    last_modified_ms: first.last_modified_ms(),
+                };
+                if !delete(&info, total) {
                     break;
                 }
                 let (base, seg) = inner.segments.pop_first().expect("non-empty");
@@ -508,10 +559,32 @@ impl Log {
                 deleted_segments = outcome.deleted_segments,
                 deleted_bytes = outcome.deleted_bytes,
                 log_start = self.log_start_offset().0,
-                "retention deleted segments"
+                "retention deleted local segments"
             );
         }
         Ok(outcome)
+    }
+
+    /// Every sealed (no longer active) segment, oldest first, with handles
+    /// that stay valid while the caller reads them even if retention deletes
+    /// the files meanwhile.
+    pub fn sealed_segments(&self) -> StorageResult<Vec<SealedSegment>> {
+        let inner = self.lock()?;
+        let n = inner.segments.len();
+        Ok(inner
+            .segments
+            .values()
+            .take(n - 1)
+            .map(|s| SealedSegment {
+                base_offset: s.base,
+                next_offset: s.next_offset,
+                size: s.size,
+                max_timestamp: s.max_timestamp,
+                file: Arc::clone(&s.file),
+                index_path: self.dir.join(crate::segment_file_name(s.base, "index")),
+                time_index_path: self.dir.join(crate::segment_file_name(s.base, "timeindex")),
+            })
+            .collect())
     }
 
     /// fsyncs the active segment if `flush.ms` has passed since the oldest
