@@ -1,0 +1,52 @@
+use std::path::PathBuf;
+
+pub type TieringResult<T> = Result<T, TieringError>;
+
+/// What the cold tier can fail with. [`TieringError::is_retriable`] says
+/// whether trying the same operation again later can help.
+#[derive(Debug, thiserror::Error)]
+pub enum TieringError {
+    #[error("invalid remote storage URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("remote storage scheme {scheme:?} is not supported (use file://, s3://, gs:// or az://)")]
+    UnsupportedScheme { scheme: String },
+    #[error("cannot use the local directory {path}: {source}")]
+    LocalDir { path: PathBuf, source: std::io::Error },
+    #[error("object store {op} {key}: {source}")]
+    Store { op: &'static str, key: String, source: object_store::Error },
+    #[error("remote manifest {path}: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+    #[error("local storage: {0}")]
+    Storage(#[from] strata_storage::StorageError),
+    #[error("remote segment {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("download of {key} failed: {reason}")]
+    Download { key: String, reason: String },
+    #[error("the remote read took longer than {0} ms")]
+    Timeout(u64),
+}
+
+impl TieringError {
+    pub(crate) fn store(op: &'static str, key: &object_store::path::Path) -> impl FnOnce(object_store::Error) -> Self {
+        let key = key.to_string();
+        move |source| TieringError::Store { op, key, source }
+    }
+
+    /// Whether the same operation may succeed if retried later: store
+    /// outages and timeouts may pass; a bad URL or a corrupt object will not.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            TieringError::Store { source, .. } => !matches!(
+                source,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::InvalidPath { .. }
+                    | object_store::Error::NotSupported { .. }
+                    | object_store::Error::NotImplemented { .. }
+                    | object_store::Error::UnknownConfigurationKey { .. }
+            ),
+            TieringError::Timeout(_) | TieringError::Download { .. } => true,
+            TieringError::Storage(_) | TieringError::LocalDir { .. } | TieringError::Manifest { .. } => true,
+            _ => false,
+        }
+    }
+}

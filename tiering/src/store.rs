@@ -1,0 +1,102 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+use crate::error::{TieringError, TieringResult};
+
+/// An object store, the key prefix Strata writes under, and the URL it was
+/// opened from. Cheap to clone; safe to use from any number of tasks.
+#[derive(Clone, Debug)]
+pub struct RemoteStore {
+    pub url: String,
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: ObjectPath,
+}
+
+impl RemoteStore {
+    /// Opens the store named by `url`: `file:///dir`, `s3://bucket/prefix`
+    /// (configured by the usual `AWS_*` environment variables, including
+    /// `AWS_ENDPOINT` and `AWS_ALLOW_HTTP` for S3-compatible servers),
+    /// `gs://bucket/prefix` (`GOOGLE_*`) or `az://container/prefix`
+    /// (`AZURE_*`). Nothing is contacted here; see [`RemoteStore::check`].
+    pub fn open(url: &str) -> TieringResult<RemoteStore> {
+        let bad = |reason: String| TieringError::BadUrl { url: url.into(), reason };
+        let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let prefix = ObjectPath::from(parsed.path().trim_matches('/'));
+        let bucket = parsed.host_str().unwrap_or_default().to_string();
+        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "file" => {
+                let path = parsed.to_file_path().map_err(|_| bad("not an absolute local path".into()))?;
+                return Self::local(&path);
+            }
+            "s3" | "s3a" => Arc::new(
+                AmazonS3Builder::from_env().with_bucket_name(&bucket).build().map_err(|e| bad(e.to_string()))?,
+            ),
+            "gs" => Arc::new(
+                GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket).build().map_err(|e| bad(e.to_string()))?,
+            ),
+            "az" | "azure" | "abfs" | "abfss" => Arc::new(
+                MicrosoftAzureBuilder::from_env().with_url(url).build().map_err(|e| bad(e.to_string()))?,
+            ),
+            scheme => return Err(TieringError::UnsupportedScheme { scheme: scheme.into() }),
+        };
+        if bucket.is_empty() {
+            return Err(bad("no bucket or container".into()));
+        }
+        Ok(RemoteStore { url: url.into(), store, prefix })
+    }
+
+    /// A local directory as the object store: the embedded default.
+    pub fn local(dir: &Path) -> TieringResult<RemoteStore> {
+        std::fs::create_dir_all(dir).map_err(|source| TieringError::LocalDir { path: dir.to_owned(), source })?;
+        let store = LocalFileSystem::new_with_prefix(dir)
+            .map_err(TieringError::store("open", &ObjectPath::from(dir.display().to_string())))?;
+        let url = Url::from_directory_path(dir.canonicalize().unwrap_or_else(|_| dir.to_owned()))
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| dir.display().to_string());
+        Ok(RemoteStore { url, store: Arc::new(store), prefix: ObjectPath::default() })
+    }
+
+    /// The full key of `relative` under the store's prefix.
+    pub fn key(&self, relative: &str) -> ObjectPath {
+        if self.prefix.as_ref().is_empty() {
+            ObjectPath::from(relative)
+        } else {
+            ObjectPath::from(format!("{}/{relative}", self.prefix))
+        }
+    }
+
+    /// Checks that the store answers: one GET of a key that need not exist.
+    pub async fn check(&self) -> TieringResult<()> {
+        let probe = self.key("strata-probe");
+        match self.store.get(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(TieringError::Store { op: "reach", key: probe.to_string(), source: e }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_urls_and_refuses_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}/remote", dir.path().display());
+        let store = RemoteStore::open(&url).unwrap();
+        assert!(store.url.starts_with("file://"));
+        assert!(dir.path().join("remote").is_dir());
+        assert!(matches!(RemoteStore::open("ftp://x/y"), Err(TieringError::UnsupportedScheme { .. })));
+        assert!(matches!(RemoteStore::open("not a url"), Err(TieringError::BadUrl { .. })));
+        let s3 = RemoteStore::open("s3://bucket/some/prefix").unwrap();
+        assert_eq!(s3.key("a/b").as_ref(), "some/prefix/a/b");
+    }
+}
