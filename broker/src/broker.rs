@@ -1,13 +1,15 @@
-//! The broker's shared state: configuration, topics and their partition
-//! logs, and the wake-up signal for long-polling fetches.
+//! The broker's shared state: configuration, topics and their partitions
+//! (hot-tier log and cold-tier state), and the wake-up signal for
+//! long-polling fetches.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use strata_storage::Log;
+use strata_storage::{Log, Offset};
+use strata_tiering::{ChunkCache, PartitionKey, RemotePartition, RemoteStore, RetentionLimits};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -17,45 +19,46 @@ use crate::error::AdminError;
 use crate::meta::{MetaError, MetaStore, TopicRecord};
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// One partition: its hot tier (the local log) and its cold tier (the
+/// remote manifest and reads). Shared by every task serving it.
+pub struct Partition {
+    pub log: Arc<Log>,
+    pub remote: Arc<RemotePartition>,
+}
+
+impl Partition {
+    /// The partition's log start offset across both tiers.
+    pub fn log_start(&self) -> Offset {
+        let local = self.log.log_start_offset();
+        self.remote.log_start().map_or(local, |r| r.min(local))
+    }
 }
 
 /// A topic as it is now. Immutable: changes replace the whole `Arc<Topic>`
-/// in the broker's map, sharing the partition logs that stay.
+/// in the broker's map, sharing the partitions that stay.
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
     pub configs: BTreeMap<String, String>,
-    pub partitions: Vec<Arc<Log>>,
+    pub partitions: Vec<Arc<Partition>>,
 }
 
 impl Topic {
-    pub fn partition(&self, index: i32) -> Option<&Arc<Log>> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.partitions.get(i))
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
     }
 
     fn record(&self) -> TopicRecord {
-        TopicRecord {
-            name: self.name.clone(),
-            id: self.id,
-            partitions: self.partitions.len() as u32,
-            configs: self.configs.clone(),
-        }
+        TopicRecord { name: self.name.clone(), id: self.id, partitions: self.partitions.len() as u32, configs: self.configs.clone() }
     }
 }
 
 /// Kafka's topic name rules.
 pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
-    let invalid = |why: &str| {
-        Err(AdminError::InvalidTopic(format!(
-            "Topic name \"{name}\" is illegal, {why}"
-        )))
-    };
+    let invalid = |why: &str| Err(AdminError::InvalidTopic(format!("Topic name \"{name}\" is illegal, {why}")));
     if name.is_empty() {
         return invalid("it can't be empty");
     }
@@ -65,10 +68,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
     if name.len() > 249 {
         return invalid("it can't be longer than 249 characters");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
         return invalid("it contains a character other than ASCII alphanumerics, '.', '_' and '-'");
     }
     Ok(())
@@ -83,6 +83,8 @@ pub struct Broker {
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,
+    pub remote_store: RemoteStore,
+    pub cache: Arc<ChunkCache>,
     data_dir: PathBuf,
     meta: MetaStore,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -97,18 +99,16 @@ fn partition_dir(data_dir: &Path, topic: &str, partition: usize) -> PathBuf {
 
 impl Broker {
     /// Opens the data directory: metadata, then every partition's log,
-    /// recovering them if the last shutdown was not clean. Blocking.
+    /// recovering them if the last shutdown was not clean, and its cold
+    /// tier manifest. Blocking.
     pub fn open(
         config: BrokerConfig,
         data_dir: &Path,
-        advertised_host: String,
-        advertised_port: i32,
+        advertised: (String, i32),
+        remote_store: RemoteStore,
+        cache: Arc<ChunkCache>,
     ) -> Result<Broker, AdminError> {
-        fs::create_dir_all(data_dir).map_err(|source| MetaError::Io {
-            op: "create",
-            path: data_dir.to_owned(),
-            source,
-        })?;
+        fs::create_dir_all(data_dir).map_err(|source| MetaError::Io { op: "create", path: data_dir.to_owned(), source })?;
         let meta = MetaStore::new(data_dir);
         let cluster_id = meta.cluster_id()?;
         let clean = meta.take_clean_shutdown()?;
@@ -116,75 +116,62 @@ impl Broker {
             info!(data_dir = %data_dir.display(), "no clean shutdown recorded: recovering logs");
         }
         remove_deleted_dirs(data_dir);
-        let mut topics = BTreeMap::new();
-        let now = now_ms();
-        for rec in meta.load_topics()? {
-            let log_config = config.log_config(&rec.configs);
-            let mut partitions = Vec::new();
-            for p in 0..rec.partitions as usize {
-                let log = Log::open(
-                    &partition_dir(data_dir, &rec.name, p),
-                    log_config.clone(),
-                    clean,
-                    now,
-                )?;
-                partitions.push(Arc::new(log));
-            }
-            topics.insert(
-                rec.name.clone(),
-                Arc::new(Topic {
-                    name: rec.name,
-                    id: rec.id,
-                    configs: rec.configs,
-                    partitions,
-                }),
-            );
-        }
-        info!(topics = topics.len(), cluster_id = %cluster_id, "loaded topics");
-        Ok(Broker {
+        let mut broker = Broker {
             node_id: config.i64("node.id") as i32,
             config,
             cluster_id,
-            advertised_host,
-            advertised_port,
+            advertised_host: advertised.0,
+            advertised_port: advertised.1,
+            remote_store,
+            cache,
             data_dir: data_dir.to_owned(),
             meta,
-            topics: RwLock::new(topics),
+            topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             appended: Notify::new(),
-        })
+        };
+        let mut topics = BTreeMap::new();
+        for rec in broker.meta.load_topics()? {
+            let partitions = (0..rec.partitions as usize)
+                .map(|p| broker.open_partition(&rec.name, rec.id, &rec.configs, p, clean))
+                .collect::<Result<Vec<_>, _>>()?;
+            topics.insert(rec.name.clone(), Arc::new(Topic { name: rec.name, id: rec.id, configs: rec.configs, partitions }));
+        }
+        info!(topics = topics.len(), cluster_id = %broker.cluster_id, "loaded topics");
+        broker.topics = RwLock::new(topics);
+        Ok(broker)
+    }
+
+    fn open_partition(
+        &self,
+        topic: &str,
+        id: Uuid,
+        configs: &BTreeMap<String, String>,
+        partition: usize,
+        clean: bool,
+    ) -> Result<Arc<Partition>, AdminError> {
+        let dir = partition_dir(&self.data_dir, topic, partition);
+        let log = Arc::new(Log::open(&dir, self.config.log_config(configs), clean, now_ms())?);
+        let key = PartitionKey { topic: topic.to_string(), topic_id: id, partition: partition as i32 };
+        let remote = RemotePartition::open(key, self.remote_store.clone(), Arc::clone(&self.cache), &dir)
+            .map_err(|e| AdminError::Tiering(e.to_string()))?;
+        Ok(Arc::new(Partition { log, remote: Arc::new(remote) }))
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.topics
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .find(|t| t.id == id)
-            .cloned()
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).values().find(|t| t.id == id).cloned()
     }
 
     pub fn topics(&self) -> Vec<Arc<Topic>> {
-        self.topics
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     fn save(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), AdminError> {
-        Ok(self
-            .meta
-            .save_topics(topics.values().map(|t| t.record()).collect())?)
+        Ok(self.meta.save_topics(topics.values().map(|t| t.record()).collect())?)
     }
 
     /// Creates a topic, or only checks that it could be created. Blocking.
@@ -197,21 +184,11 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<Topic>, AdminError> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 {
-            self.config.i64("num.partitions") as i32
-        } else {
-            partitions
-        };
+        let partitions = if partitions == -1 { self.config.i64("num.partitions") as i32 } else { partitions };
         if partitions <= 0 {
-            return Err(AdminError::InvalidPartitions(format!(
-                "Number of partitions must be larger than 0, got {partitions}."
-            )));
+            return Err(AdminError::InvalidPartitions(format!("Number of partitions must be larger than 0, got {partitions}.")));
         }
-        let rf = if replication_factor == -1 {
-            self.config.i64("default.replication.factor") as i16
-        } else {
-            replication_factor
-        };
+        let rf = if replication_factor == -1 { self.config.i64("default.replication.factor") as i16 } else { replication_factor };
         if rf != 1 {
             return Err(AdminError::InvalidReplicationFactor(format!(
                 "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
@@ -222,32 +199,14 @@ impl Broker {
         if self.topic(name).is_some() {
             return Err(AdminError::TopicExists(name.to_string()));
         }
-        let log_config = self.config.log_config(&configs);
         let id = Uuid::new_v4();
         if validate_only {
-            return Ok(Arc::new(Topic {
-                name: name.into(),
-                id,
-                configs,
-                partitions: Vec::new(),
-            }));
+            return Ok(Arc::new(Topic { name: name.into(), id, configs, partitions: Vec::new() }));
         }
-        let now = now_ms();
-        let mut logs = Vec::new();
-        for p in 0..partitions as usize {
-            logs.push(Arc::new(Log::open(
-                &partition_dir(&self.data_dir, name, p),
-                log_config.clone(),
-                true,
-                now,
-            )?));
-        }
-        let topic = Arc::new(Topic {
-            name: name.into(),
-            id,
-            configs,
-            partitions: logs,
-        });
+        let parts = (0..partitions as usize)
+            .map(|p| self.open_partition(name, id, &configs, p, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let topic = Arc::new(Topic { name: name.into(), id, configs, partitions: parts });
         let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
         map.insert(name.into(), Arc::clone(&topic));
         if let Err(e) = self.save(&map) {
@@ -258,7 +217,9 @@ impl Broker {
         Ok(topic)
     }
 
-    /// Deletes a topic and its data. Blocking.
+    /// Deletes a topic and its data in both tiers. Blocking; the remote
+    /// objects are deleted by a background task that retries until the
+    /// store has let them go.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
         if !self.config.bool("delete.topic.enable") {
             return Err(AdminError::DeletionDisabled);
@@ -276,19 +237,39 @@ impl Broker {
         // The topic is gone from the metadata; its directories are renamed
         // before removal so that a crash midway leaves only `-delete`
         // directories, which the next start removes.
-        for log in &topic.partitions {
-            let mut doomed = log.dir().as_os_str().to_owned();
+        for p in &topic.partitions {
+            let mut doomed = p.log.dir().as_os_str().to_owned();
             doomed.push(format!(".{}-delete", Uuid::new_v4().simple()));
             let doomed = PathBuf::from(doomed);
-            if let Err(e) = fs::rename(log.dir(), &doomed) {
-                warn!(dir = %log.dir().display(), error = %e, "could not rename a deleted partition");
+            if let Err(e) = fs::rename(p.log.dir(), &doomed) {
+                warn!(dir = %p.log.dir().display(), error = %e, "could not rename a deleted partition");
             }
-            if let Err(e) = log.delete() {
+            if let Err(e) = p.log.delete() {
                 warn!(error = %e, "could not mark a deleted partition");
             }
             if let Err(e) = fs::remove_dir_all(&doomed) {
                 warn!(dir = %doomed.display(), error = %e, "could not remove a deleted partition");
             }
+        }
+        if let Some(first) = topic.partitions.first() {
+            let remote = Arc::clone(&first.remote);
+            let topic_name = name.to_string();
+            tokio::runtime::Handle::current().spawn(async move {
+                let mut delay = Duration::from_millis(200);
+                loop {
+                    match remote.delete_topic_objects().await {
+                        Ok(n) => {
+                            info!(topic = %topic_name, objects = n, "deleted the topic's remote objects");
+                            return;
+                        }
+                        Err(e) => {
+                            warn!(topic = %topic_name, error = %e, retriable = e.is_retriable(), "deleting remote objects failed; retrying");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(60));
+                        }
+                    }
+                }
+            });
         }
         self.appended.notify_waiters();
         info!(topic = name, "deleted topic");
@@ -296,12 +277,7 @@ impl Broker {
     }
 
     /// Raises a topic's partition count. Blocking.
-    pub fn add_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), AdminError> {
+    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.topic(name).ok_or(AdminError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
@@ -313,52 +289,109 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let log_config = self.config.log_config(&topic.configs);
         let mut partitions = topic.partitions.clone();
-        let now = now_ms();
         for p in current as usize..count as usize {
-            partitions.push(Arc::new(Log::open(
-                &partition_dir(&self.data_dir, name, p),
-                log_config.clone(),
-                true,
-                now,
-            )?));
+            partitions.push(self.open_partition(name, topic.id, &topic.configs, p, true)?);
         }
-        let new = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            configs: topic.configs.clone(),
-            partitions,
-        });
-        let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(name.into(), new);
-        if let Err(e) = self.save(&map) {
-            map.insert(name.into(), topic);
-            return Err(e);
-        }
+        self.replace(name, Topic { name: topic.name.clone(), id: topic.id, configs: topic.configs.clone(), partitions }, topic)?;
         info!(topic = name, partitions = count, "added partitions");
         Ok(())
     }
 
-    /// Runs retention on every partition. Blocking.
-    pub fn enforce_retention(&self) {
+    /// Replaces a topic's config overrides (validated, persisted, applied to
+    /// every partition's log at once and to tiering from its next pass).
+    /// Blocking.
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
+        self.config.validate_topic_configs(&configs)?;
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self.topic(name).ok_or(AdminError::UnknownTopic)?;
+        if validate_only {
+            return Ok(());
+        }
+        let log_config = self.config.log_config(&configs);
+        for p in &topic.partitions {
+            p.log.set_config(log_config.clone());
+        }
+        let partitions = topic.partitions.clone();
+        self.replace(name, Topic { name: topic.name.clone(), id: topic.id, configs, partitions }, topic)?;
+        info!(topic = name, "changed topic configs");
+        Ok(())
+    }
+
+    fn replace(&self, name: &str, new: Topic, old: Arc<Topic>) -> Result<(), AdminError> {
+        let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(name.into(), Arc::new(new));
+        if let Err(e) = self.save(&map) {
+            map.insert(name.into(), old);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Uploads sealed segments of topics with the cold tier enabled.
+    pub async fn upload_pass(self: Arc<Self>) {
+        for topic in self.topics() {
+            if !self.config.tier_config(&topic.configs).remote {
+                continue;
+            }
+            for p in &topic.partitions {
+                // Failures are logged and backed off inside; the hot tier
+                // is not affected.
+                let _ = p.remote.upload_pending(&p.log).await;
+            }
+        }
+    }
+
+    /// Runs retention on every partition: total retention on both tiers,
+    /// then local retention, which for tiered topics only deletes segments
+    /// whose upload is finished.
+    pub async fn retention_pass(self: Arc<Self>) {
         let now = now_ms();
         for topic in self.topics() {
-            for (p, log) in topic.partitions.iter().enumerate() {
-                if let Err(e) = log.enforce_retention(now) {
-                    warn!(topic = %topic.name, partition = p, error = %e, "retention failed");
+            let tier = self.config.tier_config(&topic.configs);
+            for (index, p) in topic.partitions.iter().enumerate() {
+                if let Err(e) = self.retain(p, tier, now).await {
+                    warn!(topic = %topic.name, partition = index, error = %e, "retention failed");
                 }
             }
         }
+    }
+
+    async fn retain(&self, p: &Arc<Partition>, tier: crate::config::TierConfig, now: i64) -> Result<(), AdminError> {
+        if !tier.remote && p.remote.remote_segments() == 0 {
+            let log = Arc::clone(&p.log);
+            crate::handlers::blocking(move || log.enforce_retention(now)).await?;
+            return Ok(());
+        }
+        let local_only = p.log.bytes_from(p.remote.uploaded_end().unwrap_or(Offset(i64::MIN)));
+        let limits = RetentionLimits { retention_ms: tier.retention_ms, retention_bytes: tier.retention_bytes };
+        // Store failures back off inside and leave the hot tier alone.
+        let _ = p.remote.enforce_retention(now, limits, local_only).await;
+        let (log, uploaded_end) = (Arc::clone(&p.log), p.remote.uploaded_end());
+        crate::handlers::blocking(move || {
+            if tier.retention_ms >= 0 {
+                log.roll_if_older_than(now, tier.retention_ms)?;
+            }
+            log.delete_oldest_while(|seg, local_bytes| {
+                let uploaded = uploaded_end.is_some_and(|end| seg.next_offset <= end);
+                let age = now - seg.last_modified_ms;
+                let local_expired = (tier.local_retention_ms >= 0 && age > tier.local_retention_ms)
+                    || (tier.local_retention_bytes >= 0 && local_bytes - seg.size >= tier.local_retention_bytes as u64);
+                let total_expired = tier.retention_ms >= 0 && age > tier.retention_ms;
+                (uploaded && local_expired) || total_expired
+            })
+        })
+        .await?;
+        Ok(())
     }
 
     /// fsyncs partitions whose `flush.ms` has passed. Blocking.
     pub fn flush_due(&self) {
         let now = now_ms();
         for topic in self.topics() {
-            for (p, log) in topic.partitions.iter().enumerate() {
-                if let Err(e) = log.maybe_flush(now) {
-                    warn!(topic = %topic.name, partition = p, error = %e, "flush failed");
+            for (index, p) in topic.partitions.iter().enumerate() {
+                if let Err(e) = p.log.maybe_flush(now) {
+                    warn!(topic = %topic.name, partition = index, error = %e, "flush failed");
                 }
             }
         }
@@ -368,8 +401,8 @@ impl Broker {
     pub fn shutdown(&self) -> Result<(), AdminError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         for topic in self.topics() {
-            for log in &topic.partitions {
-                log.close()?;
+            for p in &topic.partitions {
+                p.log.close()?;
             }
         }
         self.meta.mark_clean_shutdown()?;
@@ -380,9 +413,7 @@ impl Broker {
 
 /// Removes partition directories left behind by a deletion that crashed.
 fn remove_deleted_dirs(data_dir: &Path) {
-    let Ok(entries) = fs::read_dir(data_dir) else {
-        return;
-    };
+    let Ok(entries) = fs::read_dir(data_dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if name.ends_with("-delete") && entry.path().is_dir() {

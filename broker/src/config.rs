@@ -18,6 +18,8 @@ pub enum Kind {
     Long,
     /// One of the listed strings.
     Choice(&'static [&'static str]),
+    /// Any string.
+    Text,
 }
 
 impl Kind {
@@ -25,7 +27,7 @@ impl Kind {
     pub fn type_code(self) -> i8 {
         match self {
             Kind::Bool => 1,
-            Kind::Choice(_) => 2,
+            Kind::Choice(_) | Kind::Text => 2,
             Kind::Int => 3,
             Kind::Long => 5,
         }
@@ -81,9 +83,17 @@ pub static DEFS: &[Def] = &[
     def!("log.segment.bytes", Broker, Kind::Int, "1073741824", 14, None, "Default segment.bytes."),
     def!("log.roll.ms", Broker, Kind::Long, "604800000", 1, None, "Default segment.ms."),
     def!("log.roll.hours", Broker, Kind::Int, "168", 1, None, "Default segment.ms in hours, used when log.roll.ms is not set."),
-    def!("log.retention.ms", Broker, Kind::Long, "604800000", -1, None, "Default retention.ms; -1 keeps data forever."),
-    def!("log.retention.minutes", Broker, Kind::Int, "10080", -1, None, "Default retention.ms in minutes, used when log.retention.ms is not set."),
-    def!("log.retention.hours", Broker, Kind::Int, "168", -1, None, "Default retention.ms in hours, used when neither log.retention.ms nor log.retention.minutes is set."),
+    def!("log.retention.ms", Broker, Kind::Long, "-1", -1, None, "Default retention.ms (both tiers); -1, the default, keeps data forever."),
+    def!("log.retention.minutes", Broker, Kind::Int, "-1", -1, None, "Default retention.ms in minutes, used when log.retention.ms is not set."),
+    def!("log.retention.hours", Broker, Kind::Int, "-1", -1, None, "Default retention.ms in hours, used when neither log.retention.ms nor log.retention.minutes is set."),
+    def!("log.local.retention.ms", Broker, Kind::Long, "3600000", -2, None, "Default local.retention.ms: how long the hot tier keeps uploaded segments; -2 follows retention.ms."),
+    def!("log.local.retention.bytes", Broker, Kind::Long, "-2", -2, None, "Default local.retention.bytes; -2 follows retention.bytes."),
+    def!("remote.log.storage.system.enable", Broker, Kind::Bool, "true", 0, None, "Enable the cold tier for topics with remote.storage.enable=true."),
+    def!("remote.log.storage.url", Broker, Kind::Text, "", 0, None, "Object store for the cold tier: file:///dir, s3://bucket/prefix, gs://..., az://...; empty means DATA_DIR/remote."),
+    def!("remote.log.manager.task.interval.ms", Broker, Kind::Long, "30000", 1, None, "How often sealed segments are looked for and uploaded."),
+    def!("remote.log.reader.cache.bytes", Broker, Kind::Long, "1073741824", 0, None, "Size of the on-disk cache of remote segment chunks."),
+    def!("remote.log.reader.chunk.bytes", Broker, Kind::Int, "4194304", 65536, None, "Size of one ranged GET of a remote segment, and of one cache entry."),
+    def!("remote.fetch.max.wait.ms", Broker, Kind::Int, "500", 1, None, "How long a Fetch waits for the cold tier before answering without those records."),
     def!("log.retention.bytes", Broker, Kind::Long, "-1", -1, None, "Default retention.bytes; -1 is unlimited."),
     def!("log.retention.check.interval.ms", Broker, Kind::Long, "300000", 1, None, "How often retention runs."),
     def!("log.flush.interval.messages", Broker, Kind::Long, I64_MAX, 1, None, "Default flush.messages."),
@@ -95,8 +105,11 @@ pub static DEFS: &[Def] = &[
     def!("log.cleanup.policy", Broker, Kind::Choice(&["delete"]), "delete", 0, None, "Default cleanup.policy (compaction is not supported yet)."),
     def!("segment.bytes", Topic, Kind::Int, "1073741824", 14, Some("log.segment.bytes"), "Roll a segment before it grows past this size."),
     def!("segment.ms", Topic, Kind::Long, "604800000", 1, Some("log.roll.ms"), "Roll a non-empty segment this old."),
-    def!("retention.ms", Topic, Kind::Long, "604800000", -1, Some("log.retention.ms"), "Delete segments whose newest record is older; -1 keeps forever."),
-    def!("retention.bytes", Topic, Kind::Long, "-1", -1, Some("log.retention.bytes"), "Delete old segments while the partition is larger; -1 is unlimited."),
+    def!("retention.ms", Topic, Kind::Long, "-1", -1, Some("log.retention.ms"), "Total retention, both tiers: delete segments whose newest record is older; -1 keeps forever."),
+    def!("retention.bytes", Topic, Kind::Long, "-1", -1, Some("log.retention.bytes"), "Total retention, both tiers: delete old segments while the partition is larger; -1 is unlimited."),
+    def!("remote.storage.enable", Topic, Kind::Bool, "true", 0, None, "Upload sealed segments to the cold tier (Strata's default is true)."),
+    def!("local.retention.ms", Topic, Kind::Long, "3600000", -2, Some("log.local.retention.ms"), "Hot-tier retention of uploaded segments; -2 follows retention.ms."),
+    def!("local.retention.bytes", Topic, Kind::Long, "-2", -2, Some("log.local.retention.bytes"), "Hot-tier size of uploaded segments; -2 follows retention.bytes."),
     def!("max.message.bytes", Topic, Kind::Int, "1048588", 0, Some("message.max.bytes"), "Largest record batch accepted."),
     def!("flush.messages", Topic, Kind::Long, I64_MAX, 1, Some("log.flush.interval.messages"), "fsync after this many records."),
     def!("flush.ms", Topic, Kind::Long, I64_MAX, 0, Some("log.flush.interval.ms"), "fsync when the oldest unflushed record is this old."),
@@ -156,6 +169,7 @@ pub fn validate(def: &Def, value: &str) -> Result<(), ConfigError> {
             }
             Ok(())
         }
+        Kind::Text => Ok(()),
         Kind::Choice(options) => {
             if options.contains(&value) {
                 Ok(())
@@ -256,18 +270,50 @@ impl BrokerConfig {
         self.value(key) == "true"
     }
 
-    /// Checks a set of topic overrides as CreateTopics receives them.
-    pub fn validate_topic_configs(
-        &self,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<(), ConfigError> {
+    /// Checks a set of topic overrides as CreateTopics and AlterConfigs
+    /// receive them: known keys, valid values, and Kafka's rule that the
+    /// hot tier may not keep more than the total.
+    pub fn validate_topic_configs(&self, overrides: &BTreeMap<String, String>) -> Result<(), ConfigError> {
         for (k, v) in overrides {
-            let d = def(k)
-                .filter(|d| d.scope == Scope::Topic)
-                .ok_or_else(|| ConfigError::UnknownTopicKey(k.clone()))?;
+            let d = def(k).filter(|d| d.scope == Scope::Topic).ok_or_else(|| ConfigError::UnknownTopicKey(k.clone()))?;
             validate(d, v)?;
         }
+        let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
+        for (local, total) in [("local.retention.ms", "retention.ms"), ("local.retention.bytes", "retention.bytes")] {
+            // Only a topic's own local limit is held to its total: a broker
+            // default larger than a topic's total is capped to it instead.
+            let (l, t) = (n(local), n(total));
+            if !overrides.contains_key(local) || l == -2 || t == -1 {
+                continue;
+            }
+            if l == -1 || l > t {
+                return Err(ConfigError::BadValue {
+                    key: local.into(),
+                    value: l.to_string(),
+                    reason: format!("the hot tier cannot keep more than {total}={t}"),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The tiering settings for a topic with these overrides, the local
+    /// limits resolved (-2 means "as the total").
+    pub fn tier_config(&self, overrides: &BTreeMap<String, String>) -> TierConfig {
+        let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
+        let resolve = |local: i64, total: i64| match (local, total) {
+            (-2, _) => total,
+            (_, t) if t >= 0 && (local < 0 || local > t) => t,
+            _ => local,
+        };
+        TierConfig {
+            remote: self.bool("remote.log.storage.system.enable")
+                && self.topic_value("remote.storage.enable", overrides).0 == "true",
+            retention_ms: n("retention.ms"),
+            retention_bytes: n("retention.bytes"),
+            local_retention_ms: resolve(n("local.retention.ms"), n("retention.ms")),
+            local_retention_bytes: resolve(n("local.retention.bytes"), n("retention.bytes")),
+        }
     }
 
     /// The value of a topic key for a topic with these overrides, and where
@@ -277,7 +323,9 @@ impl BrokerConfig {
             return (v.clone(), Source::Topic);
         }
         let d = def(key).expect("known topic key");
-        let synonym = d.broker_synonym.expect("topic keys have a broker synonym");
+        let Some(synonym) = d.broker_synonym else {
+            return (d.default.to_string(), Source::Default);
+        };
         let source = if self.explicit(synonym).is_some()
             || self.value(synonym) != def(synonym).expect("known").default
         {
@@ -315,6 +363,17 @@ impl BrokerConfig {
             },
         }
     }
+}
+
+/// A topic's retention across the two tiers; negative limits are unlimited.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TierConfig {
+    /// Whether sealed segments are uploaded.
+    pub remote: bool,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
 }
 
 /// Where a config value comes from, with Kafka's DescribeConfigs codes.
@@ -366,6 +425,7 @@ mod tests {
     fn hours_fold_into_ms_and_topics_inherit() {
         let mut c = BrokerConfig::default();
         c.set("log.retention.hours", "1").unwrap();
+        c.set("log.local.retention.ms", "60000").unwrap();
         assert_eq!(c.i64("log.retention.ms"), 3_600_000);
         let none = BTreeMap::new();
         assert_eq!(
@@ -378,5 +438,17 @@ mod tests {
         assert_eq!(c.log_config(&o).retention_ms, 5);
         o.insert("retention.ms".to_string(), "x".to_string());
         assert!(c.validate_topic_configs(&o).is_err());
+    }
+
+    #[test]
+    fn local_retention_may_not_exceed_total() {
+        let c = BrokerConfig::default();
+        let set = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        assert!(c.validate_topic_configs(&set(&[("retention.ms", "1000"), ("local.retention.ms", "500")])).is_ok());
+        assert!(c.validate_topic_configs(&set(&[("retention.ms", "1000"), ("local.retention.ms", "5000")])).is_err());
+        assert!(c.validate_topic_configs(&set(&[("retention.bytes", "1000"), ("local.retention.bytes", "-1")])).is_err());
+        assert!(c.validate_topic_configs(&set(&[("retention.bytes", "1000"), ("local.retention.bytes", "-2")])).is_ok());
+        let t = c.tier_config(&set(&[("retention.bytes", "1000")]));
+        assert_eq!((t.remote, t.local_retention_bytes, t.retention_ms, t.local_retention_ms), (true, 1000, -1, 3_600_000));
     }
 }

@@ -31,6 +31,8 @@ pub enum AdminError {
     Storage(#[from] StorageError),
     #[error("metadata: {0}")]
     Meta(#[from] MetaError),
+    #[error("cold tier: {0}")]
+    Tiering(String),
 }
 
 impl AdminError {
@@ -50,7 +52,7 @@ impl AdminError {
             AdminError::DeletionDisabled => ResponseError::TopicDeletionDisabled.code(),
             AdminError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
             AdminError::Storage(e) => storage_code(e),
-            AdminError::Meta(_) => ResponseError::KafkaStorageError.code(),
+            AdminError::Meta(_) | AdminError::Tiering(_) => ResponseError::KafkaStorageError.code(),
         }
     }
 }

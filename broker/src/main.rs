@@ -8,8 +8,10 @@ mod meta;
 mod records;
 mod server;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
+use strata_tiering::{ChunkCache, RemoteStore};
 use tracing::{info, warn};
 
 use crate::broker::Broker;
@@ -42,6 +45,10 @@ struct Cli {
     /// A broker config under Kafka's name, e.g. --set num.partitions=3 (repeatable; wins over --config).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Object store for the cold tier (file:///dir, s3://bucket/prefix, gs://..., az://...);
+    /// same as --set remote.log.storage.url=URL. Default: DATA_DIR/remote.
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
 }
 
 fn build_config(cli: &Cli) -> anyhow::Result<BrokerConfig> {
@@ -107,28 +114,27 @@ async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
     let (host, port) = advertised(&cli, bound)?;
 
     let data_dir = cli.data_dir.clone();
-    let remote = strata_tiering::RemoteStore::local(&data_dir.join("remote"))?;
-    info!(url = %remote.url, "remote storage");
+    let remote = open_remote(&config, &data_dir).await?;
+    let cache = ChunkCache::new(
+        data_dir.join("cache"),
+        config.i64("remote.log.reader.cache.bytes") as u64,
+        config.i64("remote.log.reader.chunk.bytes") as u64,
+    )?;
     let broker = {
-        let (host, data_dir) = (host.clone(), data_dir.clone());
-        tokio::task::spawn_blocking(move || Broker::open(config, &data_dir, host, port)).await??
+        let (advertised, data_dir) = ((host.clone(), port), data_dir.clone());
+        tokio::task::spawn_blocking(move || Broker::open(config, &data_dir, advertised, remote, cache)).await??
     };
     let broker = Arc::new(broker);
     info!(data_dir = %data_dir.display(), node_id = broker.node_id, "broker ready");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    spawn_periodic(
-        &broker,
-        "log.retention.check.interval.ms",
-        stop_rx.clone(),
-        Broker::enforce_retention,
-    );
-    spawn_periodic(
-        &broker,
-        "log.flush.scheduler.interval.ms",
-        stop_rx.clone(),
-        Broker::flush_due,
-    );
+    spawn_periodic(&broker, "log.retention.check.interval.ms", stop_rx.clone(), |b| Box::pin(b.retention_pass()));
+    spawn_periodic(&broker, "remote.log.manager.task.interval.ms", stop_rx.clone(), |b| Box::pin(b.upload_pass()));
+    spawn_periodic(&broker, "log.flush.scheduler.interval.ms", stop_rx.clone(), |b| {
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || b.flush_due()).await;
+        })
+    });
 
     server::announce(bound, (&host, port));
     let server = tokio::spawn(server::serve(Arc::clone(&broker), listener, stop_rx));
@@ -146,25 +152,40 @@ async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `job` on a blocking thread every `interval_key` milliseconds.
+/// Runs `job` every `interval_key` milliseconds until shutdown, one run at
+/// a time.
 fn spawn_periodic(
     broker: &Arc<Broker>,
     interval_key: &str,
     mut stop: watch::Receiver<bool>,
-    job: fn(&Broker),
+    job: fn(Arc<Broker>) -> Pin<Box<dyn Future<Output = ()> + Send>>,
 ) {
     let period = Duration::from_millis(broker.config.i64(interval_key).max(1) as u64);
     let broker = Arc::clone(broker);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = stop.changed() => return,
             }
-            let b = Arc::clone(&broker);
-            let _ = tokio::task::spawn_blocking(move || job(&b)).await;
+            job(Arc::clone(&broker)).await;
         }
     });
+}
+
+/// Opens the cold tier's object store and checks that it answers, so that
+/// a wrong URL or an unreachable store stops start-up with a clear message.
+async fn open_remote(config: &BrokerConfig, data_dir: &std::path::Path) -> anyhow::Result<RemoteStore> {
+    let url = config.value("remote.log.storage.url");
+    let store = if url.is_empty() { RemoteStore::local(&data_dir.join("remote"))? } else { RemoteStore::open(&url)? };
+    match tokio::time::timeout(Duration::from_secs(15), store.check()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => bail!("the remote store {} does not answer: {e}", store.url),
+        Err(_) => bail!("the remote store {} did not answer within 15 s", store.url),
+    }
+    info!(url = %store.url, "remote storage");
+    Ok(store)
 }

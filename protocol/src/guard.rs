@@ -140,6 +140,16 @@ const PARTITIONS_ASSIGNMENT: &[F] = &[all(ArrayI32)];
 const PARTITIONS_TOPIC: &[F] = &[all(Str), all(I32), all(Array(PARTITIONS_ASSIGNMENT))];
 const CREATE_PARTITIONS: &[F] = &[all(Array(PARTITIONS_TOPIC)), all(I32), all(Bool)];
 
+// AlterConfigs v0-v2.
+const ALTER_ENTRY: &[F] = &[all(Str), all(Str)];
+const ALTER_RESOURCE: &[F] = &[all(I8), all(Str), all(Array(ALTER_ENTRY))];
+const ALTER_CONFIGS: &[F] = &[all(Array(ALTER_RESOURCE)), all(Bool)];
+
+// IncrementalAlterConfigs v0-v1.
+const INCREMENTAL_ENTRY: &[F] = &[all(Str), all(I8), all(Str)];
+const INCREMENTAL_RESOURCE: &[F] = &[all(I8), all(Str), all(Array(INCREMENTAL_ENTRY))];
+const INCREMENTAL_ALTER_CONFIGS: &[F] = &[all(Array(INCREMENTAL_RESOURCE)), all(Bool)];
+
 /// The body schema and first flexible version of a supported API.
 fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -152,6 +162,8 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DeleteTopics => (DELETE_TOPICS, 4),
         ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS, 4),
         ApiKey::CreatePartitions => (CREATE_PARTITIONS, 2),
+        ApiKey::AlterConfigs => (ALTER_CONFIGS, 2),
+        ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
         _ => return None,
     })
 }

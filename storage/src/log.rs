@@ -242,6 +242,12 @@ impl Log {
         inner.segments.values().map(|s| s.size).sum()
     }
 
+    /// Bytes held in local segments starting at or after `offset`.
+    pub fn bytes_from(&self, offset: Offset) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.segments.range(offset..).map(|(_, s)| s.size).sum()
+    }
+
     pub fn segment_count(&self) -> usize {
         self.inner
             .lock()

@@ -11,6 +11,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::raw::{batch, topic_name as name, Conn};
@@ -47,7 +48,9 @@ fn every_advertised_version_answers() {
         (19, (2, 7)),
         (20, (1, 6)),
         (32, (1, 4)),
+        (33, (0, 2)),
         (37, (0, 3)),
+        (44, (0, 1)),
     ]
     .into_iter()
     .collect();
@@ -214,13 +217,43 @@ fn every_advertised_version_answers() {
             .iter()
             .find(|c| &*c.name == "retention.ms")
             .unwrap();
-        assert_eq!(retention.value.as_deref(), Some("604800000"));
+        assert_eq!(retention.value.as_deref(), Some("-1"));
         assert_eq!(retention.config_source, 5);
         assert!(r.results[1]
             .configs
             .iter()
             .any(|c| &*c.name == "log.segment.bytes"));
     }
+
+    // AlterConfigs (replaces the overrides) and IncrementalAlterConfigs
+    // (changes one key), every version; the last write of each wins.
+    for v in 0..=2 {
+        let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("ct-2"))
+            .with_configs(vec![AlterableConfig::default().with_name(s("retention.ms")).with_value(Some(s(&format!("{}", 100_000 + v as i64))))])]);
+        let r = c.request(v, &req);
+        assert_eq!(r.responses[0].error_code, 0, "AlterConfigs v{v}");
+    }
+    for v in 0..=1 {
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("ct-2"))
+                .with_configs(vec![kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(s("segment.ms"))
+                    .with_config_operation(0)
+                    .with_value(Some(s(&format!("{}", 200_000 + v as i64))))]),
+        ]);
+        let r = c.request(v, &req);
+        assert_eq!(r.responses[0].error_code, 0, "IncrementalAlterConfigs v{v}");
+    }
+    let req = DescribeConfigsRequest::default()
+        .with_resources(vec![DescribeConfigsResource::default().with_resource_type(2).with_resource_name(s("ct-2"))]);
+    let r = c.request(4, &req);
+    let value = |k: &str| r.results[0].configs.iter().find(|c| &*c.name == k).unwrap().value.clone().unwrap().to_string();
+    assert_eq!(value("retention.ms"), "100002");
+    assert_eq!(value("segment.ms"), "200001");
 
     // CreatePartitions, every version.
     for v in 0..=3 {

@@ -65,21 +65,20 @@ pub fn handle(
                         .filter(wanted)
                         .map(|d| {
                             let (value, source) = broker.config.topic_value(d.name, &topic.configs);
-                            let synonym =
-                                d.broker_synonym.expect("topic keys have a broker synonym");
                             let mut synonyms = Vec::new();
                             if let Some(v) = topic.configs.get(d.name) {
                                 synonyms.push(synonym_entry(d.name, v.clone(), Source::Topic));
                             }
-                            if let Some(v) = broker.config.explicit(synonym) {
-                                synonyms.push(synonym_entry(
-                                    synonym,
-                                    v.to_string(),
-                                    Source::StaticBroker,
-                                ));
+                            match d.broker_synonym {
+                                Some(synonym) => {
+                                    if let Some(v) = broker.config.explicit(synonym) {
+                                        synonyms.push(synonym_entry(synonym, v.to_string(), Source::StaticBroker));
+                                    }
+                                    let default = def(synonym).expect("known").default.to_string();
+                                    synonyms.push(synonym_entry(synonym, default, Source::Default));
+                                }
+                                None => synonyms.push(synonym_entry(d.name, d.default.to_string(), Source::Default)),
                             }
-                            let default = def(synonym).expect("known").default.to_string();
-                            synonyms.push(synonym_entry(synonym, default, Source::Default));
                             entry(d, value, source, false, synonyms)
                         })
                         .collect();

@@ -3,29 +3,42 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 use strata_storage::{Offset, StorageError};
+use tracing::{debug, warn};
 
 use super::blocking;
-use crate::broker::Broker;
+use crate::broker::{Broker, Partition};
 use crate::error::storage_code;
 
 /// Upper bound on a long poll, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// A partition whose fetch offset is below the hot tier: read from the
+/// cold tier after the local pass.
+struct RemoteNeeded {
+    topic: usize,
+    partition: usize,
+    handle: Arc<Partition>,
+    offset: Offset,
+    limit: usize,
+    min_one: bool,
+}
+
 /// Fetch: reads whole batches from each partition, long-polling until
 /// `min_bytes` are available or `max_wait_ms` passes; woken by appends.
+/// Offsets below the hot tier are read from the cold tier, each within
+/// `remote.fetch.max.wait.ms`: a slow store delays only this response.
 /// Fetch sessions are not kept: every response is a full one with session
 /// id 0, which clients treat as "no session" and keep sending full fetches.
 pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
     if req.session_id != 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let req = Arc::new(req);
-    let deadline =
-        Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let remote_wait = Duration::from_millis(broker.config.i64("remote.fetch.max.wait.ms") as u64);
     loop {
         // Register for the wake-up before reading so that an append between
         // the read and the wait is not missed.
@@ -33,7 +46,24 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         tokio::pin!(appended);
         appended.as_mut().enable();
         let (b, r) = (Arc::clone(broker), Arc::clone(&req));
-        let (topics, bytes, errors) = blocking(move || read_all(&b, &r, version)).await;
+        let (mut topics, mut bytes, errors, remote) = blocking(move || read_all(&b, &r, version)).await;
+        for need in remote {
+            let data = &mut topics[need.topic].partitions[need.partition];
+            match tokio::time::timeout(remote_wait, need.handle.remote.read(need.offset, need.limit, need.min_one)).await {
+                Ok(Ok(Some(read))) => {
+                    bytes += read.records.len();
+                    data.records = Some(read.records);
+                }
+                Ok(Ok(None)) => data.error_code = ResponseError::OffsetOutOfRange.code(),
+                Ok(Err(e)) => {
+                    warn!(offset = need.offset.0, error = %e, retriable = e.is_retriable(), "remote read failed");
+                    data.error_code = ResponseError::KafkaStorageError.code();
+                }
+                // Answer without these records; the consumer fetches again
+                // and finds the chunks the read left downloading.
+                Err(_) => debug!(offset = need.offset.0, "remote read still running at remote.fetch.max.wait.ms"),
+            }
+        }
         let now = Instant::now();
         if bytes >= req.min_bytes.max(0) as usize || errors || now >= deadline {
             return FetchResponse::default().with_responses(topics);
@@ -42,32 +72,20 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     }
 }
 
-/// One pass over the requested partitions: the response topics, the record
-/// bytes returned and whether any partition had an error.
-fn read_all(
-    broker: &Broker,
-    req: &FetchRequest,
-    version: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
-    let mut remaining = if req.max_bytes > 0 {
-        req.max_bytes as usize
-    } else {
-        usize::MAX
-    };
+/// One pass over the requested partitions' hot tiers: the response topics,
+/// the record bytes returned, whether any partition had an error, and the
+/// partitions to read from the cold tier.
+fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool, Vec<RemoteNeeded>) {
+    let mut remaining = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
     let mut total = 0usize;
     let mut errors = false;
+    let mut remote = Vec::new();
     let mut out = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
         let (topic, unknown_code) = if version >= 13 {
-            (
-                broker.topic_by_id(ft.topic_id),
-                ResponseError::UnknownTopicId.code(),
-            )
+            (broker.topic_by_id(ft.topic_id), ResponseError::UnknownTopicId.code())
         } else {
-            (
-                broker.topic(&ft.topic.0),
-                ResponseError::UnknownTopicOrPartition.code(),
-            )
+            (broker.topic(&ft.topic.0), ResponseError::UnknownTopicOrPartition.code())
         };
         let mut partitions = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
@@ -76,58 +94,66 @@ fn read_all(
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1)
-                .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                .with_preferred_read_replica(BrokerId(-1))
                 .with_aborted_transactions(Some(Vec::new()))
                 .with_records(Some(Bytes::new()));
-            let Some(log) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
                 errors = true;
-                let code = if topic.is_some() {
-                    ResponseError::UnknownTopicOrPartition.code()
-                } else {
-                    unknown_code
-                };
+                let code = if topic.is_some() { ResponseError::UnknownTopicOrPartition.code() } else { unknown_code };
                 partitions.push(base.with_error_code(code));
                 continue;
             };
             let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
-            match log.read(Offset(fp.fetch_offset), limit, total == 0) {
+            let offset = Offset(fp.fetch_offset);
+            match partition.log.read(offset, limit, total == 0) {
                 Ok(data) => {
                     total += data.records.len();
                     remaining = remaining.saturating_sub(data.records.len());
                     partitions.push(
                         base.with_high_watermark(data.high_watermark.0)
                             .with_last_stable_offset(data.high_watermark.0)
-                            .with_log_start_offset(data.log_start_offset.0)
+                            .with_log_start_offset(partition.log_start().0)
                             .with_records(Some(data.records)),
+                    );
+                }
+                Err(StorageError::OffsetOutOfRange { log_start, log_end, .. })
+                    if offset < log_start && partition.remote.covers(offset) =>
+                {
+                    remote.push(RemoteNeeded {
+                        topic: out.len(),
+                        partition: partitions.len(),
+                        handle: Arc::clone(partition),
+                        offset,
+                        limit,
+                        min_one: total == 0,
+                    });
+                    partitions.push(
+                        base.with_high_watermark(log_end.0)
+                            .with_last_stable_offset(log_end.0)
+                            .with_log_start_offset(partition.log_start().0),
                     );
                 }
                 Err(e) => {
                     errors = true;
-                    let (hw, ls) = match &e {
-                        StorageError::OffsetOutOfRange {
-                            log_start, log_end, ..
-                        } => (log_end.0, log_start.0),
-                        _ => (-1, -1),
+                    let hw = match &e {
+                        StorageError::OffsetOutOfRange { log_end, .. } => log_end.0,
+                        _ => -1,
                     };
                     partitions.push(
                         base.with_error_code(storage_code(&e))
                             .with_high_watermark(hw)
                             .with_last_stable_offset(hw)
-                            .with_log_start_offset(ls),
+                            .with_log_start_offset(partition.log_start().0),
                     );
                 }
             }
         }
         out.push(
             FetchableTopicResponse::default()
-                .with_topic(if version >= 13 {
-                    TopicName::default()
-                } else {
-                    ft.topic.clone()
-                })
+                .with_topic(if version >= 13 { TopicName::default() } else { ft.topic.clone() })
                 .with_topic_id(ft.topic_id)
                 .with_partitions(partitions),
         );
     }
-    (out, total, errors)
+    (out, total, errors, remote)
 }

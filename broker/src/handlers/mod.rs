@@ -1,6 +1,7 @@
 //! One module per Kafka API. Handlers take the decoded request and return
 //! the response body; the server does framing and versions.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;

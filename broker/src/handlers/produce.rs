@@ -47,7 +47,7 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> Vec<TopicProduceResponse>
                 ));
                 continue;
             }
-            let Some(log) = topic.as_ref().and_then(|t| t.partition(pd.index)) else {
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(pd.index)) else {
                 partitions.push(partition_error(
                     pd.index,
                     ResponseError::UnknownTopicOrPartition.code(),
@@ -66,13 +66,13 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> Vec<TopicProduceResponse>
             // Offsets are assigned by rewriting the batch headers in place,
             // which needs a private copy of the request's bytes.
             let mut data = BytesMut::from(records);
-            match log.append(&mut data, now_ms()) {
+            match partition.log.append(&mut data, now_ms()) {
                 Ok(info) => partitions.push(
                     PartitionProduceResponse::default()
                         .with_index(pd.index)
                         .with_base_offset(info.base_offset.0)
                         .with_log_append_time_ms(info.log_append_time_ms)
-                        .with_log_start_offset(info.log_start_offset.0),
+                        .with_log_start_offset(partition.log_start().0),
                 ),
                 Err(e) => {
                     match &e {
