@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh machine of the project's
-# kind: Debian packages (kcat), a Python virtualenv with
+# kind: Debian packages (kcat), the s3s-fs S3 server, a Python virtualenv with
 # the Python Kafka clients, and the Node client. Safe to run again: each step
 # is skipped when its result is already present.
 set -euo pipefail
@@ -14,6 +14,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The S3 protocol server the tiering tests run against (about 3 minutes to
+# build the first time; later versions need a newer Rust).
+if [ ! -x .tools/s3s/bin/s3s-fs ]; then
+  echo "building the s3s-fs test server"
+  cargo install s3s-fs --version 0.14.1 --features binary --locked --root .tools/s3s -j2 --quiet
 fi
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import confluent_kafka, kafka, aiokafka, pytest, lz4, snappy, zstandard' 2>/dev/null; then

@@ -19,7 +19,10 @@ use crate::error::AdminError;
 use crate::meta::{MetaError, MetaStore, TopicRecord};
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// One partition: its hot tier (the local log) and its cold tier (the
@@ -48,17 +51,28 @@ pub struct Topic {
 
 impl Topic {
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 
     fn record(&self) -> TopicRecord {
-        TopicRecord { name: self.name.clone(), id: self.id, partitions: self.partitions.len() as u32, configs: self.configs.clone() }
+        TopicRecord {
+            name: self.name.clone(),
+            id: self.id,
+            partitions: self.partitions.len() as u32,
+            configs: self.configs.clone(),
+        }
     }
 }
 
 /// Kafka's topic name rules.
 pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
-    let invalid = |why: &str| Err(AdminError::InvalidTopic(format!("Topic name \"{name}\" is illegal, {why}")));
+    let invalid = |why: &str| {
+        Err(AdminError::InvalidTopic(format!(
+            "Topic name \"{name}\" is illegal, {why}"
+        )))
+    };
     if name.is_empty() {
         return invalid("it can't be empty");
     }
@@ -68,7 +82,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
     if name.len() > 249 {
         return invalid("it can't be longer than 249 characters");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return invalid("it contains a character other than ASCII alphanumerics, '.', '_' and '-'");
     }
     Ok(())
@@ -108,7 +125,11 @@ impl Broker {
         remote_store: RemoteStore,
         cache: Arc<ChunkCache>,
     ) -> Result<Broker, AdminError> {
-        fs::create_dir_all(data_dir).map_err(|source| MetaError::Io { op: "create", path: data_dir.to_owned(), source })?;
+        fs::create_dir_all(data_dir).map_err(|source| MetaError::Io {
+            op: "create",
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let meta = MetaStore::new(data_dir);
         let cluster_id = meta.cluster_id()?;
         let clean = meta.take_clean_shutdown()?;
@@ -135,7 +156,15 @@ impl Broker {
             let partitions = (0..rec.partitions as usize)
                 .map(|p| broker.open_partition(&rec.name, rec.id, &rec.configs, p, clean))
                 .collect::<Result<Vec<_>, _>>()?;
-            topics.insert(rec.name.clone(), Arc::new(Topic { name: rec.name, id: rec.id, configs: rec.configs, partitions }));
+            topics.insert(
+                rec.name.clone(),
+                Arc::new(Topic {
+                    name: rec.name,
+                    id: rec.id,
+                    configs: rec.configs,
+                    partitions,
+                }),
+            );
         }
         info!(topics = topics.len(), cluster_id = %broker.cluster_id, "loaded topics");
         broker.topics = RwLock::new(topics);
@@ -151,27 +180,60 @@ impl Broker {
         clean: bool,
     ) -> Result<Arc<Partition>, AdminError> {
         let dir = partition_dir(&self.data_dir, topic, partition);
-        let log = Arc::new(Log::open(&dir, self.config.log_config(configs), clean, now_ms())?);
-        let key = PartitionKey { topic: topic.to_string(), topic_id: id, partition: partition as i32 };
-        let remote = RemotePartition::open(key, self.remote_store.clone(), Arc::clone(&self.cache), &dir)
-            .map_err(|e| AdminError::Tiering(e.to_string()))?;
-        Ok(Arc::new(Partition { log, remote: Arc::new(remote) }))
+        let log = Arc::new(Log::open(
+            &dir,
+            self.config.log_config(configs),
+            clean,
+            now_ms(),
+        )?);
+        let key = PartitionKey {
+            topic: topic.to_string(),
+            topic_id: id,
+            partition: partition as i32,
+        };
+        let remote = RemotePartition::open(
+            key,
+            self.remote_store.clone(),
+            Arc::clone(&self.cache),
+            &dir,
+        )
+        .map_err(|e| AdminError::Tiering(e.to_string()))?;
+        Ok(Arc::new(Partition {
+            log,
+            remote: Arc::new(remote),
+        }))
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).values().find(|t| t.id == id).cloned()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
     }
 
     pub fn topics(&self) -> Vec<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn save(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), AdminError> {
-        Ok(self.meta.save_topics(topics.values().map(|t| t.record()).collect())?)
+        Ok(self
+            .meta
+            .save_topics(topics.values().map(|t| t.record()).collect())?)
     }
 
     /// Creates a topic, or only checks that it could be created. Blocking.
@@ -184,11 +246,21 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<Topic>, AdminError> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 { self.config.i64("num.partitions") as i32 } else { partitions };
+        let partitions = if partitions == -1 {
+            self.config.i64("num.partitions") as i32
+        } else {
+            partitions
+        };
         if partitions <= 0 {
-            return Err(AdminError::InvalidPartitions(format!("Number of partitions must be larger than 0, got {partitions}.")));
+            return Err(AdminError::InvalidPartitions(format!(
+                "Number of partitions must be larger than 0, got {partitions}."
+            )));
         }
-        let rf = if replication_factor == -1 { self.config.i64("default.replication.factor") as i16 } else { replication_factor };
+        let rf = if replication_factor == -1 {
+            self.config.i64("default.replication.factor") as i16
+        } else {
+            replication_factor
+        };
         if rf != 1 {
             return Err(AdminError::InvalidReplicationFactor(format!(
                 "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
@@ -201,12 +273,22 @@ impl Broker {
         }
         let id = Uuid::new_v4();
         if validate_only {
-            return Ok(Arc::new(Topic { name: name.into(), id, configs, partitions: Vec::new() }));
+            return Ok(Arc::new(Topic {
+                name: name.into(),
+                id,
+                configs,
+                partitions: Vec::new(),
+            }));
         }
         let parts = (0..partitions as usize)
             .map(|p| self.open_partition(name, id, &configs, p, true))
             .collect::<Result<Vec<_>, _>>()?;
-        let topic = Arc::new(Topic { name: name.into(), id, configs, partitions: parts });
+        let topic = Arc::new(Topic {
+            name: name.into(),
+            id,
+            configs,
+            partitions: parts,
+        });
         let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
         map.insert(name.into(), Arc::clone(&topic));
         if let Err(e) = self.save(&map) {
@@ -277,7 +359,12 @@ impl Broker {
     }
 
     /// Raises a topic's partition count. Blocking.
-    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.topic(name).ok_or(AdminError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
@@ -293,7 +380,16 @@ impl Broker {
         for p in current as usize..count as usize {
             partitions.push(self.open_partition(name, topic.id, &topic.configs, p, true)?);
         }
-        self.replace(name, Topic { name: topic.name.clone(), id: topic.id, configs: topic.configs.clone(), partitions }, topic)?;
+        self.replace(
+            name,
+            Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                configs: topic.configs.clone(),
+                partitions,
+            },
+            topic,
+        )?;
         info!(topic = name, partitions = count, "added partitions");
         Ok(())
     }
@@ -301,7 +397,12 @@ impl Broker {
     /// Replaces a topic's config overrides (validated, persisted, applied to
     /// every partition's log at once and to tiering from its next pass).
     /// Blocking.
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
         self.config.validate_topic_configs(&configs)?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.topic(name).ok_or(AdminError::UnknownTopic)?;
@@ -313,7 +414,16 @@ impl Broker {
             p.log.set_config(log_config.clone());
         }
         let partitions = topic.partitions.clone();
-        self.replace(name, Topic { name: topic.name.clone(), id: topic.id, configs, partitions }, topic)?;
+        self.replace(
+            name,
+            Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                configs,
+                partitions,
+            },
+            topic,
+        )?;
         info!(topic = name, "changed topic configs");
         Ok(())
     }
@@ -357,14 +467,24 @@ impl Broker {
         }
     }
 
-    async fn retain(&self, p: &Arc<Partition>, tier: crate::config::TierConfig, now: i64) -> Result<(), AdminError> {
+    async fn retain(
+        &self,
+        p: &Arc<Partition>,
+        tier: crate::config::TierConfig,
+        now: i64,
+    ) -> Result<(), AdminError> {
         if !tier.remote && p.remote.remote_segments() == 0 {
             let log = Arc::clone(&p.log);
             crate::handlers::blocking(move || log.enforce_retention(now)).await?;
             return Ok(());
         }
-        let local_only = p.log.bytes_from(p.remote.uploaded_end().unwrap_or(Offset(i64::MIN)));
-        let limits = RetentionLimits { retention_ms: tier.retention_ms, retention_bytes: tier.retention_bytes };
+        let local_only = p
+            .log
+            .bytes_from(p.remote.uploaded_end().unwrap_or(Offset(i64::MIN)));
+        let limits = RetentionLimits {
+            retention_ms: tier.retention_ms,
+            retention_bytes: tier.retention_bytes,
+        };
         // Store failures back off inside and leave the hot tier alone.
         let _ = p.remote.enforce_retention(now, limits, local_only).await;
         let (log, uploaded_end) = (Arc::clone(&p.log), p.remote.uploaded_end());
@@ -376,7 +496,8 @@ impl Broker {
                 let uploaded = uploaded_end.is_some_and(|end| seg.next_offset <= end);
                 let age = now - seg.last_modified_ms;
                 let local_expired = (tier.local_retention_ms >= 0 && age > tier.local_retention_ms)
-                    || (tier.local_retention_bytes >= 0 && local_bytes - seg.size >= tier.local_retention_bytes as u64);
+                    || (tier.local_retention_bytes >= 0
+                        && local_bytes - seg.size >= tier.local_retention_bytes as u64);
                 let total_expired = tier.retention_ms >= 0 && age > tier.retention_ms;
                 (uploaded && local_expired) || total_expired
             })
@@ -413,7 +534,9 @@ impl Broker {
 
 /// Removes partition directories left behind by a deletion that crashed.
 fn remove_deleted_dirs(data_dir: &Path) {
-    let Ok(entries) = fs::read_dir(data_dir) else { return };
+    let Ok(entries) = fs::read_dir(data_dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if name.ends_with("-delete") && entry.path().is_dir() {

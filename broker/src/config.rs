@@ -273,13 +273,21 @@ impl BrokerConfig {
     /// Checks a set of topic overrides as CreateTopics and AlterConfigs
     /// receive them: known keys, valid values, and Kafka's rule that the
     /// hot tier may not keep more than the total.
-    pub fn validate_topic_configs(&self, overrides: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    pub fn validate_topic_configs(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
         for (k, v) in overrides {
-            let d = def(k).filter(|d| d.scope == Scope::Topic).ok_or_else(|| ConfigError::UnknownTopicKey(k.clone()))?;
+            let d = def(k)
+                .filter(|d| d.scope == Scope::Topic)
+                .ok_or_else(|| ConfigError::UnknownTopicKey(k.clone()))?;
             validate(d, v)?;
         }
         let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
-        for (local, total) in [("local.retention.ms", "retention.ms"), ("local.retention.bytes", "retention.bytes")] {
+        for (local, total) in [
+            ("local.retention.ms", "retention.ms"),
+            ("local.retention.bytes", "retention.bytes"),
+        ] {
             // Only a topic's own local limit is held to its total: a broker
             // default larger than a topic's total is capped to it instead.
             let (l, t) = (n(local), n(total));
@@ -443,12 +451,45 @@ mod tests {
     #[test]
     fn local_retention_may_not_exceed_total() {
         let c = BrokerConfig::default();
-        let set = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
-        assert!(c.validate_topic_configs(&set(&[("retention.ms", "1000"), ("local.retention.ms", "500")])).is_ok());
-        assert!(c.validate_topic_configs(&set(&[("retention.ms", "1000"), ("local.retention.ms", "5000")])).is_err());
-        assert!(c.validate_topic_configs(&set(&[("retention.bytes", "1000"), ("local.retention.bytes", "-1")])).is_err());
-        assert!(c.validate_topic_configs(&set(&[("retention.bytes", "1000"), ("local.retention.bytes", "-2")])).is_ok());
+        let set = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(c
+            .validate_topic_configs(&set(&[
+                ("retention.ms", "1000"),
+                ("local.retention.ms", "500")
+            ]))
+            .is_ok());
+        assert!(c
+            .validate_topic_configs(&set(&[
+                ("retention.ms", "1000"),
+                ("local.retention.ms", "5000")
+            ]))
+            .is_err());
+        assert!(c
+            .validate_topic_configs(&set(&[
+                ("retention.bytes", "1000"),
+                ("local.retention.bytes", "-1")
+            ]))
+            .is_err());
+        assert!(c
+            .validate_topic_configs(&set(&[
+                ("retention.bytes", "1000"),
+                ("local.retention.bytes", "-2")
+            ]))
+            .is_ok());
         let t = c.tier_config(&set(&[("retention.bytes", "1000")]));
-        assert_eq!((t.remote, t.local_retention_bytes, t.retention_ms, t.local_retention_ms), (true, 1000, -1, 3_600_000));
+        assert_eq!(
+            (
+                t.remote,
+                t.local_retention_bytes,
+                t.retention_ms,
+                t.local_retention_ms
+            ),
+            (true, 1000, -1, 3_600_000)
+        );
     }
 }

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
+use strata_tiering::{ChunkCache, RemoteStore};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
-use strata_tiering::{ChunkCache, RemoteStore};
 use tracing::{info, warn};
 
 use crate::broker::Broker;
@@ -61,6 +61,11 @@ fn build_config(cli: &Cli) -> anyhow::Result<BrokerConfig> {
             .split_once('=')
             .ok_or_else(|| anyhow!("--set {kv:?}: expected KEY=VALUE"))?;
         config.set(k, v).with_context(|| format!("--set {kv}"))?;
+    }
+    if let Some(url) = &cli.remote {
+        config
+            .set("remote.log.storage.url", url)
+            .context("--remote")?;
     }
     Ok(config)
 }
@@ -122,19 +127,37 @@ async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
     )?;
     let broker = {
         let (advertised, data_dir) = ((host.clone(), port), data_dir.clone());
-        tokio::task::spawn_blocking(move || Broker::open(config, &data_dir, advertised, remote, cache)).await??
+        tokio::task::spawn_blocking(move || {
+            Broker::open(config, &data_dir, advertised, remote, cache)
+        })
+        .await??
     };
     let broker = Arc::new(broker);
     info!(data_dir = %data_dir.display(), node_id = broker.node_id, "broker ready");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    spawn_periodic(&broker, "log.retention.check.interval.ms", stop_rx.clone(), |b| Box::pin(b.retention_pass()));
-    spawn_periodic(&broker, "remote.log.manager.task.interval.ms", stop_rx.clone(), |b| Box::pin(b.upload_pass()));
-    spawn_periodic(&broker, "log.flush.scheduler.interval.ms", stop_rx.clone(), |b| {
-        Box::pin(async move {
-            let _ = tokio::task::spawn_blocking(move || b.flush_due()).await;
-        })
-    });
+    spawn_periodic(
+        &broker,
+        "log.retention.check.interval.ms",
+        stop_rx.clone(),
+        |b| Box::pin(b.retention_pass()),
+    );
+    spawn_periodic(
+        &broker,
+        "remote.log.manager.task.interval.ms",
+        stop_rx.clone(),
+        |b| Box::pin(b.upload_pass()),
+    );
+    spawn_periodic(
+        &broker,
+        "log.flush.scheduler.interval.ms",
+        stop_rx.clone(),
+        |b| {
+            Box::pin(async move {
+                let _ = tokio::task::spawn_blocking(move || b.flush_due()).await;
+            })
+        },
+    );
 
     server::announce(bound, (&host, port));
     let server = tokio::spawn(server::serve(Arc::clone(&broker), listener, stop_rx));
@@ -178,9 +201,16 @@ fn spawn_periodic(
 
 /// Opens the cold tier's object store and checks that it answers, so that
 /// a wrong URL or an unreachable store stops start-up with a clear message.
-async fn open_remote(config: &BrokerConfig, data_dir: &std::path::Path) -> anyhow::Result<RemoteStore> {
+async fn open_remote(
+    config: &BrokerConfig,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<RemoteStore> {
     let url = config.value("remote.log.storage.url");
-    let store = if url.is_empty() { RemoteStore::local(&data_dir.join("remote"))? } else { RemoteStore::open(&url)? };
+    let store = if url.is_empty() {
+        RemoteStore::local(&data_dir.join("remote"))?
+    } else {
+        RemoteStore::open(&url)?
+    };
     match tokio::time::timeout(Duration::from_secs(15), store.check()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => bail!("the remote store {} does not answer: {e}", store.url),

@@ -134,10 +134,12 @@ async fn dispatch(broker: &Arc<Broker>, body: RequestKind, version: i16) -> Opti
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(handlers::create_partitions::handle(broker, r).await)
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(handlers::alter_configs::alter(broker, r).await),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(handlers::alter_configs::incremental(broker, r).await)
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(handlers::alter_configs::alter(broker, r).await)
         }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            handlers::alter_configs::incremental(broker, r).await,
+        ),
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(handlers::describe_configs::handle(broker, r, version))
         }

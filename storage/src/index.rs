@@ -148,7 +148,10 @@ fn be_u32(b: &[u8]) -> u32 {
 /// the segment start. Works on a mapped file and on a downloaded one alike.
 pub fn offset_index_lookup(entries: &[u8], base: Offset, target: Offset) -> (Offset, u32) {
     match floor::<8>(entries, target.0 - base.0, |e| be_u32(e) as i64) {
-        Some(i) => (base.plus(be_u32(&entries[i * 8..]) as i64), be_u32(&entries[i * 8 + 4..])),
+        Some(i) => (
+            base.plus(be_u32(&entries[i * 8..]) as i64),
+            be_u32(&entries[i * 8 + 4..]),
+        ),
         None => (base, 0),
     }
 }

@@ -506,8 +506,10 @@ impl Log {
             self.roll_if_older_than(now_ms, config.retention_ms)?;
         }
         self.delete_oldest_while(|seg, local_bytes| {
-            let by_time = config.retention_ms >= 0 && now_ms - seg.last_modified_ms > config.retention_ms;
-            let by_bytes = config.retention_bytes >= 0 && local_bytes - seg.size >= config.retention_bytes as u64;
+            let by_time =
+                config.retention_ms >= 0 && now_ms - seg.last_modified_ms > config.retention_ms;
+            let by_bytes = config.retention_bytes >= 0
+                && local_bytes - seg.size >= config.retention_bytes as u64;
             by_time || by_bytes
         })
     }

@@ -36,18 +36,26 @@ pub struct Broker {
     dir: tempfile::TempDir,
     port: u16,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Broker {
     /// Starts a broker on a free port with a fresh data directory and the
     /// given extra arguments (e.g. `["--set", "num.partitions=3"]`).
     pub fn start(args: &[&str]) -> Broker {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts a broker with extra environment variables too (e.g. the
+    /// `AWS_*` settings of an S3 server).
+    pub fn start_with_env(args: &[&str], env: &[(String, String)]) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut b = Broker {
             child: None,
             dir,
             port: 0,
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: env.to_vec(),
         };
         b.spawn();
         b
@@ -69,6 +77,7 @@ impl Broker {
                 "RUST_LOG",
                 std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -144,6 +153,136 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A real S3 protocol server (s3s-fs, installed by
+/// `scripts/install-test-deps.sh`) on 127.0.0.1, storing objects as files in
+/// a temporary directory, with one bucket. It can be stopped and started
+/// again on the same port and data to play an outage.
+pub struct S3Server {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+pub const S3_BUCKET: &str = "strata";
+
+impl S3Server {
+    fn bin() -> PathBuf {
+        if let Ok(p) = std::env::var("S3S_FS_BIN") {
+            return PathBuf::from(p);
+        }
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/s3s/bin/s3s-fs");
+        assert!(
+            bin.exists(),
+            "{} not found: run scripts/install-test-deps.sh",
+            bin.display()
+        );
+        bin
+    }
+
+    pub fn start() -> S3Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("data").join(S3_BUCKET)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = S3Server {
+            child: None,
+            dir,
+            port,
+        };
+        s.restart();
+        s
+    }
+
+    /// Starts the server (again) on its port and data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        let log = File::create(
+            self.dir
+                .path()
+                .join(format!("s3s-{}.log", std::process::id())),
+        )
+        .unwrap();
+        let child = Command::new(Self::bin())
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--access-key",
+                "strata-test",
+                "--secret-key",
+                "strata-test-secret",
+            ])
+            .arg(self.dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start s3s-fs");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("s3s-fs did not start listening");
+    }
+
+    /// Stops the server (SIGKILL): the store is down.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The `--remote` URL and environment a broker needs to use the bucket.
+    pub fn broker_env(&self) -> (String, Vec<(String, String)>) {
+        let env = [
+            ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
+            ("AWS_ACCESS_KEY_ID", "strata-test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "strata-test-secret".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+        ];
+        (
+            format!("s3://{S3_BUCKET}/cluster-a"),
+            env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        )
+    }
+
+    /// Files the server holds for the bucket, i.e. the objects.
+    pub fn objects(&self) -> Vec<PathBuf> {
+        files_under(&self.dir.path().join("data").join(S3_BUCKET))
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// A raw Kafka protocol connection for the tests that need exact bytes on

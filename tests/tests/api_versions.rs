@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -11,7 +12,6 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::raw::{batch, topic_name as name, Conn};
@@ -228,10 +228,13 @@ fn every_advertised_version_answers() {
     // AlterConfigs (replaces the overrides) and IncrementalAlterConfigs
     // (changes one key), every version; the last write of each wins.
     for v in 0..=2 {
-        let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(s("ct-2"))
-            .with_configs(vec![AlterableConfig::default().with_name(s("retention.ms")).with_value(Some(s(&format!("{}", 100_000 + v as i64))))])]);
+        let req =
+            AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("ct-2"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_value(Some(s(&format!("{}", 100_000 + v as i64))))])]);
         let r = c.request(v, &req);
         assert_eq!(r.responses[0].error_code, 0, "AlterConfigs v{v}");
     }
@@ -248,10 +251,22 @@ fn every_advertised_version_answers() {
         let r = c.request(v, &req);
         assert_eq!(r.responses[0].error_code, 0, "IncrementalAlterConfigs v{v}");
     }
-    let req = DescribeConfigsRequest::default()
-        .with_resources(vec![DescribeConfigsResource::default().with_resource_type(2).with_resource_name(s("ct-2"))]);
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("ct-2"))]);
     let r = c.request(4, &req);
-    let value = |k: &str| r.results[0].configs.iter().find(|c| &*c.name == k).unwrap().value.clone().unwrap().to_string();
+    let value = |k: &str| {
+        r.results[0]
+            .configs
+            .iter()
+            .find(|c| &*c.name == k)
+            .unwrap()
+            .value
+            .clone()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(value("retention.ms"), "100002");
     assert_eq!(value("segment.ms"), "200001");
 

@@ -171,7 +171,11 @@ fn retention_deletes_old_segments_and_moves_the_log_start() {
         "ret",
         1,
         // Hot tier only: local retention with nothing to upload first.
-        &[("segment.bytes", "2000"), ("retention.bytes", "4000"), ("remote.storage.enable", "false")],
+        &[
+            ("segment.bytes", "2000"),
+            ("retention.bytes", "4000"),
+            ("remote.storage.enable", "false"),
+        ],
     );
     for _ in 0..30 {
         produce(&mut c, "ret", 0, batch(4, 100, 0));

@@ -65,7 +65,10 @@ impl ChunkCache {
     /// A cache in `dir`, emptied first: chunks are not trusted across runs.
     pub fn new(dir: PathBuf, max_bytes: u64, chunk_bytes: u64) -> TieringResult<Arc<ChunkCache>> {
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|source| TieringError::LocalDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| TieringError::LocalDir {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(Arc::new(ChunkCache {
             dir,
             max_bytes,
@@ -97,17 +100,28 @@ impl ChunkCache {
     fn file(&self, key: &ChunkKey) -> PathBuf {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
-        self.dir.join(format!("{:016x}-{}.chunk", h.finish(), key.1))
+        self.dir
+            .join(format!("{:016x}-{}.chunk", h.finish(), key.1))
     }
 
     /// Chunk `chunk` of the object `key` whose size is `object_size`.
-    pub async fn get(self: &Arc<Self>, store: &RemoteStore, key: &ObjectPath, object_size: u64, chunk: u64) -> TieringResult<Bytes> {
+    pub async fn get(
+        self: &Arc<Self>,
+        store: &RemoteStore,
+        key: &ObjectPath,
+        object_size: u64,
+        chunk: u64,
+    ) -> TieringResult<Bytes> {
         let ck: ChunkKey = (key.to_string(), chunk);
         let cached = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.clock += 1;
             let now = state.clock;
-            state.chunks.get_mut(&ck).map(|c| c.last_used = now).is_some()
+            state
+                .chunks
+                .get_mut(&ck)
+                .map(|c| c.last_used = now)
+                .is_some()
         };
         if cached {
             if let Ok(bytes) = tokio::fs::read(self.file(&ck)).await {
@@ -121,41 +135,69 @@ impl ChunkCache {
                 Some(d) => d.clone(),
                 None => {
                     self.misses.fetch_add(1, Ordering::Relaxed);
-                    let d = self.clone().download(store.clone(), key.clone(), object_size, ck.clone()).boxed().shared();
+                    let d = self
+                        .clone()
+                        .download(store.clone(), key.clone(), object_size, ck.clone())
+                        .boxed()
+                        .shared();
                     inflight.insert(ck.clone(), d.clone());
                     d
                 }
             }
         };
-        download.await.map_err(|e| TieringError::Download { key: key.to_string(), reason: e.to_string() })
+        download.await.map_err(|e| TieringError::Download {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
     }
 
-    async fn download(self: Arc<Self>, store: RemoteStore, key: ObjectPath, object_size: u64, ck: ChunkKey) -> Result<Bytes, Arc<TieringError>> {
+    async fn download(
+        self: Arc<Self>,
+        store: RemoteStore,
+        key: ObjectPath,
+        object_size: u64,
+        ck: ChunkKey,
+    ) -> Result<Bytes, Arc<TieringError>> {
         let start = ck.1 * self.chunk_bytes;
         let end = (start + self.chunk_bytes).min(object_size);
         let result = if start >= end {
-            Err(TieringError::Corrupt { key: key.to_string(), reason: format!("chunk {} is past the end ({object_size} bytes)", ck.1) })
+            Err(TieringError::Corrupt {
+                key: key.to_string(),
+                reason: format!("chunk {} is past the end ({object_size} bytes)", ck.1),
+            })
         } else {
             self.get_requests.fetch_add(1, Ordering::Relaxed);
-            store.store.get_range(&key, start..end).await.map_err(TieringError::store("read", &key))
+            store
+                .store
+                .get_range(&key, start..end)
+                .await
+                .map_err(TieringError::store("read", &key))
         };
         let result = result.and_then(|bytes| {
             if bytes.len() as u64 != end - start {
                 return Err(TieringError::Corrupt {
                     key: key.to_string(),
-                    reason: format!("ranged GET returned {} bytes instead of {}", bytes.len(), end - start),
+                    reason: format!(
+                        "ranged GET returned {} bytes instead of {}",
+                        bytes.len(),
+                        end - start
+                    ),
                 });
             }
             Ok(bytes)
         });
         if let Ok(bytes) = &result {
-            self.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.get_bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             match tokio::fs::write(self.file(&ck), bytes).await {
                 Ok(()) => self.insert(ck.clone(), bytes.len() as u64),
                 Err(e) => warn!(error = %e, "could not write a chunk to the read cache"),
             }
         }
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&ck);
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ck);
         result.map_err(Arc::new)
     }
 
@@ -165,7 +207,17 @@ impl ChunkCache {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.clock += 1;
             let now = state.clock;
-            if state.chunks.insert(ck.clone(), Cached { size, last_used: now }).is_none() {
+            if state
+                .chunks
+                .insert(
+                    ck.clone(),
+                    Cached {
+                        size,
+                        last_used: now,
+                    },
+                )
+                .is_none()
+            {
                 state.total += size;
             }
             while state.total > self.max_bytes && state.chunks.len() > 1 {
@@ -189,13 +241,28 @@ impl ChunkCache {
     }
 
     /// Starts downloading a chunk in the background if it is not cached.
-    pub fn prefetch(self: &Arc<Self>, store: &RemoteStore, key: &ObjectPath, object_size: u64, chunk: u64) {
+    pub fn prefetch(
+        self: &Arc<Self>,
+        store: &RemoteStore,
+        key: &ObjectPath,
+        object_size: u64,
+        chunk: u64,
+    ) {
         if chunk * self.chunk_bytes >= object_size {
             return;
         }
         let ck: ChunkKey = (key.to_string(), chunk);
-        let cached = self.state.lock().unwrap_or_else(|p| p.into_inner()).chunks.contains_key(&ck);
-        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&ck);
+        let cached = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .chunks
+            .contains_key(&ck);
+        let inflight = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&ck);
         if cached || inflight {
             return;
         }

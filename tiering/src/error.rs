@@ -8,12 +8,21 @@ pub type TieringResult<T> = Result<T, TieringError>;
 pub enum TieringError {
     #[error("invalid remote storage URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error("remote storage scheme {scheme:?} is not supported (use file://, s3://, gs:// or az://)")]
+    #[error(
+        "remote storage scheme {scheme:?} is not supported (use file://, s3://, gs:// or az://)"
+    )]
     UnsupportedScheme { scheme: String },
     #[error("cannot use the local directory {path}: {source}")]
-    LocalDir { path: PathBuf, source: std::io::Error },
+    LocalDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("object store {op} {key}: {source}")]
-    Store { op: &'static str, key: String, source: object_store::Error },
+    Store {
+        op: &'static str,
+        key: String,
+        source: object_store::Error,
+    },
     #[error("remote manifest {path}: {reason}")]
     Manifest { path: PathBuf, reason: String },
     #[error("local storage: {0}")]
@@ -27,7 +36,10 @@ pub enum TieringError {
 }
 
 impl TieringError {
-    pub(crate) fn store(op: &'static str, key: &object_store::path::Path) -> impl FnOnce(object_store::Error) -> Self {
+    pub(crate) fn store(
+        op: &'static str,
+        key: &object_store::path::Path,
+    ) -> impl FnOnce(object_store::Error) -> Self {
         let key = key.to_string();
         move |source| TieringError::Store { op, key, source }
     }
@@ -45,7 +57,9 @@ impl TieringError {
                     | object_store::Error::UnknownConfigurationKey { .. }
             ),
             TieringError::Timeout(_) | TieringError::Download { .. } => true,
-            TieringError::Storage(_) | TieringError::LocalDir { .. } | TieringError::Manifest { .. } => true,
+            TieringError::Storage(_)
+            | TieringError::LocalDir { .. }
+            | TieringError::Manifest { .. } => true,
             _ => false,
         }
     }

@@ -61,11 +61,19 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn new(topic: &str, topic_id: Uuid, partition: i32) -> Manifest {
-        Manifest { format_version: MANIFEST_FORMAT_VERSION, topic: topic.into(), topic_id, partition, segments: Vec::new() }
+        Manifest {
+            format_version: MANIFEST_FORMAT_VERSION,
+            topic: topic.into(),
+            topic_id,
+            partition,
+            segments: Vec::new(),
+        }
     }
 
     pub fn finished(&self) -> impl Iterator<Item = &SegmentEntry> {
-        self.segments.iter().filter(|s| s.state == SegmentState::CopyFinished)
+        self.segments
+            .iter()
+            .filter(|s| s.state == SegmentState::CopyFinished)
     }
 
     /// First offset held remotely.
@@ -93,8 +101,10 @@ impl Manifest {
     }
 
     pub fn from_json(bytes: &[u8], origin: &Path) -> TieringResult<Manifest> {
-        let m: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| TieringError::Manifest { path: origin.to_owned(), reason: e.to_string() })?;
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| TieringError::Manifest {
+            path: origin.to_owned(),
+            reason: e.to_string(),
+        })?;
         if m.format_version != MANIFEST_FORMAT_VERSION {
             return Err(TieringError::Manifest {
                 path: origin.to_owned(),
@@ -109,20 +119,28 @@ impl Manifest {
         match fs::read(path) {
             Ok(bytes) => Self::from_json(&bytes, path).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(TieringError::Manifest { path: path.to_owned(), reason: e.to_string() }),
+            Err(e) => Err(TieringError::Manifest {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
         }
     }
 
     /// Replaces the local manifest atomically and durably.
     pub fn save(&self, path: &Path) -> TieringResult<()> {
-        let fail = |e: std::io::Error| TieringError::Manifest { path: path.to_owned(), reason: e.to_string() };
+        let fail = |e: std::io::Error| TieringError::Manifest {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
         let tmp = path.with_extension("json.tmp");
         let mut f = fs::File::create(&tmp).map_err(fail)?;
         f.write_all(&self.to_json()).map_err(fail)?;
         f.sync_all().map_err(fail)?;
         fs::rename(&tmp, path).map_err(fail)?;
         if let Some(dir) = path.parent() {
-            fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(fail)?;
         }
         Ok(())
     }
@@ -138,7 +156,14 @@ mod tests {
         let path = dir.path().join("remote-manifest.json");
         assert_eq!(Manifest::load(&path).unwrap(), None);
         let mut m = Manifest::new("t", Uuid::nil(), 3);
-        let entry = |base, next, state| SegmentEntry { id: Uuid::new_v4(), base_offset: base, next_offset: next, size: 10, max_timestamp: 5, state };
+        let entry = |base, next, state| SegmentEntry {
+            id: Uuid::new_v4(),
+            base_offset: base,
+            next_offset: next,
+            size: 10,
+            max_timestamp: 5,
+            state,
+        };
         m.segments.push(entry(0, 100, SegmentState::CopyFinished));
         m.segments.push(entry(100, 250, SegmentState::CopyFinished));
         m.segments.push(entry(250, 300, SegmentState::CopyStarted));

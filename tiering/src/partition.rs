@@ -43,7 +43,12 @@ impl PartitionKey {
     /// `<topic>-<topic id>/<partition>`: the id keeps a topic deleted and
     /// created again under the same name apart from the old one.
     pub fn dir(&self) -> String {
-        format!("{}-{}/{}", self.topic, self.topic_id.simple(), self.partition)
+        format!(
+            "{}-{}/{}",
+            self.topic,
+            self.topic_id.simple(),
+            self.partition
+        )
     }
 
     /// Prefix of everything the topic has in the store.
@@ -107,9 +112,15 @@ pub struct RemotePartition {
 impl RemotePartition {
     /// Opens the partition's cold tier state from `local_dir` (the
     /// partition's directory), starting empty if it has none. Blocking.
-    pub fn open(key: PartitionKey, store: RemoteStore, cache: Arc<ChunkCache>, local_dir: &Path) -> TieringResult<Self> {
+    pub fn open(
+        key: PartitionKey,
+        store: RemoteStore,
+        cache: Arc<ChunkCache>,
+        local_dir: &Path,
+    ) -> TieringResult<Self> {
         let manifest_path = local_dir.join("remote-manifest.json");
-        let manifest = Manifest::load(&manifest_path)?.unwrap_or_else(|| Manifest::new(&key.topic, key.topic_id, key.partition));
+        let manifest = Manifest::load(&manifest_path)?
+            .unwrap_or_else(|| Manifest::new(&key.topic, key.topic_id, key.partition));
         Ok(RemotePartition {
             key,
             store,
@@ -118,13 +129,22 @@ impl RemotePartition {
             manifest: Mutex::new(manifest),
             indexes: Mutex::new(HashMap::new()),
             writer: tokio::sync::Mutex::new(()),
-            backoff: Mutex::new(Backoff { until: None, delay: MIN_BACKOFF }),
+            backoff: Mutex::new(Backoff {
+                until: None,
+                delay: MIN_BACKOFF,
+            }),
             mirror_dirty: AtomicBool::new(false),
         })
     }
 
     fn object(&self, entry: &SegmentEntry, kind: Kind) -> ObjectPath {
-        self.store.key(&format!("{}/{:020}-{}.{}", self.key.dir(), entry.base_offset, entry.id.simple(), kind.ext()))
+        self.store.key(&format!(
+            "{}/{:020}-{}.{}",
+            self.key.dir(),
+            entry.base_offset,
+            entry.id.simple(),
+            kind.ext()
+        ))
     }
 
     fn manifest_object(&self) -> ObjectPath {
@@ -132,7 +152,10 @@ impl RemotePartition {
     }
 
     fn snapshot(&self) -> Manifest {
-        self.manifest.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Applies `change` to the manifest and persists it locally before
@@ -144,7 +167,9 @@ impl RemotePartition {
             m.clone()
         };
         let path = self.manifest_path.clone();
-        tokio::task::spawn_blocking(move || updated.save(&path)).await.expect("manifest save does not panic")?;
+        tokio::task::spawn_blocking(move || updated.save(&path))
+            .await
+            .expect("manifest save does not panic")?;
         self.mirror_dirty.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -165,25 +190,42 @@ impl RemotePartition {
 
     /// First offset held remotely.
     pub fn log_start(&self) -> Option<Offset> {
-        self.manifest.lock().unwrap_or_else(|p| p.into_inner()).start()
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .start()
     }
 
     /// Offset after the last record held remotely.
     pub fn uploaded_end(&self) -> Option<Offset> {
-        self.manifest.lock().unwrap_or_else(|p| p.into_inner()).uploaded_end()
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .uploaded_end()
     }
 
     pub fn remote_bytes(&self) -> u64 {
-        self.manifest.lock().unwrap_or_else(|p| p.into_inner()).remote_bytes()
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remote_bytes()
     }
 
     pub fn remote_segments(&self) -> usize {
-        self.manifest.lock().unwrap_or_else(|p| p.into_inner()).finished().count()
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished()
+            .count()
     }
 
     /// Whether a finished remote segment holds `offset`.
     pub fn covers(&self, offset: Offset) -> bool {
-        self.manifest.lock().unwrap_or_else(|p| p.into_inner()).segment_for(offset).is_some()
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segment_for(offset)
+            .is_some()
     }
 
     /// The largest timestamp held remotely and the base offset of its
@@ -207,7 +249,12 @@ impl RemotePartition {
     fn note_outcome<T>(&self, result: &TieringResult<T>) {
         let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(_) => *b = Backoff { until: None, delay: MIN_BACKOFF },
+            Ok(_) => {
+                *b = Backoff {
+                    until: None,
+                    delay: MIN_BACKOFF,
+                }
+            }
             Err(e) => {
                 b.until = Some(Instant::now() + b.delay);
                 warn!(partition = %self.key.dir(), error = %e, retriable = e.is_retriable(), retry_in_ms = b.delay.as_millis() as u64, "cold tier operation failed");
@@ -219,8 +266,12 @@ impl RemotePartition {
     /// Deletes the objects of copies or deletions a crash interrupted and
     /// drops their entries, so that the segments are uploaded afresh.
     async fn clean_up_unfinished(&self) -> TieringResult<()> {
-        let unfinished: Vec<SegmentEntry> =
-            self.snapshot().segments.into_iter().filter(|s| s.state != SegmentState::CopyFinished).collect();
+        let unfinished: Vec<SegmentEntry> = self
+            .snapshot()
+            .segments
+            .into_iter()
+            .filter(|s| s.state != SegmentState::CopyFinished)
+            .collect();
         for entry in unfinished {
             self.delete_objects(&entry).await?;
             let id = entry.id;
@@ -235,10 +286,19 @@ impl RemotePartition {
             let key = self.object(entry, kind);
             match self.store.store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(TieringError::Store { op: "delete", key: key.to_string(), source: e }),
+                Err(e) => {
+                    return Err(TieringError::Store {
+                        op: "delete",
+                        key: key.to_string(),
+                        source: e,
+                    })
+                }
             }
         }
-        self.indexes.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _), _| *id != entry.id);
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(id, _), _| *id != entry.id);
         Ok(())
     }
 
@@ -259,7 +319,9 @@ impl RemotePartition {
         let _writer = self.writer.lock().await;
         self.clean_up_unfinished().await?;
         let l = Arc::clone(log);
-        let sealed = tokio::task::spawn_blocking(move || l.sealed_segments()).await.expect("no panic")?;
+        let sealed = tokio::task::spawn_blocking(move || l.sealed_segments())
+            .await
+            .expect("no panic")?;
         let mut uploaded = 0;
         for segment in sealed {
             let done = self.uploaded_end().unwrap_or(Offset(i64::MIN));
@@ -289,28 +351,56 @@ impl RemotePartition {
         let log_key = self.object(&entry, Kind::Log);
         if segment.size as usize <= MULTIPART_PART {
             let bytes = read_file_range(&segment.file, 0, segment.size as usize).await?;
-            self.store.store.put(&log_key, PutPayload::from(bytes)).await.map_err(TieringError::store("upload", &log_key))?;
+            self.store
+                .store
+                .put(&log_key, PutPayload::from(bytes))
+                .await
+                .map_err(TieringError::store("upload", &log_key))?;
         } else {
-            let upload = self.store.store.put_multipart(&log_key).await.map_err(TieringError::store("upload", &log_key))?;
+            let upload = self
+                .store
+                .store
+                .put_multipart(&log_key)
+                .await
+                .map_err(TieringError::store("upload", &log_key))?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
             let mut pos = 0u64;
             while pos < segment.size {
                 let len = (segment.size - pos).min(MULTIPART_PART as u64) as usize;
                 let part = read_file_range(&segment.file, pos, len).await?;
-                writer.wait_for_capacity(2).await.map_err(TieringError::store("upload", &log_key))?;
+                writer
+                    .wait_for_capacity(2)
+                    .await
+                    .map_err(TieringError::store("upload", &log_key))?;
                 writer.put(part);
                 pos += len as u64;
             }
-            writer.finish().await.map_err(TieringError::store("upload", &log_key))?;
+            writer
+                .finish()
+                .await
+                .map_err(TieringError::store("upload", &log_key))?;
         }
-        for (kind, path) in [(Kind::Index, &segment.index_path), (Kind::TimeIndex, &segment.time_index_path)] {
+        for (kind, path) in [
+            (Kind::Index, &segment.index_path),
+            (Kind::TimeIndex, &segment.time_index_path),
+        ] {
             let key = self.object(&entry, kind);
             let p = path.clone();
             let bytes = tokio::task::spawn_blocking(move || std::fs::read(&p))
                 .await
                 .expect("no panic")
-                .map_err(|e| TieringError::Storage(strata_storage::StorageError::Io { op: "read index", path: path.clone(), source: e }))?;
-            self.store.store.put(&key, PutPayload::from(bytes)).await.map_err(TieringError::store("upload", &key))?;
+                .map_err(|e| {
+                    TieringError::Storage(strata_storage::StorageError::Io {
+                        op: "read index",
+                        path: path.clone(),
+                        source: e,
+                    })
+                })?;
+            self.store
+                .store
+                .put(&key, PutPayload::from(bytes))
+                .await
+                .map_err(TieringError::store("upload", &key))?;
         }
 
         let id = entry.id;
@@ -328,24 +418,38 @@ impl RemotePartition {
     /// older than `retention_ms`, or beyond `retention_bytes` counting
     /// `local_only_bytes` (what only the hot tier holds) too. Returns how
     /// many segments went.
-    pub async fn enforce_retention(&self, now_ms: i64, limits: RetentionLimits, local_only_bytes: u64) -> TieringResult<usize> {
+    pub async fn enforce_retention(
+        &self,
+        now_ms: i64,
+        limits: RetentionLimits,
+        local_only_bytes: u64,
+    ) -> TieringResult<usize> {
         if self.backing_off() {
             return Ok(0);
         }
-        let result = self.enforce_retention_now(now_ms, limits, local_only_bytes).await;
+        let result = self
+            .enforce_retention_now(now_ms, limits, local_only_bytes)
+            .await;
         self.note_outcome(&result);
         self.mirror().await;
         result
     }
 
-    async fn enforce_retention_now(&self, now_ms: i64, limits: RetentionLimits, local_only_bytes: u64) -> TieringResult<usize> {
+    async fn enforce_retention_now(
+        &self,
+        now_ms: i64,
+        limits: RetentionLimits,
+        local_only_bytes: u64,
+    ) -> TieringResult<usize> {
         let _writer = self.writer.lock().await;
         let finished: Vec<SegmentEntry> = self.snapshot().finished().cloned().collect();
         let mut total = finished.iter().map(|s| s.size).sum::<u64>() + local_only_bytes;
         let mut deleted = 0;
         for entry in finished {
-            let by_time = limits.retention_ms >= 0 && now_ms - entry.max_timestamp > limits.retention_ms;
-            let by_bytes = limits.retention_bytes >= 0 && total - entry.size >= limits.retention_bytes as u64;
+            let by_time =
+                limits.retention_ms >= 0 && now_ms - entry.max_timestamp > limits.retention_ms;
+            let by_bytes =
+                limits.retention_bytes >= 0 && total - entry.size >= limits.retention_bytes as u64;
             if !(by_time || by_bytes) {
                 break;
             }
@@ -376,7 +480,13 @@ impl RemotePartition {
             let meta = meta.map_err(TieringError::store("list", &prefix))?;
             match self.store.store.delete(&meta.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                Err(e) => return Err(TieringError::Store { op: "delete", key: meta.location.to_string(), source: e }),
+                Err(e) => {
+                    return Err(TieringError::Store {
+                        op: "delete",
+                        key: meta.location.to_string(),
+                        source: e,
+                    })
+                }
             }
         }
         Ok(deleted)
@@ -384,7 +494,12 @@ impl RemotePartition {
 
     async fn index(&self, entry: &SegmentEntry, kind: Kind) -> TieringResult<Bytes> {
         let k = (entry.id, kind as u8);
-        if let Some(b) = self.indexes.lock().unwrap_or_else(|p| p.into_inner()).get(&k) {
+        if let Some(b) = self
+            .indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&k)
+        {
             return Ok(b.clone());
         }
         let key = self.object(entry, kind);
@@ -409,8 +524,19 @@ impl RemotePartition {
     /// local log does: starting with the batch that holds it, up to
     /// `max_bytes` (at least one batch with `min_one_batch`). `None` when no
     /// remote segment holds the offset. Starts reading ahead.
-    pub async fn read(&self, offset: Offset, max_bytes: usize, min_one_batch: bool) -> TieringResult<Option<RemoteRead>> {
-        let Some(entry) = self.manifest.lock().unwrap_or_else(|p| p.into_inner()).segment_for(offset).cloned() else {
+    pub async fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> TieringResult<Option<RemoteRead>> {
+        let Some(entry) = self
+            .manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segment_for(offset)
+            .cloned()
+        else {
             return Ok(None);
         };
         let index = self.index(&entry, Kind::Index).await?;
@@ -449,16 +575,33 @@ impl RemotePartition {
         let next = position / chunk + 1;
         if position < entry.size {
             for c in [position / chunk, next] {
-                self.cache.prefetch(&self.store, &self.object(entry, Kind::Log), entry.size, c);
+                self.cache
+                    .prefetch(&self.store, &self.object(entry, Kind::Log), entry.size, c);
             }
-        } else if let Some(following) = self.manifest.lock().unwrap_or_else(|p| p.into_inner()).segment_for(Offset(entry.next_offset)) {
-            self.cache.prefetch(&self.store, &self.object(following, Kind::Log), following.size, 0);
+        } else if let Some(following) = self
+            .manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segment_for(Offset(entry.next_offset))
+        {
+            self.cache.prefetch(
+                &self.store,
+                &self.object(following, Kind::Log),
+                following.size,
+                0,
+            );
         }
     }
 
     /// The first remote batch holding a record with a timestamp `>= ts`.
     pub async fn batch_for_timestamp(&self, ts: i64) -> TieringResult<Option<Bytes>> {
-        let entry = self.manifest.lock().unwrap_or_else(|p| p.into_inner()).finished().find(|s| s.max_timestamp >= ts).cloned();
+        let entry = self
+            .manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished()
+            .find(|s| s.max_timestamp >= ts)
+            .cloned();
         let Some(entry) = entry else { return Ok(None) };
         let time_index = self.index(&entry, Kind::TimeIndex).await?;
         let from = time_index_lookup(&time_index, Offset(entry.base_offset), ts);
@@ -478,7 +621,11 @@ impl RemotePartition {
 
     /// The batch starting at or holding `offset`, for the max-timestamp query.
     pub async fn batch_at(&self, offset: Offset) -> TieringResult<Option<Bytes>> {
-        Ok(self.read(offset, 1, true).await?.map(|r| r.records).filter(|r| !r.is_empty()))
+        Ok(self
+            .read(offset, 1, true)
+            .await?
+            .map(|r| r.records)
+            .filter(|r| !r.is_empty()))
     }
 }
 
@@ -493,14 +640,23 @@ struct SegmentReader<'a> {
 
 impl<'a> SegmentReader<'a> {
     fn new(partition: &'a RemotePartition, entry: &SegmentEntry) -> Self {
-        SegmentReader { partition, key: partition.object(entry, Kind::Log), size: entry.size, chunks: HashMap::new() }
+        SegmentReader {
+            partition,
+            key: partition.object(entry, Kind::Log),
+            size: entry.size,
+            chunks: HashMap::new(),
+        }
     }
 
     async fn chunk(&mut self, index: u64) -> TieringResult<Bytes> {
         if let Some(c) = self.chunks.get(&index) {
             return Ok(c.clone());
         }
-        let c = self.partition.cache.get(&self.partition.store, &self.key, self.size, index).await?;
+        let c = self
+            .partition
+            .cache
+            .get(&self.partition.store, &self.key, self.size, index)
+            .await?;
         self.chunks.insert(index, c.clone());
         Ok(c)
     }
@@ -508,7 +664,10 @@ impl<'a> SegmentReader<'a> {
     async fn range(&mut self, start: u64, len: usize) -> TieringResult<Bytes> {
         let end = start + len as u64;
         if end > self.size {
-            return Err(TieringError::Corrupt { key: self.key.to_string(), reason: format!("range {start}..{end} past {} bytes", self.size) });
+            return Err(TieringError::Corrupt {
+                key: self.key.to_string(),
+                reason: format!("range {start}..{end} past {} bytes", self.size),
+            });
         }
         let chunk = self.partition.cache.chunk_bytes();
         let (first, last) = (start / chunk, (end.max(start + 1) - 1) / chunk);
@@ -531,9 +690,15 @@ impl<'a> SegmentReader<'a> {
     async fn header(&mut self, pos: u64) -> TieringResult<BatchHeader> {
         let len = (HEADER_LEN as u64).min(self.size - pos) as usize;
         let bytes = self.range(pos, len).await?;
-        let header = BatchHeader::parse(&bytes).map_err(|e| TieringError::Corrupt { key: self.key.to_string(), reason: e.to_string() })?;
+        let header = BatchHeader::parse(&bytes).map_err(|e| TieringError::Corrupt {
+            key: self.key.to_string(),
+            reason: e.to_string(),
+        })?;
         if pos + header.total_len() as u64 > self.size {
-            return Err(TieringError::Corrupt { key: self.key.to_string(), reason: format!("batch at {pos} runs past the segment end") });
+            return Err(TieringError::Corrupt {
+                key: self.key.to_string(),
+                reason: format!("batch at {pos} runs past the segment end"),
+            });
         }
         Ok(header)
     }
@@ -547,5 +712,11 @@ async fn read_file_range(file: &Arc<std::fs::File>, at: u64, len: usize) -> Tier
     })
     .await
     .expect("no panic")
-    .map_err(|e| TieringError::Storage(strata_storage::StorageError::Io { op: "read segment for upload", path: PathBuf::new(), source: e }))
+    .map_err(|e| {
+        TieringError::Storage(strata_storage::StorageError::Io {
+            op: "read segment for upload",
+            path: PathBuf::new(),
+            source: e,
+        })
+    })
 }

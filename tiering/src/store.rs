@@ -1,15 +1,28 @@
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
 use crate::error::{TieringError, TieringResult};
+
+/// Retries inside one store request stay short (a few seconds): the
+/// uploader and the readers have their own backoff and deadlines, and a
+/// store that is down must show up as an error rather than a request that
+/// hangs for minutes.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        backoff: Default::default(),
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(5),
+    }
+}
 
 /// An object store, the key prefix Strata writes under, and the URL it was
 /// opened from. Cheap to clone; safe to use from any number of tasks.
@@ -27,41 +40,75 @@ impl RemoteStore {
     /// `gs://bucket/prefix` (`GOOGLE_*`) or `az://container/prefix`
     /// (`AZURE_*`). Nothing is contacted here; see [`RemoteStore::check`].
     pub fn open(url: &str) -> TieringResult<RemoteStore> {
-        let bad = |reason: String| TieringError::BadUrl { url: url.into(), reason };
+        let bad = |reason: String| TieringError::BadUrl {
+            url: url.into(),
+            reason,
+        };
         let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
         let prefix = ObjectPath::from(parsed.path().trim_matches('/'));
         let bucket = parsed.host_str().unwrap_or_default().to_string();
         let store: Arc<dyn ObjectStore> = match parsed.scheme() {
             "file" => {
-                let path = parsed.to_file_path().map_err(|_| bad("not an absolute local path".into()))?;
+                let path = parsed
+                    .to_file_path()
+                    .map_err(|_| bad("not an absolute local path".into()))?;
                 return Self::local(&path);
             }
             "s3" | "s3a" => Arc::new(
-                AmazonS3Builder::from_env().with_bucket_name(&bucket).build().map_err(|e| bad(e.to_string()))?,
+                AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_retry(retry())
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
             ),
             "gs" => Arc::new(
-                GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket).build().map_err(|e| bad(e.to_string()))?,
+                GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_retry(retry())
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
             ),
             "az" | "azure" | "abfs" | "abfss" => Arc::new(
-                MicrosoftAzureBuilder::from_env().with_url(url).build().map_err(|e| bad(e.to_string()))?,
+                MicrosoftAzureBuilder::from_env()
+                    .with_url(url)
+                    .with_retry(retry())
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
             ),
-            scheme => return Err(TieringError::UnsupportedScheme { scheme: scheme.into() }),
+            scheme => {
+                return Err(TieringError::UnsupportedScheme {
+                    scheme: scheme.into(),
+                })
+            }
         };
         if bucket.is_empty() {
             return Err(bad("no bucket or container".into()));
         }
-        Ok(RemoteStore { url: url.into(), store, prefix })
+        Ok(RemoteStore {
+            url: url.into(),
+            store,
+            prefix,
+        })
     }
 
     /// A local directory as the object store: the embedded default.
     pub fn local(dir: &Path) -> TieringResult<RemoteStore> {
-        std::fs::create_dir_all(dir).map_err(|source| TieringError::LocalDir { path: dir.to_owned(), source })?;
-        let store = LocalFileSystem::new_with_prefix(dir)
-            .map_err(TieringError::store("open", &ObjectPath::from(dir.display().to_string())))?;
+        std::fs::create_dir_all(dir).map_err(|source| TieringError::LocalDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let store = LocalFileSystem::new_with_prefix(dir).map_err(TieringError::store(
+            "open",
+            &ObjectPath::from(dir.display().to_string()),
+        ))?;
         let url = Url::from_directory_path(dir.canonicalize().unwrap_or_else(|_| dir.to_owned()))
             .map(|u| u.to_string())
             .unwrap_or_else(|_| dir.display().to_string());
-        Ok(RemoteStore { url, store: Arc::new(store), prefix: ObjectPath::default() })
+        Ok(RemoteStore {
+            url,
+            store: Arc::new(store),
+            prefix: ObjectPath::default(),
+        })
     }
 
     /// The full key of `relative` under the store's prefix.
@@ -78,7 +125,11 @@ impl RemoteStore {
         let probe = self.key("strata-probe");
         match self.store.get(&probe).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(TieringError::Store { op: "reach", key: probe.to_string(), source: e }),
+            Err(e) => Err(TieringError::Store {
+                op: "reach",
+                key: probe.to_string(),
+                source: e,
+            }),
         }
     }
 }
@@ -94,8 +145,14 @@ mod tests {
         let store = RemoteStore::open(&url).unwrap();
         assert!(store.url.starts_with("file://"));
         assert!(dir.path().join("remote").is_dir());
-        assert!(matches!(RemoteStore::open("ftp://x/y"), Err(TieringError::UnsupportedScheme { .. })));
-        assert!(matches!(RemoteStore::open("not a url"), Err(TieringError::BadUrl { .. })));
+        assert!(matches!(
+            RemoteStore::open("ftp://x/y"),
+            Err(TieringError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            RemoteStore::open("not a url"),
+            Err(TieringError::BadUrl { .. })
+        ));
         let s3 = RemoteStore::open("s3://bucket/some/prefix").unwrap();
         assert_eq!(s3.key("a/b").as_ref(), "some/prefix/a/b");
     }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -37,12 +37,17 @@ fn outcome(result: Result<(), AdminError>) -> Outcome {
 fn refuse_other_resources(resource_type: i8) -> Result<(), AdminError> {
     match resource_type {
         TOPIC => Ok(()),
-        BROKER => Err(AdminError::InvalidConfig(crate::config::ConfigError::BadValue {
-            key: "broker".into(),
-            value: String::new(),
-            reason: "Strata's broker configs are static: set them with --set or --config".into(),
-        })),
-        other => Err(AdminError::InvalidRequest(format!("Unsupported resource type {other}"))),
+        BROKER => Err(AdminError::InvalidConfig(
+            crate::config::ConfigError::BadValue {
+                key: "broker".into(),
+                value: String::new(),
+                reason: "Strata's broker configs are static: set them with --set or --config"
+                    .into(),
+            },
+        )),
+        other => Err(AdminError::InvalidRequest(format!(
+            "Unsupported resource type {other}"
+        ))),
     }
 }
 
@@ -56,7 +61,11 @@ pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfi
                     let configs: BTreeMap<String, String> = r
                         .configs
                         .iter()
-                        .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                        .filter_map(|c| {
+                            c.value
+                                .as_ref()
+                                .map(|v| (c.name.to_string(), v.to_string()))
+                        })
                         .collect();
                     b.set_topic_configs(&r.resource_name, configs, req.validate_only)
                 });
@@ -73,7 +82,10 @@ pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfi
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub async fn incremental(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn incremental(
+    broker: &Arc<Broker>,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let b = Arc::clone(broker);
     let responses = blocking(move || {
         req.resources
@@ -92,14 +104,20 @@ pub async fn incremental(broker: &Arc<Broker>, req: IncrementalAlterConfigsReque
                                 configs.remove(&name);
                             }
                             (SET, None) => {
-                                return Err(AdminError::InvalidRequest(format!("Null value not supported for: {name}")))
+                                return Err(AdminError::InvalidRequest(format!(
+                                    "Null value not supported for: {name}"
+                                )))
                             }
                             (op, _) => {
-                                return Err(AdminError::InvalidConfig(crate::config::ConfigError::BadValue {
-                                    key: name,
-                                    value: String::new(),
-                                    reason: format!("operation {op} applies to list configs only"),
-                                }))
+                                return Err(AdminError::InvalidConfig(
+                                    crate::config::ConfigError::BadValue {
+                                        key: name,
+                                        value: String::new(),
+                                        reason: format!(
+                                            "operation {op} applies to list configs only"
+                                        ),
+                                    },
+                                ))
                             }
                         }
                     }

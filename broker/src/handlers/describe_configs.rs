@@ -72,12 +72,20 @@ pub fn handle(
                             match d.broker_synonym {
                                 Some(synonym) => {
                                     if let Some(v) = broker.config.explicit(synonym) {
-                                        synonyms.push(synonym_entry(synonym, v.to_string(), Source::StaticBroker));
+                                        synonyms.push(synonym_entry(
+                                            synonym,
+                                            v.to_string(),
+                                            Source::StaticBroker,
+                                        ));
                                     }
                                     let default = def(synonym).expect("known").default.to_string();
                                     synonyms.push(synonym_entry(synonym, default, Source::Default));
                                 }
-                                None => synonyms.push(synonym_entry(d.name, d.default.to_string(), Source::Default)),
+                                None => synonyms.push(synonym_entry(
+                                    d.name,
+                                    d.default.to_string(),
+                                    Source::Default,
+                                )),
                             }
                             entry(d, value, source, false, synonyms)
                         })

@@ -34,10 +34,12 @@ struct RemoteNeeded {
 /// id 0, which clients treat as "no session" and keep sending full fetches.
 pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
     if req.session_id != 0 {
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let req = Arc::new(req);
-    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let deadline =
+        Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let remote_wait = Duration::from_millis(broker.config.i64("remote.fetch.max.wait.ms") as u64);
     loop {
         // Register for the wake-up before reading so that an append between
@@ -46,10 +48,18 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         tokio::pin!(appended);
         appended.as_mut().enable();
         let (b, r) = (Arc::clone(broker), Arc::clone(&req));
-        let (mut topics, mut bytes, errors, remote) = blocking(move || read_all(&b, &r, version)).await;
+        let (mut topics, mut bytes, errors, remote) =
+            blocking(move || read_all(&b, &r, version)).await;
         for need in remote {
             let data = &mut topics[need.topic].partitions[need.partition];
-            match tokio::time::timeout(remote_wait, need.handle.remote.read(need.offset, need.limit, need.min_one)).await {
+            match tokio::time::timeout(
+                remote_wait,
+                need.handle
+                    .remote
+                    .read(need.offset, need.limit, need.min_one),
+            )
+            .await
+            {
                 Ok(Ok(Some(read))) => {
                     bytes += read.records.len();
                     data.records = Some(read.records);
@@ -61,7 +71,10 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                 }
                 // Answer without these records; the consumer fetches again
                 // and finds the chunks the read left downloading.
-                Err(_) => debug!(offset = need.offset.0, "remote read still running at remote.fetch.max.wait.ms"),
+                Err(_) => debug!(
+                    offset = need.offset.0,
+                    "remote read still running at remote.fetch.max.wait.ms"
+                ),
             }
         }
         let now = Instant::now();
@@ -75,17 +88,31 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
 /// One pass over the requested partitions' hot tiers: the response topics,
 /// the record bytes returned, whether any partition had an error, and the
 /// partitions to read from the cold tier.
-fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool, Vec<RemoteNeeded>) {
-    let mut remaining = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
+fn read_all(
+    broker: &Broker,
+    req: &FetchRequest,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool, Vec<RemoteNeeded>) {
+    let mut remaining = if req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        usize::MAX
+    };
     let mut total = 0usize;
     let mut errors = false;
     let mut remote = Vec::new();
     let mut out = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
         let (topic, unknown_code) = if version >= 13 {
-            (broker.topic_by_id(ft.topic_id), ResponseError::UnknownTopicId.code())
+            (
+                broker.topic_by_id(ft.topic_id),
+                ResponseError::UnknownTopicId.code(),
+            )
         } else {
-            (broker.topic(&ft.topic.0), ResponseError::UnknownTopicOrPartition.code())
+            (
+                broker.topic(&ft.topic.0),
+                ResponseError::UnknownTopicOrPartition.code(),
+            )
         };
         let mut partitions = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
@@ -99,7 +126,11 @@ fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (Vec<Fetchable
                 .with_records(Some(Bytes::new()));
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
                 errors = true;
-                let code = if topic.is_some() { ResponseError::UnknownTopicOrPartition.code() } else { unknown_code };
+                let code = if topic.is_some() {
+                    ResponseError::UnknownTopicOrPartition.code()
+                } else {
+                    unknown_code
+                };
                 partitions.push(base.with_error_code(code));
                 continue;
             };
@@ -116,9 +147,9 @@ fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (Vec<Fetchable
                             .with_records(Some(data.records)),
                     );
                 }
-                Err(StorageError::OffsetOutOfRange { log_start, log_end, .. })
-                    if offset < log_start && partition.remote.covers(offset) =>
-                {
+                Err(StorageError::OffsetOutOfRange {
+                    log_start, log_end, ..
+                }) if offset < log_start && partition.remote.covers(offset) => {
                     remote.push(RemoteNeeded {
                         topic: out.len(),
                         partition: partitions.len(),
@@ -150,7 +181,11 @@ fn read_all(broker: &Broker, req: &FetchRequest, version: i16) -> (Vec<Fetchable
         }
         out.push(
             FetchableTopicResponse::default()
-                .with_topic(if version >= 13 { TopicName::default() } else { ft.topic.clone() })
+                .with_topic(if version >= 13 {
+                    TopicName::default()
+                } else {
+                    ft.topic.clone()
+                })
                 .with_topic_id(ft.topic_id)
                 .with_partitions(partitions),
         );
