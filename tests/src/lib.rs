@@ -163,6 +163,7 @@ pub struct S3Server {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    log_requests: bool,
 }
 
 pub const S3_BUCKET: &str = "strata";
@@ -182,32 +183,52 @@ impl S3Server {
     }
 
     pub fn start() -> S3Server {
+        Self::start_inner(false)
+    }
+
+    /// A server that logs every request, for counting them.
+    pub fn start_logging_requests() -> S3Server {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(log_requests: bool) -> S3Server {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("data").join(S3_BUCKET)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s = S3Server {
-            child: None,
-            dir,
-            port,
-        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = S3Server { child: None, dir, port, log_requests };
         s.restart();
         s
+    }
+
+    /// How many requests of each HTTP method the server has logged (only
+    /// with [`S3Server::start_logging_requests`]).
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for f in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            if !f.file_name().to_string_lossy().starts_with("s3s-") {
+                continue;
+            }
+            let text = std::fs::read_to_string(f.path()).unwrap_or_default();
+            for line in text.lines() {
+                if let Some(rest) = line.split("req: Request { method: ").nth(1) {
+                    let method = rest.split(',').next().unwrap_or_default().to_string();
+                    *counts.entry(method).or_default() += 1;
+                }
+            }
+        }
+        counts
     }
 
     /// Starts the server (again) on its port and data.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the server first");
-        let log = File::create(
-            self.dir
-                .path()
-                .join(format!("s3s-{}.log", std::process::id())),
-        )
-        .unwrap();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("s3s-{}.log", std::process::id())))
+            .unwrap();
         let child = Command::new(Self::bin())
+            .env("RUST_LOG", if self.log_requests { "s3s::service=debug" } else { "warn" })
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
                 "--access-key",
