@@ -194,8 +194,17 @@ impl S3Server {
     fn start_inner(log_requests: bool) -> S3Server {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("data").join(S3_BUCKET)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut s = S3Server { child: None, dir, port, log_requests };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = S3Server {
+            child: None,
+            dir,
+            port,
+            log_requests,
+        };
         s.restart();
         s
     }
@@ -225,10 +234,21 @@ impl S3Server {
         let log = File::options()
             .create(true)
             .append(true)
-            .open(self.dir.path().join(format!("s3s-{}.log", std::process::id())))
+            .open(
+                self.dir
+                    .path()
+                    .join(format!("s3s-{}.log", std::process::id())),
+            )
             .unwrap();
         let child = Command::new(Self::bin())
-            .env("RUST_LOG", if self.log_requests { "s3s::service=debug" } else { "warn" })
+            .env(
+                "RUST_LOG",
+                if self.log_requests {
+                    "s3s::service=debug"
+                } else {
+                    "warn"
+                },
+            )
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
                 "--access-key",

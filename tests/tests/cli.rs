@@ -10,11 +10,16 @@ use strata_tests::raw::Conn;
 use strata_tests::{strata_bin, Broker};
 
 fn refused(args: &[&str]) -> String {
+    refused_with_env(args, &[])
+}
+
+fn refused_with_env(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(strata_bin())
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -35,6 +40,25 @@ fn bad_configuration_stops_start_up_naming_it() {
         "topic keys point at the broker key"
     );
     assert!(refused(&["--set", "novalue"]).contains("KEY=VALUE"));
+
+    // Remote stores: a scheme object_store does not serve, a malformed
+    // URL, and an S3 endpoint nobody listens on.
+    assert!(refused(&["--remote", "ftp://host/dir"]).contains("ftp"));
+    assert!(refused(&["--remote", "not a url"]).contains("not a url"));
+    let e = refused_with_env(
+        &["--remote", "s3://bucket/prefix"],
+        &[
+            ("AWS_ENDPOINT", "http://127.0.0.1:9"),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ],
+    );
+    assert!(
+        e.contains("does not answer") || e.contains("did not answer"),
+        "{e}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let props = dir.path().join("broker.properties");

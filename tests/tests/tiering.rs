@@ -4,7 +4,6 @@
 //! both tiers with librdkafka and with rskafka.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -361,9 +360,20 @@ async fn local_directory_store_is_the_default() {
     let broker = Broker::start(TIERED);
     let remote_dir = broker.data_dir().join("remote");
     tier_and_replay(&broker, "local-tier", 8_000, &|| files_under(&remote_dir)).await;
-    assert!(files_under(Path::new(&remote_dir))
+    assert!(files_under(&remote_dir)
         .iter()
         .any(|p| p.ends_with("manifest.json")));
+
+    // Deleting the topic deletes its remote objects too.
+    let mut c = Conn::connect(&broker.addr());
+    let req = kafka_protocol::messages::DeleteTopicsRequest::default()
+        .with_topic_names(vec![strata_tests::raw::topic_name("local-tier")]);
+    assert_eq!(c.request(5, &req).responses[0].error_code, 0);
+    wait_until(
+        "the remote objects were deleted",
+        Duration::from_secs(30),
+        || files_under(&remote_dir).is_empty(),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,14 +24,21 @@ const MIB: f64 = (1u64 << 20) as f64;
 
 fn local_logs(broker: &Broker) -> usize {
     std::fs::read_dir(broker.data_dir().join("measure-0"))
-        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".log")).count())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count()
+        })
         .unwrap_or(usize::MAX)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a measurement; run on demand with --ignored"]
 async fn replay_throughput_and_requests_per_gib() {
-    let mib: usize = std::env::var("STRATA_MEASURE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let mib: usize = std::env::var("STRATA_MEASURE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let s3 = S3Server::start_logging_requests();
     let (url, env) = s3.broker_env();
     let broker = Broker::start_with_env(
@@ -63,7 +70,12 @@ async fn replay_throughput_and_requests_per_gib() {
     for i in 0..records {
         let key = i.to_string();
         loop {
-            match producer.send(BaseRecord::<str, [u8]>::to("measure").partition(0).key(&key).payload(&value)) {
+            match producer.send(
+                BaseRecord::<str, [u8]>::to("measure")
+                    .partition(0)
+                    .key(&key)
+                    .payload(&value),
+            ) {
                 Ok(()) => break,
                 Err(_) => producer.poll(Duration::from_millis(10)),
             }
@@ -75,8 +87,15 @@ async fn replay_throughput_and_requests_per_gib() {
         assert!(Instant::now() < deadline, "the hot tier did not shrink");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let objects: Vec<_> = s3.objects().into_iter().filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
-    let remote_bytes: u64 = objects.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let objects: Vec<_> = s3
+        .objects()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    let remote_bytes: u64 = objects
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
     let after_upload = s3.request_counts();
 
     // Replay from offset 0 with librdkafka, cold cache.
@@ -89,7 +108,8 @@ async fn replay_throughput_and_requests_per_gib() {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("measure", 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset("measure", 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let start = Instant::now();
     let mut first = None;
@@ -112,7 +132,11 @@ async fn replay_throughput_and_requests_per_gib() {
         store = store.with_config(k.to_lowercase().parse().unwrap(), v);
     }
     let store = store.build().unwrap();
-    let root = objects[0].ancestors().find(|p| p.ends_with(S3_BUCKET)).unwrap().to_path_buf();
+    let root = objects[0]
+        .ancestors()
+        .find(|p| p.ends_with(S3_BUCKET))
+        .unwrap()
+        .to_path_buf();
     let start = Instant::now();
     for p in &objects {
         let key = ObjectPath::from(p.strip_prefix(&root).unwrap().to_string_lossy().as_ref());
@@ -126,10 +150,20 @@ async fn replay_throughput_and_requests_per_gib() {
     }
     let raw = start.elapsed();
 
-    let count = |m: &std::collections::BTreeMap<String, usize>, k: &str| *m.get(k).unwrap_or(&0) as f64;
+    let count =
+        |m: &std::collections::BTreeMap<String, usize>, k: &str| *m.get(k).unwrap_or(&0) as f64;
     let gib = remote_bytes as f64 / GIB;
-    println!("remote data: {:.1} MiB in {} segments", remote_bytes as f64 / MIB, objects.len());
-    println!("upload: {:.0} PUT per GiB ({} PUT, {} POST)", count(&after_upload, "PUT") / gib, count(&after_upload, "PUT"), count(&after_upload, "POST"));
+    println!(
+        "remote data: {:.1} MiB in {} segments",
+        remote_bytes as f64 / MIB,
+        objects.len()
+    );
+    println!(
+        "upload: {:.0} PUT per GiB ({} PUT, {} POST)",
+        count(&after_upload, "PUT") / gib,
+        count(&after_upload, "PUT"),
+        count(&after_upload, "POST")
+    );
     println!(
         "replay: {:.1} MiB/s of segment bytes ({:.1} MiB/s of keys+values), first record after {:?}, {:.0} GET per GiB",
         remote_bytes as f64 / MIB / replay.as_secs_f64(),
@@ -137,5 +171,8 @@ async fn replay_throughput_and_requests_per_gib() {
         first.unwrap(),
         (count(&after_replay, "GET") - count(&after_upload, "GET")) / gib
     );
-    println!("raw ranged GET: {:.1} MiB/s", remote_bytes as f64 / MIB / raw.as_secs_f64());
+    println!(
+        "raw ranged GET: {:.1} MiB/s",
+        remote_bytes as f64 / MIB / raw.as_secs_f64()
+    );
 }
