@@ -244,7 +244,7 @@ impl S3Server {
             .env(
                 "RUST_LOG",
                 if self.log_requests {
-                    "s3s::service=debug"
+                    "s3s=debug"
                 } else {
                     "warn"
                 },
@@ -257,7 +257,8 @@ impl S3Server {
                 "strata-test-secret",
             ])
             .arg(self.dir.path().join("data"))
-            .stdout(Stdio::null())
+            // s3s-fs logs to stdout.
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start s3s-fs");

@@ -10,7 +10,7 @@ use strata_storage::Offset;
 
 use super::blocking;
 use crate::broker::{Broker, Partition};
-use crate::error::{storage_code, AdminError};
+use crate::error::AdminError;
 use crate::records::first_record_at_or_after;
 
 /// Kafka's special ListOffsets timestamps.
@@ -81,7 +81,7 @@ async fn lookup(p: &Arc<Partition>, query: i64) -> Result<(i64, i64), AdminError
             let log = Arc::clone(&p.log);
             let local = blocking(move || log.batch_with_max_timestamp())
                 .await
-                .map_err(storage_err)?;
+                .map_err(AdminError::Storage)?;
             let local = in_record(local, i64::MIN, true);
             match p.remote.max_timestamp() {
                 // Strictly larger: on a tie the earlier (remote) record wins.
@@ -111,13 +111,8 @@ async fn lookup(p: &Arc<Partition>, query: i64) -> Result<(i64, i64), AdminError
             let log = Arc::clone(&p.log);
             let batch = blocking(move || log.batch_for_timestamp(ts))
                 .await
-                .map_err(storage_err)?;
+                .map_err(AdminError::Storage)?;
             in_record(batch, ts, false)
         }
     })
-}
-
-fn storage_err(e: strata_storage::StorageError) -> AdminError {
-    let _ = storage_code(&e);
-    AdminError::Storage(e)
 }
