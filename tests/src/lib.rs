@@ -8,6 +8,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A librdkafka consumer assigned to partitions `0..partitions` of `topic`
+/// from the beginning. librdkafka wants a group id even for manual
+/// assignment; offsets are never committed, so no group coordinator is used.
+pub fn consumer_from_start(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", "strata-tests")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
 /// Path of the broker binary: `$STRATA_BIN`, or `strata` next to the test's
 /// own target directory (`cargo build` puts it there).
 pub fn strata_bin() -> PathBuf {

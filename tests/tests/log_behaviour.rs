@@ -11,9 +11,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
 use strata_tests::raw::{batch, topic_name as name, Conn};
 use strata_tests::Broker;
 
@@ -139,16 +139,7 @@ fn log_append_time_topics_are_stamped_by_the_broker() {
         p.log_append_time_ms
     );
     // What a consumer sees: librdkafka reports the broker's time, typed.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("group.id", "lat")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("lat", 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = strata_tests::consumer_from_start(&broker.addr(), "lat", 1);
     for expected_offset in 0..3 {
         let m = consumer
             .poll(Duration::from_secs(20))

@@ -103,22 +103,7 @@ fn consume_all(
     partitions: i32,
     expected: usize,
 ) -> BTreeMap<(i32, i64), Rec> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        // librdkafka wants a group id even for manual assignment; offsets
-        // are never committed, so no group coordinator is used.
-        .set("group.id", "rdkafka-test")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = strata_tests::consumer_from_start(&broker.addr(), topic, partitions);
     let mut got = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while got.len() < expected && Instant::now() < deadline {

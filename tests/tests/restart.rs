@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use strata_tests::Broker;
 
 fn produce(broker: &Broker, topic: &str, from: usize, n: usize) {
@@ -36,17 +35,7 @@ fn produce(broker: &Broker, topic: &str, from: usize, n: usize) {
 }
 
 fn read_all(broker: &Broker, topic: &str, expected: usize) -> Vec<(i64, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("group.id", "restart-test")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = strata_tests::consumer_from_start(&broker.addr(), topic, 1);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while out.len() < expected && Instant::now() < deadline {

@@ -119,17 +119,7 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn replay_rdkafka(broker: &Broker, topic: &str, n: usize) -> Vec<(i64, Rec)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("group.id", "replay")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = strata_tests::consumer_from_start(&broker.addr(), topic, 1);
     let mut out = Vec::with_capacity(n);
     let deadline = Instant::now() + Duration::from_secs(120);
     while out.len() < n && Instant::now() < deadline {
