@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::groups::Coordinator;
 use crate::error::AdminError;
 use crate::meta::{MetaError, MetaStore, TopicRecord};
 
@@ -105,9 +106,11 @@ pub struct Broker {
     data_dir: PathBuf,
     meta: MetaStore,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    admin: Mutex<()>,
+        admin: Mutex<()>,
     /// Woken after every append so that long-polling fetches re-check.
     pub appended: Notify,
+    /// Consumer groups and their committed offsets.
+    pub groups: Coordinator,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, partition: usize) -> PathBuf {
@@ -136,7 +139,9 @@ impl Broker {
         if !clean {
             info!(data_dir = %data_dir.display(), "no clean shutdown recorded: recovering logs");
         }
-        remove_deleted_dirs(data_dir);
+                remove_deleted_dirs(data_dir);
+        let delay = Duration::from_millis(config.i64("group.initial.rebalance.delay.ms") as u64);
+        let groups = Coordinator::open(data_dir, delay, clean)?;
         let mut broker = Broker {
             node_id: config.i64("node.id") as i32,
             config,
@@ -148,8 +153,9 @@ impl Broker {
             data_dir: data_dir.to_owned(),
             meta,
             topics: RwLock::new(BTreeMap::new()),
-            admin: Mutex::new(()),
+                        admin: Mutex::new(()),
             appended: Notify::new(),
+            groups,
         };
         let mut topics = BTreeMap::new();
         for rec in broker.meta.load_topics()? {
@@ -353,6 +359,7 @@ impl Broker {
                 }
             });
         }
+                self.groups.forget_topic(name);
         self.appended.notify_waiters();
         info!(topic = name, "deleted topic");
         Ok(topic.id)
@@ -523,9 +530,10 @@ impl Broker {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         for topic in self.topics() {
             for p in &topic.partitions {
-                p.log.close()?;
+                                p.log.close()?;
             }
         }
+        self.groups.close()?;
         self.meta.mark_clean_shutdown()?;
         info!("shut down cleanly");
         Ok(())

@@ -80,6 +80,8 @@ pub static DEFS: &[Def] = &[
     def!("delete.topic.enable", Broker, Kind::Bool, "true", 0, None, "Allow DeleteTopics."),
     def!("message.max.bytes", Broker, Kind::Int, "1048588", 0, None, "Largest record batch accepted (topic default for max.message.bytes)."),
     def!("socket.request.max.bytes", Broker, Kind::Int, "104857600", 1, None, "Largest request frame accepted; larger frames close the connection."),
+            def!("group.session.check.interval.ms", Broker, Kind::Long, "500", 1, None, "How often expired group members are looked for."),
+    def!("group.initial.rebalance.delay.ms", Broker, Kind::Int, "3000", 0, None, "How long a new group waits for more members before its first rebalance ends."),
     def!("log.segment.bytes", Broker, Kind::Int, "1073741824", 14, None, "Default segment.bytes."),
     def!("log.roll.ms", Broker, Kind::Long, "604800000", 1, None, "Default segment.ms."),
     def!("log.roll.hours", Broker, Kind::Int, "168", 1, None, "Default segment.ms in hours, used when log.roll.ms is not set."),

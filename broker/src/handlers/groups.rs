@@ -1,0 +1,288 @@
+//! The classic group protocol and committed offsets: FindCoordinator,
+//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+//! ListGroups and DescribeGroups. The state machine is in `crate::groups`.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+
+use super::{blocking, str_bytes};
+use crate::broker::Broker;
+use crate::groups::{Committed, JoinArgs};
+
+/// Who sent a request, for DescribeGroups.
+pub struct Client {
+    pub id: String,
+    pub host: String,
+}
+
+pub fn find_coordinator(broker: &Broker, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+    let host = str_bytes(broker.advertised_host.clone());
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                CoordinatorEntry::default()
+                    .with_key(key)
+                    .with_node_id(BrokerId(broker.node_id))
+                    .with_host(host.clone())
+                    .with_port(broker.advertised_port)
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    FindCoordinatorResponse::default().with_node_id(BrokerId(broker.node_id)).with_host(host).with_port(broker.advertised_port)
+}
+
+pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client: &Client) -> JoinGroupResponse {
+    let args = JoinArgs {
+        group: req.group_id.0.to_string(),
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.map(|s| s.to_string()),
+        client_id: client.id.clone(),
+        client_host: client.host.clone(),
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms: if version >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        require_member_id: version >= 4,
+    };
+    let r = broker.groups.join(args).await;
+    let members = r
+        .members
+        .into_iter()
+        .map(|(id, instance, metadata)| {
+            JoinGroupResponseMember::default()
+                .with_member_id(str_bytes(id))
+                .with_group_instance_id(instance.map(str_bytes))
+                .with_metadata(metadata)
+        })
+        .collect();
+    JoinGroupResponse::default()
+        .with_error_code(r.error)
+        .with_generation_id(r.generation)
+        .with_protocol_type(r.protocol_type.map(str_bytes))
+        .with_protocol_name(r.protocol.map(str_bytes))
+        .with_leader(str_bytes(r.leader))
+        .with_member_id(str_bytes(r.member_id))
+        .with_members(members)
+}
+
+pub async fn sync(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
+    let assignments = req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
+    let (error, protocol_type, protocol, assignment) =
+        broker.groups.sync(&req.group_id.0, req.generation_id, &req.member_id, assignments).await;
+    SyncGroupResponse::default()
+        .with_error_code(error)
+        .with_protocol_type(protocol_type.map(str_bytes))
+        .with_protocol_name(protocol.map(str_bytes))
+        .with_assignment(assignment)
+}
+
+pub fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
+    HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(&req.group_id.0, req.generation_id, &req.member_id))
+}
+
+pub fn leave(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    if version < 3 {
+        let (code, _) = broker.groups.leave(&req.group_id.0, &[(req.member_id.to_string(), None)]);
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
+    let members: Vec<(String, Option<String>)> =
+        req.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string()))).collect();
+    let (_, codes) = broker.groups.leave(&req.group_id.0, &members);
+    LeaveGroupResponse::default().with_members(
+        req.members
+            .into_iter()
+            .zip(codes)
+            .map(|(m, code)| {
+                MemberResponse::default().with_member_id(m.member_id).with_group_instance_id(m.group_instance_id).with_error_code(code)
+            })
+            .collect(),
+    )
+}
+
+pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = req.group_id.0.to_string();
+    let check = broker.groups.check_commit(&group, req.generation_id_or_member_epoch, &req.member_id);
+    let mut accepted = Vec::new();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = broker.topic(&t.name.0);
+        let partitions = t
+            .partitions
+            .into_iter()
+            .map(|p| {
+                let code = if check != 0 {
+                    check
+                } else if topic.as_ref().and_then(|tp| tp.partition(p.partition_index)).is_none() {
+                    ResponseError::UnknownTopicOrPartition.code()
+                } else {
+                    accepted.push((
+                        t.name.0.to_string(),
+                        p.partition_index,
+                        Committed {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata.map(|m| m.to_string()),
+                        },
+                    ));
+                    0
+                };
+                OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)
+            })
+            .collect();
+        topics.push(OffsetCommitResponseTopic::default().with_name(t.name).with_topic_id(t.topic_id).with_partitions(partitions));
+    }
+    if !accepted.is_empty() {
+        let b = Arc::clone(broker);
+        let stored = blocking(move || b.groups.commit(&group, accepted)).await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not store committed offsets");
+            for t in &mut topics {
+                for p in &mut t.partitions {
+                    if p.error_code == 0 {
+                        p.error_code = ResponseError::KafkaStorageError.code();
+                    }
+                }
+            }
+        }
+    }
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// (offset, leader epoch, metadata) committed for a partition, Kafka's
+/// "none" (-1) otherwise.
+fn fetch_one(broker: &Broker, group: &str, topic: &str, partition: i32) -> (i64, i32, Option<String>) {
+    match broker.groups.committed(group, topic, partition) {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata.or(Some(String::new()))),
+        None => (-1, -1, Some(String::new())),
+    }
+}
+
+pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let group = g.group_id.0.to_string();
+                let wanted: Vec<(TopicName, Vec<i32>)> = match g.topics {
+                    Some(topics) => topics.into_iter().map(|t| (t.name, t.partition_indexes)).collect(),
+                    None => all_committed(broker, &group),
+                };
+                let topics = wanted
+                    .into_iter()
+                    .map(|(name, parts)| {
+                        let partitions = parts
+                            .into_iter()
+                            .map(|p| {
+                                let (offset, epoch, metadata) = fetch_one(broker, &group, &name.0, p);
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(metadata.map(str_bytes))
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default().with_name(name).with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let group = req.group_id.0.to_string();
+    let wanted: Vec<(TopicName, Vec<i32>)> = match req.topics {
+        Some(topics) => topics.into_iter().map(|t| (t.name, t.partition_indexes)).collect(),
+        None => all_committed(broker, &group),
+    };
+    let topics = wanted
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|p| {
+                    let (offset, epoch, metadata) = fetch_one(broker, &group, &name.0, p);
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(metadata.map(str_bytes))
+                })
+                .collect();
+            OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+fn all_committed(broker: &Broker, group: &str) -> Vec<(TopicName, Vec<i32>)> {
+    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    for (t, p, _) in broker.groups.committed_partitions(group) {
+        by_topic.entry(t).or_default().push(p);
+    }
+    by_topic.into_iter().map(|(t, ps)| (TopicName(str_bytes(t)), ps)).collect()
+}
+
+pub fn list_groups(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
+    let groups = broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| req.states_filter.is_empty() || req.states_filter.iter().any(|s| s.eq_ignore_ascii_case(state.name())))
+        .filter(|_| req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic")))
+        .map(|(g, protocol_type, state)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(g)))
+                .with_protocol_type(str_bytes(protocol_type))
+                .with_group_state(str_bytes(state.name()))
+                .with_group_type(str_bytes("classic"))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+pub fn describe_groups(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|g| match broker.groups.describe(&g.0) {
+            Some((state, protocol_type, protocol, members)) => DescribedGroup::default()
+                .with_group_id(g)
+                .with_group_state(str_bytes(state.name()))
+                .with_protocol_type(str_bytes(protocol_type))
+                .with_protocol_data(str_bytes(protocol.clone()))
+                .with_members(
+                    members
+                        .into_iter()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_metadata(m.metadata(&protocol))
+                                .with_member_id(str_bytes(m.id))
+                                .with_group_instance_id(m.instance_id.map(str_bytes))
+                                .with_client_id(str_bytes(m.client_id))
+                                .with_client_host(str_bytes(m.client_host))
+                                .with_member_assignment(m.assignment)
+                        })
+                        .collect(),
+                ),
+            // Kafka describes an unknown group as a dead, empty one.
+            None => DescribedGroup::default().with_group_id(g).with_group_state(str_bytes("Dead")),
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
