@@ -21,9 +21,14 @@ def strata_bin() -> str:
 class Broker:
     def __init__(self, *args):
         self.dir = tempfile.TemporaryDirectory(prefix="strata-py-")
-        self.log = open(os.path.join(self.dir.name, "broker.log"), "wb")
+        self.log = open(os.path.join(self.dir.name, "broker.log"), "ab")
+        self.args = args
+        self.addr = "127.0.0.1:0"
+        self._spawn()
+
+    def _spawn(self):
         self.proc = subprocess.Popen(
-            [strata_bin(), "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir.name, "data"), *args],
+            [strata_bin(), "--listen", self.addr, "--data-dir", os.path.join(self.dir.name, "data"), *self.args],
             stdout=subprocess.PIPE,
             stderr=self.log,
         )
@@ -33,6 +38,12 @@ class Broker:
             self.stop()
             raise RuntimeError(f"broker did not start: {line!r}")
         self.addr = line[len(prefix):]
+
+    def kill_and_restart(self):
+        """SIGKILL, then start again on the same port and data."""
+        self.proc.kill()
+        self.proc.wait()
+        self._spawn()
 
     def stop(self):
         self.proc.kill()

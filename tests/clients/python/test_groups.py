@@ -1,0 +1,161 @@
+"""Consumer groups with real clients: assignments, leaving and taking over,
+and committed offsets that survive a broker crash."""
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+
+PARTITIONS = 6
+
+
+def create_and_fill(addr, topic, per_partition):
+    admin = AdminClient({"bootstrap.servers": addr})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(10)
+    producer = Producer({"bootstrap.servers": addr, "linger.ms": 5})
+    for p in range(PARTITIONS):
+        for i in range(per_partition):
+            producer.produce(topic, key=f"{p}-{i}".encode(), value=f"{p}-{i}".encode(), partition=p)
+    assert producer.flush(30) == 0
+
+
+def consumer(addr, group, **extra):
+    conf = {"bootstrap.servers": addr, "group.id": group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "session.timeout.ms": 10000, "heartbeat.interval.ms": 500}
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def poll_all(consumers, seconds):
+    """Polls each consumer in turn; returns the messages each got."""
+    got = {id(c): [] for c in consumers}
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for c in consumers:
+            m = c.poll(0.05)
+            if m is not None and m.error() is None:
+                got[id(c)].append(m)
+    return got
+
+
+def assigned(c):
+    return {tp.partition for tp in c.assignment()}
+
+
+def test_three_confluent_consumers_share_and_take_over(broker):
+    topic = "grp-topic"
+    create_and_fill(broker.addr, topic, 50)
+    consumers = [consumer(broker.addr, "g3") for _ in range(3)]
+    for c in consumers:
+        c.subscribe([topic])
+    deadline = time.time() + 30
+    while time.time() < deadline and not all(assigned(c) for c in consumers):
+        poll_all(consumers, 0.5)
+    parts = [assigned(c) for c in consumers]
+    assert all(parts), parts
+    assert set().union(*parts) == set(range(PARTITIONS)), parts
+    assert sum(len(p) for p in parts) == PARTITIONS, f"assignments overlap: {parts}"
+
+    # One leaves; the other two take over its partitions.
+    consumers[2].close()
+    rest = consumers[:2]
+    deadline = time.time() + 30
+    while time.time() < deadline and set().union(*[assigned(c) for c in rest]) != set(range(PARTITIONS)):
+        poll_all(rest, 0.5)
+    parts = [assigned(c) for c in rest]
+    assert set().union(*parts) == set(range(PARTITIONS)) and not (parts[0] & parts[1]), parts
+    for c in rest:
+        c.close()
+
+
+def test_commits_survive_a_broker_crash(broker):
+    topic = "commit-topic"
+    create_and_fill(broker.addr, topic, 20)
+    c = consumer(broker.addr, "durable")
+    c.subscribe([topic])
+    seen = 0
+    deadline = time.time() + 30
+    while seen < 60 and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            seen += 1
+    c.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], 10)}
+    c.close()
+    assert sum(max(o, 0) for o in committed.values()) == 60
+
+    broker.kill_and_restart()
+
+    c = consumer(broker.addr, "durable")
+    after = {tp.partition: tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], 10)}
+    assert after == committed
+    c.subscribe([topic])
+    rest = []
+    deadline = time.time() + 30
+    while len(rest) < 60 and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            rest.append(m)
+    c.close()
+    # The group resumed exactly at the committed offsets: the remaining
+    # 60 records, none of the first 60 again.
+    assert len(rest) == 60
+    for m in rest:
+        assert m.offset() >= max(committed[m.partition()], 0)
+
+
+def test_kafka_python_group_resumes_at_commits(broker):
+    topic = "kp-group"
+    create_and_fill(broker.addr, topic, 10)
+    first = KafkaConsumer(topic, bootstrap_servers=broker.addr, group_id="kp", enable_auto_commit=False,
+                          auto_offset_reset="earliest", consumer_timeout_ms=15000)
+    got = []
+    for m in first:
+        got.append(m)
+        if len(got) == 30:
+            break
+    first.commit()
+    first.close()
+    second = KafkaConsumer(topic, bootstrap_servers=broker.addr, group_id="kp", enable_auto_commit=False,
+                           auto_offset_reset="earliest", consumer_timeout_ms=8000)
+    rest = list(second)
+    second.close()
+    assert len(got) + len(rest) == 60
+    assert not ({(m.partition, m.offset) for m in got} & {(m.partition, m.offset) for m in rest})
+
+
+def test_aiokafka_group_resumes_at_commits(broker):
+    topic = "aio-group"
+    create_and_fill(broker.addr, topic, 10)
+
+    async def run():
+        c = AIOKafkaConsumer(topic, bootstrap_servers=broker.addr, group_id="aio", enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+        await c.start()
+        got = []
+        try:
+            while len(got) < 30:
+                for records in (await c.getmany(timeout_ms=1000, max_records=30 - len(got))).values():
+                    got.extend(records)
+            await c.commit()
+        finally:
+            await c.stop()
+        c = AIOKafkaConsumer(topic, bootstrap_servers=broker.addr, group_id="aio", enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+        await c.start()
+        rest = []
+        try:
+            deadline = time.time() + 20
+            while len(rest) < 30 and time.time() < deadline:
+                for records in (await c.getmany(timeout_ms=1000)).values():
+                    rest.extend(records)
+        finally:
+            await c.stop()
+        return got, rest
+
+    got, rest = asyncio.run(run())
+    assert len(got) == 30 and len(rest) == 30
+    assert not ({(m.partition, m.offset) for m in got} & {(m.partition, m.offset) for m in rest})
