@@ -15,8 +15,8 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
-use crate::groups::Coordinator;
 use crate::error::AdminError;
+use crate::groups::Coordinator;
 use crate::meta::{MetaError, MetaStore, TopicRecord};
 
 pub fn now_ms() -> i64 {
@@ -106,7 +106,7 @@ pub struct Broker {
     data_dir: PathBuf,
     meta: MetaStore,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-        admin: Mutex<()>,
+    admin: Mutex<()>,
     /// Woken after every append so that long-polling fetches re-check.
     pub appended: Notify,
     /// Consumer groups and their committed offsets.
@@ -139,7 +139,7 @@ impl Broker {
         if !clean {
             info!(data_dir = %data_dir.display(), "no clean shutdown recorded: recovering logs");
         }
-                remove_deleted_dirs(data_dir);
+        remove_deleted_dirs(data_dir);
         let delay = Duration::from_millis(config.i64("group.initial.rebalance.delay.ms") as u64);
         let groups = Coordinator::open(data_dir, delay, clean)?;
         let mut broker = Broker {
@@ -153,7 +153,7 @@ impl Broker {
             data_dir: data_dir.to_owned(),
             meta,
             topics: RwLock::new(BTreeMap::new()),
-                        admin: Mutex::new(()),
+            admin: Mutex::new(()),
             appended: Notify::new(),
             groups,
         };
@@ -359,7 +359,7 @@ impl Broker {
                 }
             });
         }
-                self.groups.forget_topic(name);
+        self.groups.forget_topic(name);
         self.appended.notify_waiters();
         info!(topic = name, "deleted topic");
         Ok(topic.id)
@@ -530,7 +530,7 @@ impl Broker {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         for topic in self.topics() {
             for p in &topic.partitions {
-                                p.log.close()?;
+                p.log.close()?;
             }
         }
         self.groups.close()?;

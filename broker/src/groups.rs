@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use strata_storage::{Log, LogConfig, Offset, StorageError};
@@ -62,7 +64,11 @@ pub struct Member {
 
 impl Member {
     pub fn metadata(&self, protocol: &str) -> Bytes {
-        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -109,8 +115,17 @@ impl Group {
 
     /// Starts (or restarts) a rebalance: every member must join again.
     fn prepare_rebalance(&mut self, delay: Duration) {
-        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or(delay);
-        let wait = if self.state == State::Empty { delay.min(timeout) } else { timeout };
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(delay);
+        let wait = if self.state == State::Empty {
+            delay.min(timeout)
+        } else {
+            timeout
+        };
         if self.state != State::PreparingRebalance {
             for m in self.members.values_mut() {
                 m.joined = false;
@@ -134,7 +149,11 @@ impl Group {
             return;
         }
         self.protocol = self.choose_protocol();
-        if self.leader.as_ref().is_none_or(|l| !self.members.contains_key(l)) {
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| !self.members.contains_key(l))
+        {
             self.leader = self.members.keys().next().cloned();
         }
         for m in self.members.values_mut() {
@@ -148,11 +167,11 @@ impl Group {
     /// member supports.
     fn choose_protocol(&self) -> Option<String> {
         let first = self.members.values().next()?;
-        first
-            .protocols
-            .iter()
-            .map(|(n, _)| n.clone())
-            .find(|n| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == n)))
+        first.protocols.iter().map(|(n, _)| n.clone()).find(|n| {
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(p, _)| p == n))
+        })
     }
 
     /// Whether the join phase can end now: everyone joined a rebalance of
@@ -206,7 +225,15 @@ pub struct JoinResult {
 
 impl JoinResult {
     fn error(code: i16, member_id: String) -> JoinResult {
-        JoinResult { error: code, generation: -1, protocol_type: None, protocol: None, leader: String::new(), member_id, members: Vec::new() }
+        JoinResult {
+            error: code,
+            generation: -1,
+            protocol_type: None,
+            protocol: None,
+            leader: String::new(),
+            member_id,
+            members: Vec::new(),
+        }
     }
 }
 
@@ -226,14 +253,27 @@ fn code(e: ResponseError) -> i16 {
 
 impl Coordinator {
     /// Opens the offsets log in `data_dir` and replays it. Blocking.
-    pub fn open(data_dir: &Path, initial_delay: Duration, clean: bool) -> Result<Coordinator, StorageError> {
+    pub fn open(
+        data_dir: &Path,
+        initial_delay: Duration,
+        clean: bool,
+    ) -> Result<Coordinator, StorageError> {
         let (store, offsets) = OffsetStore::open(data_dir, clean)?;
         let mut groups = HashMap::new();
         for ((group, topic, partition), c) in offsets {
-            groups.entry(group).or_insert_with(Group::new).offsets.insert((topic, partition), c);
+            groups
+                .entry(group)
+                .or_insert_with(Group::new)
+                .offsets
+                .insert((topic, partition), c);
         }
         info!(groups = groups.len(), "loaded committed offsets");
-        Ok(Coordinator { groups: Mutex::new(groups), changed: Notify::new(), store, initial_delay })
+        Ok(Coordinator {
+            groups: Mutex::new(groups),
+            changed: Notify::new(),
+            store,
+            initial_delay,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Group>> {
@@ -252,9 +292,17 @@ impl Coordinator {
             let group = groups.entry(a.group.clone()).or_insert_with(Group::new);
             if group.state != State::Empty || !group.members.is_empty() {
                 let same_type = group.protocol_type.as_deref() == Some(a.protocol_type.as_str());
-                let common = a.protocols.iter().any(|(n, _)| group.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == n)));
+                let common = a.protocols.iter().any(|(n, _)| {
+                    group
+                        .members
+                        .values()
+                        .all(|m| m.protocols.iter().any(|(p, _)| p == n))
+                });
                 if !same_type || !common {
-                    return JoinResult::error(code(ResponseError::InconsistentGroupProtocol), a.member_id);
+                    return JoinResult::error(
+                        code(ResponseError::InconsistentGroupProtocol),
+                        a.member_id,
+                    );
                 }
             }
             let mut member_id = a.member_id.clone();
@@ -262,9 +310,18 @@ impl Coordinator {
                 // A static member keeps its place across restarts: the new
                 // member id replaces the old one without a rebalance of its
                 // own.
-                if let Some(old) = group.members.values().find(|m| m.instance_id.as_ref() == Some(instance)).map(|m| m.id.clone()) {
+                if let Some(old) = group
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(instance))
+                    .map(|m| m.id.clone())
+                {
                     let mut m = group.members.remove(&old).expect("present");
-                    member_id = if member_id.is_empty() { format!("{instance}-{}", uuid::Uuid::new_v4()) } else { member_id };
+                    member_id = if member_id.is_empty() {
+                        format!("{instance}-{}", uuid::Uuid::new_v4())
+                    } else {
+                        member_id
+                    };
                     m.id = member_id.clone();
                     if group.leader.as_deref() == Some(old.as_str()) {
                         group.leader = Some(member_id.clone());
@@ -278,10 +335,16 @@ impl Coordinator {
                     group.pending.insert(member_id.clone());
                     return JoinResult::error(code(ResponseError::MemberIdRequired), member_id);
                 }
-            } else if !group.members.contains_key(&member_id) && !group.pending.remove(&member_id) && a.instance_id.is_none() {
+            } else if !group.members.contains_key(&member_id)
+                && !group.pending.remove(&member_id)
+                && a.instance_id.is_none()
+            {
                 return JoinResult::error(code(ResponseError::UnknownMemberId), member_id);
             }
-            let known = group.members.get(&member_id).map(|m| (m.protocols.clone(), m.assignment.clone()));
+            let known = group
+                .members
+                .get(&member_id)
+                .map(|m| (m.protocols.clone(), m.assignment.clone()));
             let changed_protocols = known.as_ref().is_some_and(|(p, _)| *p != a.protocols);
             let member = Member {
                 id: member_id.clone(),
@@ -289,7 +352,9 @@ impl Coordinator {
                 client_id: a.client_id.clone(),
                 client_host: a.client_host.clone(),
                 session_timeout: Duration::from_millis(a.session_timeout_ms as u64),
-                rebalance_timeout: Duration::from_millis(a.rebalance_timeout_ms.max(a.session_timeout_ms) as u64),
+                rebalance_timeout: Duration::from_millis(
+                    a.rebalance_timeout_ms.max(a.session_timeout_ms) as u64,
+                ),
                 protocols: a.protocols.clone(),
                 assignment: known.map(|(_, asg)| asg).unwrap_or_default(),
                 last_seen: Instant::now(),
@@ -311,7 +376,15 @@ impl Coordinator {
                 group.complete_rebalance();
                 self.changed.notify_waiters();
             }
-            (member_id, group.generation + if group.state == State::PreparingRebalance { 1 } else { 0 })
+            (
+                member_id,
+                group.generation
+                    + if group.state == State::PreparingRebalance {
+                        1
+                    } else {
+                        0
+                    },
+            )
         };
         loop {
             let notified = self.changed.notified();
@@ -329,7 +402,11 @@ impl Coordinator {
                     let leader = group.leader.clone().unwrap_or_default();
                     let protocol = group.protocol.clone().unwrap_or_default();
                     let members = if leader == member_id {
-                        group.members.values().map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol))).collect()
+                        group
+                            .members
+                            .values()
+                            .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+                            .collect()
                     } else {
                         Vec::new()
                     };
@@ -349,18 +426,33 @@ impl Coordinator {
                     self.changed.notify_waiters();
                     continue;
                 }
-                group.rebalance_deadline.map_or(Duration::from_millis(100), |d| d.saturating_duration_since(now).max(Duration::from_millis(10)))
+                group
+                    .rebalance_deadline
+                    .map_or(Duration::from_millis(100), |d| {
+                        d.saturating_duration_since(now)
+                            .max(Duration::from_millis(10))
+                    })
             };
             let _ = tokio::time::timeout(wait, notified).await;
         }
     }
 
-    pub async fn sync(&self, group_id: &str, generation: i32, member_id: &str, assignments: Vec<(String, Bytes)>) -> (i16, Option<String>, Option<String>, Bytes) {
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+    ) -> (i16, Option<String>, Option<String>, Bytes) {
         let err = |e: ResponseError| (e.code(), None, None, Bytes::new());
         let wait_until = {
             let mut groups = self.lock();
-            let Some(group) = groups.get_mut(group_id) else { return err(ResponseError::UnknownMemberId) };
-            let Some(member) = group.members.get_mut(member_id) else { return err(ResponseError::UnknownMemberId) };
+            let Some(group) = groups.get_mut(group_id) else {
+                return err(ResponseError::UnknownMemberId);
+            };
+            let Some(member) = group.members.get_mut(member_id) else {
+                return err(ResponseError::UnknownMemberId);
+            };
             member.last_seen = Instant::now();
             let session = member.session_timeout;
             if generation != group.generation {
@@ -369,7 +461,9 @@ impl Coordinator {
             if group.state == State::PreparingRebalance {
                 return err(ResponseError::RebalanceInProgress);
             }
-            if group.state == State::CompletingRebalance && group.leader.as_deref() == Some(member_id) {
+            if group.state == State::CompletingRebalance
+                && group.leader.as_deref() == Some(member_id)
+            {
                 let given: HashMap<String, Bytes> = assignments.into_iter().collect();
                 for m in group.members.values_mut() {
                     m.assignment = given.get(&m.id).cloned().unwrap_or_default();
@@ -385,13 +479,22 @@ impl Coordinator {
             notified.as_mut().enable();
             {
                 let groups = self.lock();
-                let Some(group) = groups.get(group_id) else { return err(ResponseError::UnknownMemberId) };
-                let Some(member) = group.members.get(member_id) else { return err(ResponseError::UnknownMemberId) };
+                let Some(group) = groups.get(group_id) else {
+                    return err(ResponseError::UnknownMemberId);
+                };
+                let Some(member) = group.members.get(member_id) else {
+                    return err(ResponseError::UnknownMemberId);
+                };
                 if group.generation != generation || group.state == State::PreparingRebalance {
                     return err(ResponseError::RebalanceInProgress);
                 }
                 if group.state == State::Stable {
-                    return (0, group.protocol_type.clone(), group.protocol.clone(), member.assignment.clone());
+                    return (
+                        0,
+                        group.protocol_type.clone(),
+                        group.protocol.clone(),
+                        member.assignment.clone(),
+                    );
                 }
             }
             let now = Instant::now();
@@ -404,10 +507,14 @@ impl Coordinator {
 
     pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
         let mut groups = self.lock();
-        let Some(group) = groups.get_mut(group_id) else { return code(ResponseError::UnknownMemberId) };
+        let Some(group) = groups.get_mut(group_id) else {
+            return code(ResponseError::UnknownMemberId);
+        };
         let state = group.state;
         let current = group.generation;
-        let Some(member) = group.members.get_mut(member_id) else { return code(ResponseError::UnknownMemberId) };
+        let Some(member) = group.members.get_mut(member_id) else {
+            return code(ResponseError::UnknownMemberId);
+        };
         member.last_seen = Instant::now();
         if generation != current {
             return code(ResponseError::IllegalGeneration);
@@ -422,12 +529,20 @@ impl Coordinator {
     pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> (i16, Vec<i16>) {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return (code(ResponseError::UnknownMemberId), vec![code(ResponseError::UnknownMemberId); members.len()]);
+            return (
+                code(ResponseError::UnknownMemberId),
+                vec![code(ResponseError::UnknownMemberId); members.len()],
+            );
         };
         let mut codes = Vec::new();
         for (id, instance) in members {
             let id = match instance {
-                Some(i) => group.members.values().find(|m| m.instance_id.as_ref() == Some(i)).map(|m| m.id.clone()).unwrap_or_else(|| id.clone()),
+                Some(i) => group
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(i))
+                    .map(|m| m.id.clone())
+                    .unwrap_or_else(|| id.clone()),
                 None => id.clone(),
             };
             if group.members.contains_key(&id) {
@@ -452,7 +567,10 @@ impl Coordinator {
             let expired: Vec<String> = group
                 .members
                 .values()
-                .filter(|m| !(group.state == State::PreparingRebalance && m.joined) && now.duration_since(m.last_seen) > m.session_timeout)
+                .filter(|m| {
+                    !(group.state == State::PreparingRebalance && m.joined)
+                        && now.duration_since(m.last_seen) > m.session_timeout
+                })
                 .map(|m| m.id.clone())
                 .collect();
             for id in expired {
@@ -460,7 +578,9 @@ impl Coordinator {
                 group.remove_member(&id, self.initial_delay);
                 changed = true;
             }
-            if group.state == State::PreparingRebalance && group.rebalance_deadline.is_some_and(|d| now >= d) {
+            if group.state == State::PreparingRebalance
+                && group.rebalance_deadline.is_some_and(|d| now >= d)
+            {
                 group.complete_rebalance();
                 changed = true;
             }
@@ -474,11 +594,19 @@ impl Coordinator {
     /// id commit outside any generation, as tools and assign-only consumers do.
     pub fn check_commit(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
         let mut groups = self.lock();
-        let group = groups.entry(group_id.to_string()).or_insert_with(Group::new);
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(Group::new);
         if generation < 0 && member_id.is_empty() {
-            return if group.members.is_empty() { 0 } else { code(ResponseError::IllegalGeneration) };
+            return if group.members.is_empty() {
+                0
+            } else {
+                code(ResponseError::IllegalGeneration)
+            };
         }
-        let Some(member) = group.members.get_mut(member_id) else { return code(ResponseError::UnknownMemberId) };
+        let Some(member) = group.members.get_mut(member_id) else {
+            return code(ResponseError::UnknownMemberId);
+        };
         member.last_seen = Instant::now();
         if generation != group.generation {
             return code(ResponseError::IllegalGeneration);
@@ -490,10 +618,16 @@ impl Coordinator {
     }
 
     /// Stores committed offsets durably, then in memory. Blocking.
-    pub fn commit(&self, group_id: &str, offsets: Vec<(String, i32, Committed)>) -> Result<(), StorageError> {
+    pub fn commit(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, Committed)>,
+    ) -> Result<(), StorageError> {
         self.store.append(group_id, &offsets)?;
         let mut groups = self.lock();
-        let group = groups.entry(group_id.to_string()).or_insert_with(Group::new);
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(Group::new);
         for (t, p, c) in offsets {
             group.offsets.insert((t, p), c);
         }
@@ -501,14 +635,23 @@ impl Coordinator {
     }
 
     pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<Committed> {
-        self.lock().get(group_id)?.offsets.get(&(topic.to_string(), partition)).cloned()
+        self.lock()
+            .get(group_id)?
+            .offsets
+            .get(&(topic.to_string(), partition))
+            .cloned()
     }
 
     /// Every (topic, partition) the group has offsets for.
     pub fn committed_partitions(&self, group_id: &str) -> Vec<(String, i32, Committed)> {
         self.lock()
             .get(group_id)
-            .map(|g| g.offsets.iter().map(|((t, p), c)| (t.clone(), *p, c.clone())).collect())
+            .map(|g| {
+                g.offsets
+                    .iter()
+                    .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -517,7 +660,17 @@ impl Coordinator {
         let doomed: Vec<(String, Vec<(String, i32)>)> = self
             .lock()
             .iter()
-            .map(|(g, group)| (g.clone(), group.offsets.keys().filter(|(t, _)| t == topic).cloned().collect::<Vec<_>>()))
+            .map(|(g, group)| {
+                (
+                    g.clone(),
+                    group
+                        .offsets
+                        .keys()
+                        .filter(|(t, _)| t == topic)
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                )
+            })
             .filter(|(_, keys)| !keys.is_empty())
             .collect();
         for (group, keys) in doomed {
@@ -536,7 +689,13 @@ impl Coordinator {
     pub fn list(&self) -> Vec<(String, String, State)> {
         self.lock()
             .iter()
-            .map(|(g, group)| (g.clone(), group.protocol_type.clone().unwrap_or_default(), group.state))
+            .map(|(g, group)| {
+                (
+                    g.clone(),
+                    group.protocol_type.clone().unwrap_or_default(),
+                    group.state,
+                )
+            })
             .collect()
     }
 
@@ -544,7 +703,12 @@ impl Coordinator {
     pub fn describe(&self, group_id: &str) -> Option<(State, String, String, Vec<Member>)> {
         let groups = self.lock();
         let g = groups.get(group_id)?;
-        Some((g.state, g.protocol_type.clone().unwrap_or_default(), g.protocol.clone().unwrap_or_default(), g.members.values().cloned().collect()))
+        Some((
+            g.state,
+            g.protocol_type.clone().unwrap_or_default(),
+            g.protocol.clone().unwrap_or_default(),
+            g.members.values().cloned().collect(),
+        ))
     }
 
     pub fn close(&self) -> Result<(), StorageError> {
@@ -574,7 +738,12 @@ impl OffsetStore {
     }
 
     fn config() -> LogConfig {
-        LogConfig { segment_bytes: 64 * 1024 * 1024, retention_ms: -1, segment_index_bytes: 1024 * 1024, ..LogConfig::default() }
+        LogConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            retention_ms: -1,
+            segment_index_bytes: 1024 * 1024,
+            ..LogConfig::default()
+        }
     }
 
     fn open(data_dir: &Path, clean: bool) -> Result<(OffsetStore, Offsets), StorageError> {
@@ -594,7 +763,10 @@ impl OffsetStore {
             let fresh = Log::open(&compacted, Self::config(), true, now_ms())?;
             let mut by_group: BTreeMap<&str, Vec<(String, i32, Committed)>> = BTreeMap::new();
             for ((g, t, p), c) in &offsets {
-                by_group.entry(g).or_default().push((t.clone(), *p, c.clone()));
+                by_group
+                    .entry(g)
+                    .or_default()
+                    .push((t.clone(), *p, c.clone()));
             }
             let tmp = OffsetStore { log: fresh };
             for (g, list) in by_group {
@@ -603,10 +775,22 @@ impl OffsetStore {
             tmp.log.close()?;
             store.log.close()?;
             let old = data_dir.join("__consumer_offsets-0.old");
-            std::fs::rename(&dir, &old).map_err(|e| StorageError::Io { op: "rename", path: dir.clone(), source: e })?;
-            std::fs::rename(&compacted, &dir).map_err(|e| StorageError::Io { op: "rename", path: compacted.clone(), source: e })?;
+            std::fs::rename(&dir, &old).map_err(|e| StorageError::Io {
+                op: "rename",
+                path: dir.clone(),
+                source: e,
+            })?;
+            std::fs::rename(&compacted, &dir).map_err(|e| StorageError::Io {
+                op: "rename",
+                path: compacted.clone(),
+                source: e,
+            })?;
             let _ = std::fs::remove_dir_all(&old);
-            info!(records, live = offsets.len(), "compacted the committed offsets log");
+            info!(
+                records,
+                live = offsets.len(),
+                "compacted the committed offsets log"
+            );
             let log = Log::open(&dir, Self::config(), true, now_ms())?;
             return Ok((OffsetStore { log }, offsets));
         }
@@ -627,8 +811,18 @@ impl OffsetStore {
                 for r in set.records {
                     next = Offset(r.offset + 1);
                     records += 1;
-                    let Some(key) = r.key.as_ref().and_then(|k| serde_json::from_slice::<OffsetKey>(k).ok()) else { continue };
-                    match r.value.as_ref().and_then(|v| serde_json::from_slice::<Committed>(v).ok()) {
+                    let Some(key) = r
+                        .key
+                        .as_ref()
+                        .and_then(|k| serde_json::from_slice::<OffsetKey>(k).ok())
+                    else {
+                        continue;
+                    };
+                    match r
+                        .value
+                        .as_ref()
+                        .and_then(|v| serde_json::from_slice::<Committed>(v).ok())
+                    {
                         Some(c) => {
                             offsets.insert((key.g, key.t, key.p), c);
                         }
@@ -651,8 +845,15 @@ impl OffsetStore {
             return Ok(());
         }
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-            .expect("offset records encode");
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("offset records encode");
         self.log.append(&mut buf, now_ms())?;
         // A commit is acknowledged only once it survives a crash of the
         // process; records are small, so the page cache write is the cost.
@@ -677,13 +878,25 @@ impl OffsetStore {
         }
     }
 
-    fn append(&self, group: &str, offsets: &[(String, i32, Committed)]) -> Result<(), StorageError> {
+    fn append(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, Committed)],
+    ) -> Result<(), StorageError> {
         let records = offsets
             .iter()
             .enumerate()
             .map(|(i, (t, p, c))| {
-                let key = OffsetKey { g: group.into(), t: t.clone(), p: *p };
-                Self::record(i, &key, Some(Bytes::from(serde_json::to_vec(c).expect("serializable"))))
+                let key = OffsetKey {
+                    g: group.into(),
+                    t: t.clone(),
+                    p: *p,
+                };
+                Self::record(
+                    i,
+                    &key,
+                    Some(Bytes::from(serde_json::to_vec(c).expect("serializable"))),
+                )
             })
             .collect();
         self.write(records)
@@ -693,7 +906,17 @@ impl OffsetStore {
         let records = keys
             .iter()
             .enumerate()
-            .map(|(i, (t, p))| Self::record(i, &OffsetKey { g: group.into(), t: t.clone(), p: *p }, None))
+            .map(|(i, (t, p))| {
+                Self::record(
+                    i,
+                    &OffsetKey {
+                        g: group.into(),
+                        t: t.clone(),
+                        p: *p,
+                    },
+                    None,
+                )
+            })
             .collect();
         self.write(records)
     }

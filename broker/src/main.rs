@@ -145,13 +145,16 @@ async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
     );
     spawn_periodic(
         &broker,
-                "remote.log.manager.task.interval.ms",
+        "remote.log.manager.task.interval.ms",
         stop_rx.clone(),
         |b| Box::pin(b.upload_pass()),
     );
-    spawn_periodic(&broker, "group.session.check.interval.ms", stop_rx.clone(), |b| {
-        Box::pin(async move { b.groups.expire() })
-    });
+    spawn_periodic(
+        &broker,
+        "group.session.check.interval.ms",
+        stop_rx.clone(),
+        |b| Box::pin(async move { b.groups.expire() }),
+    );
     spawn_periodic(
         &broker,
         "log.flush.scheduler.interval.ms",

@@ -75,8 +75,13 @@ async fn connection(
                 let api_key = request.api_key;
                 let version = request.version();
                 let correlation_id = request.header.correlation_id;
-                                let client = handlers::groups::Client {
-                    id: request.header.client_id.as_deref().unwrap_or_default().to_string(),
+                let client = handlers::groups::Client {
+                    id: request
+                        .header
+                        .client_id
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_string(),
                     host: format!("/{}", peer.ip()),
                 };
                 match dispatch(&broker, request.body, version, &client).await {
@@ -112,18 +117,33 @@ async fn connection(
 
 /// Routes a request to its handler. `None` means no response is sent
 /// (Produce with acks=0).
-async fn dispatch(broker: &Arc<Broker>, body: RequestKind, version: i16, client: &handlers::groups::Client) -> Option<ResponseKind> {
+async fn dispatch(
+    broker: &Arc<Broker>,
+    body: RequestKind,
+    version: i16,
+    client: &handlers::groups::Client,
+) -> Option<ResponseKind> {
     use handlers::groups;
     Some(match body {
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version)),
-        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join(broker, r, version, client).await),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(groups::join(broker, r, version, client).await)
+        }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(broker, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave(broker, r, version)),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(broker, r).await),
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(broker, r, version)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(groups::offset_commit(broker, r).await)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(groups::offset_fetch(broker, r, version))
+        }
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(broker, r)),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe_groups(broker, r)),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(broker, r))
+        }
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(handlers::api_versions::handle()),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(handlers::metadata::handle(broker, r, version).await)

@@ -155,13 +155,28 @@ const FIND_COORDINATOR: &[F] = &[f(0, 3, Str), f(1, ANY, I8), f(4, ANY, ArrayStr
 
 // JoinGroup v0-v9.
 const JOIN_PROTOCOL: &[F] = &[all(Str), all(Bytes)];
-const JOIN_GROUP: &[F] =
-    &[all(Str), all(I32), f(1, ANY, I32), all(Str), f(5, ANY, Str), all(Str), all(Array(JOIN_PROTOCOL)), f(8, ANY, Str)];
+const JOIN_GROUP: &[F] = &[
+    all(Str),
+    all(I32),
+    f(1, ANY, I32),
+    all(Str),
+    f(5, ANY, Str),
+    all(Str),
+    all(Array(JOIN_PROTOCOL)),
+    f(8, ANY, Str),
+];
 
 // SyncGroup v0-v5.
 const SYNC_ASSIGNMENT: &[F] = &[all(Str), all(Bytes)];
-const SYNC_GROUP: &[F] =
-    &[all(Str), all(I32), all(Str), f(3, ANY, Str), f(5, ANY, Str), f(5, ANY, Str), all(Array(SYNC_ASSIGNMENT))];
+const SYNC_GROUP: &[F] = &[
+    all(Str),
+    all(I32),
+    all(Str),
+    f(3, ANY, Str),
+    f(5, ANY, Str),
+    f(5, ANY, Str),
+    all(Array(SYNC_ASSIGNMENT)),
+];
 
 // Heartbeat v0-v4.
 const HEARTBEAT: &[F] = &[all(Str), all(I32), all(Str), f(3, ANY, Str)];
@@ -173,13 +188,29 @@ const LEAVE_GROUP: &[F] = &[all(Str), f(0, 2, Str), f(3, ANY, Array(LEAVE_MEMBER
 // OffsetCommit v2-v9.
 const COMMIT_PARTITION: &[F] = &[all(I32), all(I64), f(6, ANY, I32), f(1, 1, I64), all(Str)];
 const COMMIT_TOPIC: &[F] = &[all(Str), all(Array(COMMIT_PARTITION))];
-const OFFSET_COMMIT: &[F] = &[all(Str), f(1, ANY, I32), f(1, ANY, Str), f(7, ANY, Str), f(2, 4, I64), all(Array(COMMIT_TOPIC))];
+const OFFSET_COMMIT: &[F] = &[
+    all(Str),
+    f(1, ANY, I32),
+    f(1, ANY, Str),
+    f(7, ANY, Str),
+    f(2, 4, I64),
+    all(Array(COMMIT_TOPIC)),
+];
 
 // OffsetFetch v1-v9.
 const FETCH_OFFSETS_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
-const FETCH_OFFSETS_GROUP: &[F] = &[all(Str), f(9, ANY, Str), f(9, ANY, I32), all(Array(FETCH_OFFSETS_TOPIC))];
-const OFFSET_FETCH: &[F] =
-    &[f(0, 7, Str), f(0, 7, Array(FETCH_OFFSETS_TOPIC)), f(8, ANY, Array(FETCH_OFFSETS_GROUP)), f(7, ANY, Bool)];
+const FETCH_OFFSETS_GROUP: &[F] = &[
+    all(Str),
+    f(9, ANY, Str),
+    f(9, ANY, I32),
+    all(Array(FETCH_OFFSETS_TOPIC)),
+];
+const OFFSET_FETCH: &[F] = &[
+    f(0, 7, Str),
+    f(0, 7, Array(FETCH_OFFSETS_TOPIC)),
+    f(8, ANY, Array(FETCH_OFFSETS_GROUP)),
+    f(7, ANY, Bool),
+];
 
 // ListGroups v0-v5.
 const LIST_GROUPS: &[F] = &[f(4, ANY, ArrayStr), f(5, ANY, ArrayStr)];
@@ -200,7 +231,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS, 4),
         ApiKey::CreatePartitions => (CREATE_PARTITIONS, 2),
         ApiKey::AlterConfigs => (ALTER_CONFIGS, 2),
-                ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
+        ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
         ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
         ApiKey::JoinGroup => (JOIN_GROUP, 6),
         ApiKey::SyncGroup => (SYNC_GROUP, 4),

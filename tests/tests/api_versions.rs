@@ -23,7 +23,7 @@ fn s(x: &str) -> StrBytes {
 
 #[test]
 fn every_advertised_version_answers() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--set", "group.initial.rebalance.delay.ms=0"]);
     let mut c = Conn::connect(&broker.addr());
 
     let mut advertised = BTreeMap::new();
@@ -51,6 +51,15 @@ fn every_advertised_version_answers() {
         (33, (0, 2)),
         (37, (0, 3)),
         (44, (0, 1)),
+        (8, (2, 9)),
+        (9, (1, 9)),
+        (10, (0, 6)),
+        (11, (0, 9)),
+        (12, (0, 4)),
+        (13, (0, 5)),
+        (14, (0, 5)),
+        (15, (0, 6)),
+        (16, (0, 5)),
     ]
     .into_iter()
     .collect();
@@ -306,4 +315,163 @@ fn every_advertised_version_answers() {
             .len(),
         0
     );
+
+    groups_every_version(&mut c);
+}
+
+/// Joins `group` at JoinGroup `version` (with the MEMBER_ID_REQUIRED step
+/// from v4) and returns (member id, generation).
+fn join(c: &mut Conn, group: &str, version: i16) -> (StrBytes, i32) {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    let req = |member: StrBytes| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(member)
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(bytes::Bytes::from_static(b"meta"))])
+    };
+    let mut r = c.request(version, &req(s("")));
+    if version >= 4 {
+        assert_eq!(
+            r.error_code, 79,
+            "JoinGroup v{version}: MEMBER_ID_REQUIRED first"
+        );
+        r = c.request(version, &req(r.member_id.clone()));
+    }
+    assert_eq!(r.error_code, 0, "JoinGroup v{version}");
+    assert_eq!(r.leader, r.member_id);
+    assert_eq!(r.members.len(), 1);
+    (r.member_id, r.generation_id)
+}
+
+fn groups_every_version(c: &mut Conn) {
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+
+    assert_eq!(c.create_topic("offsets-sweep", 1, &[]).error_code, 0);
+    let port = c
+        .request(0, &FindCoordinatorRequest::default().with_key(s("x")))
+        .port;
+    for v in 0..=6 {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(s("g"))
+        };
+        let r = c.request(v, &req);
+        let p = if v >= 4 {
+            r.coordinators[0].port
+        } else {
+            r.port
+        };
+        assert_eq!(p, port, "FindCoordinator v{v}");
+    }
+    for v in 0..=9 {
+        join(c, &format!("join-{v}"), v);
+    }
+    let (member, generation) = join(c, "sweep", 9);
+    for v in 0..=5 {
+        let req = SyncGroupRequest::default()
+            .with_group_id(GroupId(s("sweep")))
+            .with_generation_id(generation)
+            .with_member_id(member.clone())
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(member.clone())
+                .with_assignment(bytes::Bytes::from_static(b"asg"))]);
+        let r = c.request(v, &req);
+        assert_eq!(
+            (r.error_code, &r.assignment[..]),
+            (0, &b"asg"[..]),
+            "SyncGroup v{v}"
+        );
+    }
+    for v in 0..=4 {
+        let req = HeartbeatRequest::default()
+            .with_group_id(GroupId(s("sweep")))
+            .with_generation_id(generation)
+            .with_member_id(member.clone());
+        assert_eq!(c.request(v, &req).error_code, 0, "Heartbeat v{v}");
+    }
+    for v in 2..=9 {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("sweep")))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(member.clone())
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("offsets-sweep"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(100 + v as i64)])]);
+        assert_eq!(
+            c.request(v, &req).topics[0].partitions[0].error_code,
+            0,
+            "OffsetCommit v{v}"
+        );
+    }
+    for v in 1..=9 {
+        let offset = if v >= 8 {
+            let req =
+                OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(s("sweep")))
+                    .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                        .with_name(name("offsets-sweep"))
+                        .with_partition_indexes(vec![0])]))]);
+            c.request(v, &req).groups[0].topics[0].partitions[0].committed_offset
+        } else {
+            let req = OffsetFetchRequest::default()
+                .with_group_id(GroupId(s("sweep")))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(name("offsets-sweep"))
+                    .with_partition_indexes(vec![0])]));
+            c.request(v, &req).topics[0].partitions[0].committed_offset
+        };
+        assert_eq!(offset, 109, "OffsetFetch v{v}");
+    }
+    for v in 0..=5 {
+        let groups = c.request(v, &ListGroupsRequest::default()).groups;
+        assert!(
+            groups.iter().any(|g| &*g.group_id.0 == "sweep"),
+            "ListGroups v{v}"
+        );
+    }
+    for v in 0..=6 {
+        let r = c.request(
+            v,
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("sweep"))]),
+        );
+        assert_eq!(
+            (&*r.groups[0].group_state, r.groups[0].members.len()),
+            ("Stable", 1),
+            "DescribeGroups v{v}"
+        );
+    }
+    for v in 0..=5 {
+        let (m, _) = join(c, &format!("leave-{v}"), 9);
+        let req = if v >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(GroupId(s(&format!("leave-{v}"))))
+                .with_members(vec![MemberIdentity::default().with_member_id(m)])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(GroupId(s(&format!("leave-{v}"))))
+                .with_member_id(m)
+        };
+        let r = c.request(v, &req);
+        let code = if v >= 3 {
+            r.members[0].error_code
+        } else {
+            r.error_code
+        };
+        assert_eq!(code, 0, "LeaveGroup v{v}");
+    }
 }

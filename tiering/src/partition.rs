@@ -743,7 +743,11 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Arc<Log>, RemotePartition, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { segment_bytes: 300, index_interval_bytes: 100, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_bytes: 300,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        };
         let log = Arc::new(Log::open(&dir.path().join("t-0"), config, true, 0).unwrap());
         for ts in 0..20 {
             log.append(&mut batch(1000 + ts), 0).unwrap();
@@ -751,7 +755,11 @@ mod tests {
         let remote_dir = dir.path().join("remote");
         let store = RemoteStore::local(&remote_dir).unwrap();
         let cache = ChunkCache::new(dir.path().join("cache"), 1 << 20, 64 * 1024).unwrap();
-        let key = PartitionKey { topic: "t".into(), topic_id: Uuid::nil(), partition: 0 };
+        let key = PartitionKey {
+            topic: "t".into(),
+            topic_id: Uuid::nil(),
+            partition: 0,
+        };
         let remote = RemotePartition::open(key, store, cache, log.dir()).unwrap();
         (dir, log, remote, remote_dir)
     }
@@ -760,23 +768,57 @@ mod tests {
     async fn an_interrupted_copy_is_cleaned_up_and_uploaded_again() {
         let (_dir, log, remote, remote_dir) = setup();
         // A crash after recording a copy as started and writing part of it.
-        let stale = SegmentEntry { id: Uuid::new_v4(), base_offset: 0, next_offset: 5, size: 1, max_timestamp: 0, state: SegmentState::CopyStarted };
-        remote.record(|m| m.segments.push(stale.clone())).await.unwrap();
+        let stale = SegmentEntry {
+            id: Uuid::new_v4(),
+            base_offset: 0,
+            next_offset: 5,
+            size: 1,
+            max_timestamp: 0,
+            state: SegmentState::CopyStarted,
+        };
+        remote
+            .record(|m| m.segments.push(stale.clone()))
+            .await
+            .unwrap();
         let stale_key = remote.object(&stale, Kind::Log);
-        remote.store.store.put(&stale_key, PutPayload::from(vec![1u8])).await.unwrap();
+        remote
+            .store
+            .store
+            .put(&stale_key, PutPayload::from(vec![1u8]))
+            .await
+            .unwrap();
 
         let sealed = log.sealed_segments().unwrap().len();
         assert!(sealed >= 3);
         assert_eq!(remote.upload_pending(&log).await.unwrap(), sealed);
-        let m = Manifest::load(&log.dir().join("remote-manifest.json")).unwrap().unwrap();
-        assert!(m.segments.iter().all(|s| s.state == SegmentState::CopyFinished));
-        assert!(!m.segments.iter().any(|s| s.id == stale.id), "the interrupted entry is gone");
-        assert!(!remote_dir.join(stale_key.as_ref()).exists(), "its objects are deleted");
-        assert_eq!(remote.uploaded_end(), log.sealed_segments().unwrap().last().map(|s| s.next_offset));
+        let m = Manifest::load(&log.dir().join("remote-manifest.json"))
+            .unwrap()
+            .unwrap();
+        assert!(m
+            .segments
+            .iter()
+            .all(|s| s.state == SegmentState::CopyFinished));
+        assert!(
+            !m.segments.iter().any(|s| s.id == stale.id),
+            "the interrupted entry is gone"
+        );
+        assert!(
+            !remote_dir.join(stale_key.as_ref()).exists(),
+            "its objects are deleted"
+        );
+        assert_eq!(
+            remote.uploaded_end(),
+            log.sealed_segments().unwrap().last().map(|s| s.next_offset)
+        );
 
         // Reading the uploaded history gives the local bytes back.
         let local = log.read(Offset(0), 1 << 20, true).unwrap().records;
-        let read = remote.read(Offset(0), 1 << 20, true).await.unwrap().unwrap().records;
+        let read = remote
+            .read(Offset(0), 1 << 20, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .records;
         assert_eq!(&local[..read.len()], &read[..]);
         let by_time = remote.batch_for_timestamp(1002).await.unwrap().unwrap();
         assert_eq!(BatchHeader::parse(&by_time).unwrap().max_timestamp, 1002);
@@ -790,10 +832,16 @@ mod tests {
         let (_dir, log, remote, _remote_dir) = setup();
         remote.upload_pending(&log).await.unwrap();
         let before = remote.remote_segments();
-        let limits = RetentionLimits { retention_ms: -1, retention_bytes: (remote.remote_bytes() / 2) as i64 };
+        let limits = RetentionLimits {
+            retention_ms: -1,
+            retention_bytes: (remote.remote_bytes() / 2) as i64,
+        };
         let deleted = remote.enforce_retention(0, limits, 0).await.unwrap();
         assert!(deleted > 0 && remote.remote_segments() == before - deleted);
         assert!(remote.log_start().unwrap() > Offset(0));
-        assert!(remote.read(Offset(0), 100, true).await.unwrap().is_none(), "deleted history is not served");
+        assert!(
+            remote.read(Offset(0), 100, true).await.unwrap().is_none(),
+            "deleted history is not served"
+        );
     }
 }

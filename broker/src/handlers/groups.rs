@@ -9,10 +9,12 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator as Coordina
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
@@ -27,7 +29,11 @@ pub struct Client {
     pub host: String,
 }
 
-pub fn find_coordinator(broker: &Broker, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+pub fn find_coordinator(
+    broker: &Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
     let host = str_bytes(broker.advertised_host.clone());
     if version >= 4 {
         let coordinators = req
@@ -43,10 +49,18 @@ pub fn find_coordinator(broker: &Broker, req: FindCoordinatorRequest, version: i
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    FindCoordinatorResponse::default().with_node_id(BrokerId(broker.node_id)).with_host(host).with_port(broker.advertised_port)
+    FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(broker.node_id))
+        .with_host(host)
+        .with_port(broker.advertised_port)
 }
 
-pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client: &Client) -> JoinGroupResponse {
+pub async fn join(
+    broker: &Broker,
+    req: JoinGroupRequest,
+    version: i16,
+    client: &Client,
+) -> JoinGroupResponse {
     let args = JoinArgs {
         group: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
@@ -54,9 +68,17 @@ pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client: 
         client_id: client.id.clone(),
         client_host: client.host.clone(),
         session_timeout_ms: req.session_timeout_ms,
-        rebalance_timeout_ms: if version >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },
+        rebalance_timeout_ms: if version >= 1 {
+            req.rebalance_timeout_ms
+        } else {
+            req.session_timeout_ms
+        },
         protocol_type: req.protocol_type.to_string(),
-        protocols: req.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
         require_member_id: version >= 4,
     };
     let r = broker.groups.join(args).await;
@@ -81,9 +103,20 @@ pub async fn join(broker: &Broker, req: JoinGroupRequest, version: i16, client: 
 }
 
 pub async fn sync(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
-    let assignments = req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
-    let (error, protocol_type, protocol, assignment) =
-        broker.groups.sync(&req.group_id.0, req.generation_id, &req.member_id, assignments).await;
+    let assignments = req
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let (error, protocol_type, protocol, assignment) = broker
+        .groups
+        .sync(
+            &req.group_id.0,
+            req.generation_id,
+            &req.member_id,
+            assignments,
+        )
+        .await;
     SyncGroupResponse::default()
         .with_error_code(error)
         .with_protocol_type(protocol_type.map(str_bytes))
@@ -92,23 +125,40 @@ pub async fn sync(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
 }
 
 pub fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
-    HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(&req.group_id.0, req.generation_id, &req.member_id))
+    HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(
+        &req.group_id.0,
+        req.generation_id,
+        &req.member_id,
+    ))
 }
 
 pub fn leave(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     if version < 3 {
-        let (code, _) = broker.groups.leave(&req.group_id.0, &[(req.member_id.to_string(), None)]);
+        let (code, _) = broker
+            .groups
+            .leave(&req.group_id.0, &[(req.member_id.to_string(), None)]);
         return LeaveGroupResponse::default().with_error_code(code);
     }
-    let members: Vec<(String, Option<String>)> =
-        req.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string()))).collect();
+    let members: Vec<(String, Option<String>)> = req
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.group_instance_id.as_ref().map(|s| s.to_string()),
+            )
+        })
+        .collect();
     let (_, codes) = broker.groups.leave(&req.group_id.0, &members);
     LeaveGroupResponse::default().with_members(
         req.members
             .into_iter()
             .zip(codes)
             .map(|(m, code)| {
-                MemberResponse::default().with_member_id(m.member_id).with_group_instance_id(m.group_instance_id).with_error_code(code)
+                MemberResponse::default()
+                    .with_member_id(m.member_id)
+                    .with_group_instance_id(m.group_instance_id)
+                    .with_error_code(code)
             })
             .collect(),
     )
@@ -116,7 +166,10 @@ pub fn leave(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGrou
 
 pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = req.group_id.0.to_string();
-    let check = broker.groups.check_commit(&group, req.generation_id_or_member_epoch, &req.member_id);
+    let check =
+        broker
+            .groups
+            .check_commit(&group, req.generation_id_or_member_epoch, &req.member_id);
     let mut accepted = Vec::new();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
@@ -127,7 +180,11 @@ pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> Of
             .map(|p| {
                 let code = if check != 0 {
                     check
-                } else if topic.as_ref().and_then(|tp| tp.partition(p.partition_index)).is_none() {
+                } else if topic
+                    .as_ref()
+                    .and_then(|tp| tp.partition(p.partition_index))
+                    .is_none()
+                {
                     ResponseError::UnknownTopicOrPartition.code()
                 } else {
                     accepted.push((
@@ -141,10 +198,17 @@ pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> Of
                     ));
                     0
                 };
-                OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code)
             })
             .collect();
-        topics.push(OffsetCommitResponseTopic::default().with_name(t.name).with_topic_id(t.topic_id).with_partitions(partitions));
+        topics.push(
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions),
+        );
     }
     if !accepted.is_empty() {
         let b = Arc::clone(broker);
@@ -165,7 +229,12 @@ pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> Of
 
 /// (offset, leader epoch, metadata) committed for a partition, Kafka's
 /// "none" (-1) otherwise.
-fn fetch_one(broker: &Broker, group: &str, topic: &str, partition: i32) -> (i64, i32, Option<String>) {
+fn fetch_one(
+    broker: &Broker,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> (i64, i32, Option<String>) {
     match broker.groups.committed(group, topic, partition) {
         Some(c) => (c.offset, c.leader_epoch, c.metadata.or(Some(String::new()))),
         None => (-1, -1, Some(String::new())),
@@ -180,7 +249,10 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             .map(|g| {
                 let group = g.group_id.0.to_string();
                 let wanted: Vec<(TopicName, Vec<i32>)> = match g.topics {
-                    Some(topics) => topics.into_iter().map(|t| (t.name, t.partition_indexes)).collect(),
+                    Some(topics) => topics
+                        .into_iter()
+                        .map(|t| (t.name, t.partition_indexes))
+                        .collect(),
                     None => all_committed(broker, &group),
                 };
                 let topics = wanted
@@ -189,7 +261,8 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                         let partitions = parts
                             .into_iter()
                             .map(|p| {
-                                let (offset, epoch, metadata) = fetch_one(broker, &group, &name.0, p);
+                                let (offset, epoch, metadata) =
+                                    fetch_one(broker, &group, &name.0, p);
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
@@ -197,17 +270,24 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                                     .with_metadata(metadata.map(str_bytes))
                             })
                             .collect();
-                        OffsetFetchResponseTopics::default().with_name(name).with_partitions(partitions)
+                        OffsetFetchResponseTopics::default()
+                            .with_name(name)
+                            .with_partitions(partitions)
                     })
                     .collect();
-                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let group = req.group_id.0.to_string();
     let wanted: Vec<(TopicName, Vec<i32>)> = match req.topics {
-        Some(topics) => topics.into_iter().map(|t| (t.name, t.partition_indexes)).collect(),
+        Some(topics) => topics
+            .into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect(),
         None => all_committed(broker, &group),
     };
     let topics = wanted
@@ -224,7 +304,9 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                         .with_metadata(metadata.map(str_bytes))
                 })
                 .collect();
-            OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
+            OffsetFetchResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
@@ -235,7 +317,10 @@ fn all_committed(broker: &Broker, group: &str) -> Vec<(TopicName, Vec<i32>)> {
     for (t, p, _) in broker.groups.committed_partitions(group) {
         by_topic.entry(t).or_default().push(p);
     }
-    by_topic.into_iter().map(|(t, ps)| (TopicName(str_bytes(t)), ps)).collect()
+    by_topic
+        .into_iter()
+        .map(|(t, ps)| (TopicName(str_bytes(t)), ps))
+        .collect()
 }
 
 pub fn list_groups(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
@@ -243,8 +328,20 @@ pub fn list_groups(broker: &Broker, req: ListGroupsRequest) -> ListGroupsRespons
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, state)| req.states_filter.is_empty() || req.states_filter.iter().any(|s| s.eq_ignore_ascii_case(state.name())))
-        .filter(|_| req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.eq_ignore_ascii_case("classic")))
+        .filter(|(_, _, state)| {
+            req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(state.name()))
+        })
+        .filter(|_| {
+            req.types_filter.is_empty()
+                || req
+                    .types_filter
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case("classic"))
+        })
         .map(|(g, protocol_type, state)| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(g)))
@@ -281,7 +378,9 @@ pub fn describe_groups(broker: &Broker, req: DescribeGroupsRequest) -> DescribeG
                         .collect(),
                 ),
             // Kafka describes an unknown group as a dead, empty one.
-            None => DescribedGroup::default().with_group_id(g).with_group_state(str_bytes("Dead")),
+            None => DescribedGroup::default()
+                .with_group_id(g)
+                .with_group_state(str_bytes("Dead")),
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
