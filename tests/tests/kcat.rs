@@ -74,3 +74,49 @@ fn metadata_produce_consume_round_trip() {
     );
     assert_eq!(out, "15\n16\n17\n18\n19\n");
 }
+
+#[test]
+fn balanced_consumer_with_group_commits() {
+    let broker = Broker::start(&[
+        "--set",
+        "num.partitions=3",
+        "--set",
+        "group.initial.rebalance.delay.ms=200",
+    ]);
+    let b = broker.addr();
+    for p in 0..3 {
+        let input: String = (0..10).map(|i| format!("p{p}-{i}\n")).collect();
+        kcat(
+            &["-b", &b, "-P", "-t", "kg", "-p", &p.to_string()],
+            Some(&input),
+        );
+    }
+    // kcat's balanced consumer (-G) joins the group, gets all three
+    // partitions and commits as it goes.
+    let out = kcat(
+        &[
+            "-b",
+            &b,
+            "-G",
+            "kcat-group",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%p:%o\n",
+            "-X",
+            "auto.commit.interval.ms=100",
+            "kg",
+        ],
+        None,
+    );
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 30, "{out}");
+    // The group committed its position: a second run finds nothing new.
+    let again = kcat(
+        &["-b", &b, "-G", "kcat-group", "-e", "-f", "%p:%o\n", "kg"],
+        None,
+    );
+    assert_eq!(again.lines().count(), 0, "{again}");
+}
