@@ -445,6 +445,18 @@ impl Broker {
         Ok(())
     }
 
+    /// A producer id and epoch for InitProducerId: the next epoch of the
+    /// caller's id when it asks for one (v3+), a new id otherwise. Blocking.
+    pub fn init_producer_id(&self, current: Option<(i64, i16)>) -> Result<(i64, i16), AdminError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        match current {
+            Some((id, epoch)) if id >= 0 && epoch >= 0 && epoch < i16::MAX - 1 => {
+                Ok((id, epoch + 1))
+            }
+            _ => Ok((self.meta.next_producer_id()?, 0)),
+        }
+    }
+
     /// Uploads sealed segments of topics with the cold tier enabled.
     pub async fn upload_pass(self: Arc<Self>) {
         for topic in self.topics() {

@@ -1,6 +1,7 @@
 //! Broker errors, and the one place where errors become Kafka error codes.
 
 use kafka_protocol::ResponseError;
+use strata_storage::producer::ProducerError;
 use strata_storage::StorageError;
 
 use crate::config::ConfigError;
@@ -65,5 +66,11 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Closed { .. } => ResponseError::UnknownTopicOrPartition.code(),
         StorageError::Io { .. } => ResponseError::KafkaStorageError.code(),
+        StorageError::Producer(ProducerError::Fenced { .. }) => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
+        StorageError::Producer(ProducerError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber.code()
+        }
     }
 }

@@ -142,6 +142,25 @@ impl MetaStore {
         )
     }
 
+    /// A new producer id, unique across restarts: the counter in
+    /// `producer_ids.json` is persisted before the id is handed out.
+    /// Callers serialize calls.
+    pub fn next_producer_id(&self) -> Result<i64, MetaError> {
+        #[derive(Serialize, Deserialize)]
+        struct Counter {
+            format_version: u32,
+            next: i64,
+        }
+        let path = self.dir.join("producer_ids.json");
+        let next = read_json::<Counter>(&path)?.map_or(0, |c| c.next);
+        let file = Counter {
+            format_version: FORMAT_VERSION,
+            next: next + 1,
+        };
+        write_atomically(&path, &serde_json::to_vec(&file).expect("serializable"))?;
+        Ok(next)
+    }
+
     fn clean_marker(&self) -> PathBuf {
         self.dir.join("clean_shutdown")
     }

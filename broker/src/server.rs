@@ -125,6 +125,9 @@ async fn dispatch(
 ) -> Option<ResponseKind> {
     use handlers::groups;
     Some(match body {
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(
+            handlers::init_producer_id::handle(broker, r, version).await,
+        ),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version))
         }

@@ -218,6 +218,9 @@ const LIST_GROUPS: &[F] = &[f(4, ANY, ArrayStr), f(5, ANY, ArrayStr)];
 // DescribeGroups v0-v6.
 const DESCRIBE_GROUPS: &[F] = &[all(ArrayStr), f(3, ANY, Bool)];
 
+// InitProducerId v0-v5.
+const INIT_PRODUCER_ID: &[F] = &[all(Str), all(I32), f(3, ANY, I64), f(3, ANY, I16)];
+
 /// The body schema and first flexible version of a supported API.
 fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -241,6 +244,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::OffsetFetch => (OFFSET_FETCH, 6),
         ApiKey::ListGroups => (LIST_GROUPS, 3),
         ApiKey::DescribeGroups => (DESCRIBE_GROUPS, 5),
+        ApiKey::InitProducerId => (INIT_PRODUCER_ID, 2),
         _ => return None,
     })
 }

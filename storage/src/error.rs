@@ -28,6 +28,8 @@ pub enum StorageError {
         log_end: Offset,
     },
     /// The log was closed by a shutdown or deleted with its topic.
+    #[error("{0}")]
+    Producer(#[from] crate::producer::ProducerError),
     #[error("the log in {path} is closed (broker shutting down or topic deleted)")]
     Closed { path: PathBuf },
 }

@@ -17,6 +17,7 @@ mod error;
 pub mod index;
 mod log;
 mod offset;
+pub mod producer;
 mod scan;
 mod segment;
 

@@ -10,6 +10,7 @@ use tracing::{debug, info, warn};
 
 use crate::batch::{self, BatchHeader};
 use crate::error::{StorageError, StorageResult};
+use crate::producer::ProducerState;
 use crate::scan::{Scanner, Step};
 use crate::segment::{OpenMode, Segment, SCAN_CHUNK};
 use crate::{LogConfig, Offset, TimestampType};
@@ -25,6 +26,9 @@ pub struct AppendInfo {
     /// -1 for `CreateTime`.
     pub log_append_time_ms: i64,
     pub log_start_offset: Offset,
+    /// The batch repeated one of its producer's last batches: nothing was
+    /// written and the offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// Whole batches read from the log, with the offsets a Fetch response reports.
@@ -73,6 +77,7 @@ struct Inner {
     unflushed_records: i64,
     oldest_unflushed_ms: i64,
     deleted: bool,
+    producers: ProducerState,
 }
 
 impl Inner {
@@ -178,8 +183,14 @@ impl Log {
                 unflushed_records: 0,
                 oldest_unflushed_ms: now_ms,
                 deleted: false,
+                producers: ProducerState::default(),
             }),
         };
+        {
+            let mut inner = log.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let producers = log.rebuild_producers(&inner)?;
+            inner.producers = producers;
+        }
         debug!(dir = %dir.display(), log_start = log_start.0, log_end = log.log_end_offset().0, "opened log");
         Ok(log)
     }
@@ -290,6 +301,16 @@ impl Log {
         }
 
         let mut inner = self.lock()?;
+        let only: Vec<BatchHeader> = headers.iter().map(|(_, h)| *h).collect();
+        if let Some(original) = inner.producers.check_all(&only)? {
+            return Ok(AppendInfo {
+                base_offset: Offset(original.base_offset),
+                last_offset: Offset(original.last_offset),
+                log_append_time_ms: -1,
+                log_start_offset: inner.log_start,
+                duplicate: true,
+            });
+        }
         let base_offset = inner.log_end();
         let append_time = inner.config.timestamp_type == TimestampType::LogAppendTime;
         let mut next = base_offset;
@@ -311,6 +332,11 @@ impl Log {
             self.roll(&mut inner, now_ms)?;
         }
         inner.active_mut().append(data, &headers)?;
+        for (_, h) in &headers {
+            if crate::producer::is_idempotent(h) {
+                inner.producers.update(h);
+            }
+        }
 
         let records = next.0 - base_offset.0;
         if inner.unflushed_records == 0 {
@@ -326,6 +352,7 @@ impl Log {
             last_offset,
             log_append_time_ms: if append_time { now_ms } else { -1 },
             log_start_offset: inner.log_start,
+            duplicate: false,
         })
     }
 
@@ -340,8 +367,85 @@ impl Log {
             .and_then(|d| d.sync_all())
             .map_err(StorageError::io("fsync log directory", &self.dir))?;
         inner.segments.insert(base, segment);
+        self.write_producer_snapshot(inner, base)?;
         debug!(dir = %self.dir.display(), base_offset = base.0, "rolled segment");
         Ok(())
+    }
+
+    fn snapshot_path(&self, offset: Offset) -> PathBuf {
+        self.dir.join(crate::segment_file_name(offset, "snapshot"))
+    }
+
+    /// Offsets of the producer snapshots in the directory, oldest first.
+    fn snapshots(&self) -> Vec<Offset> {
+        let mut out: Vec<Offset> = fs::read_dir(&self.dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_suffix(".snapshot")?
+                            .parse()
+                            .ok()
+                            .map(Offset)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// Writes the producer state as of `offset` and keeps the two newest
+    /// snapshots. A snapshot only shortens the rebuild at open, so it is
+    /// replaced atomically but not fsynced.
+    fn write_producer_snapshot(&self, inner: &Inner, offset: Offset) -> StorageResult<()> {
+        let path = self.snapshot_path(offset);
+        let tmp = path.with_extension("snapshot.tmp");
+        fs::write(&tmp, inner.producers.to_bytes())
+            .map_err(StorageError::io("write producer snapshot", &tmp))?;
+        fs::rename(&tmp, &path).map_err(StorageError::io("rename producer snapshot", &path))?;
+        let all = self.snapshots();
+        for old in all.iter().take(all.len().saturating_sub(2)) {
+            let _ = fs::remove_file(self.snapshot_path(*old));
+        }
+        Ok(())
+    }
+
+    /// The producer state at the log end: the newest snapshot at or below
+    /// it, then the batches after the snapshot.
+    fn rebuild_producers(&self, inner: &Inner) -> StorageResult<ProducerState> {
+        let end = inner.log_end();
+        let mut state = ProducerState::default();
+        let mut from = inner.log_start;
+        for offset in self.snapshots().into_iter().rev() {
+            if offset > end {
+                continue;
+            }
+            if let Some(s) = fs::read(self.snapshot_path(offset))
+                .ok()
+                .and_then(|b| ProducerState::from_bytes(&b))
+            {
+                state = s;
+                from = offset.max(inner.log_start);
+                break;
+            }
+        }
+        for seg in inner.segments.values().filter(|s| s.next_offset > from) {
+            let start = if seg.base <= from {
+                seg.lookup(from)
+            } else {
+                0
+            };
+            let mut scanner = Scanner::new(&seg.file, &seg.log_path, start, seg.size, SCAN_CHUNK);
+            while let Step::Batch { header, .. } = scanner.peek(false)? {
+                if header.base_offset >= from.0 && crate::producer::is_idempotent(&header) {
+                    state.update(&header);
+                }
+                scanner.advance(&header);
+            }
+        }
+        Ok(state)
     }
 
     /// Reads whole batches starting with the one that holds `offset`, up to
@@ -620,6 +724,8 @@ impl Log {
     /// after this reopen nothing: the log must be opened again.
     pub fn close(&self) -> StorageResult<()> {
         let mut inner = self.lock()?;
+        let end = inner.log_end();
+        self.write_producer_snapshot(&inner, end)?;
         inner.active_mut().seal()?;
         inner.deleted = true;
         Ok(())
@@ -900,5 +1006,55 @@ mod tests {
         );
         let b = log.batch_for_timestamp(1001).unwrap().unwrap();
         assert_eq!(BatchHeader::parse(&b).unwrap().base_offset, 2);
+    }
+
+    fn idempotent_batch(producer: i64, epoch: i16, seq: i32, count: i32) -> Vec<u8> {
+        let mut b = make_batch(count, 1, 10);
+        b[43..51].copy_from_slice(&producer.to_be_bytes());
+        b[51..53].copy_from_slice(&epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn idempotent_retries_are_deduplicated_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        for clean in [false, true] {
+            let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+            let start = log.log_end_offset().0;
+            let first = log.append(&mut idempotent_batch(9, 0, 0, 3), 0).unwrap();
+            // Enough appends to roll segments, so that a snapshot is used.
+            for i in 0..20 {
+                log.append(&mut idempotent_batch(9, 0, 3 + 2 * i, 2), 0)
+                    .unwrap();
+            }
+            let end = log.log_end_offset();
+            if clean {
+                log.close().unwrap();
+            }
+            drop(log);
+            let log = Log::open(dir.path(), small_config(), clean, 0).unwrap();
+            // The last batch again: a duplicate, answered with its offsets.
+            let again = log.append(&mut idempotent_batch(9, 0, 41, 2), 0).unwrap();
+            assert!(again.duplicate);
+            assert_eq!(again.last_offset, Offset(end.0 - 1));
+            assert_eq!(log.log_end_offset(), end);
+            assert!(matches!(
+                log.append(&mut idempotent_batch(9, 0, 50, 1), 0),
+                Err(StorageError::Producer(_))
+            ));
+            assert_eq!(first.base_offset, Offset(start));
+            // A new producer epoch starts over at sequence 0 for the next round.
+            log.append(&mut idempotent_batch(9, 1, 0, 1), 0).unwrap();
+            assert!(matches!(
+                log.append(&mut idempotent_batch(9, 0, 43, 1), 0),
+                Err(StorageError::Producer(_))
+            ));
+            log.close().unwrap();
+            // Start the next round with a fresh producer id.
+            std::fs::remove_dir_all(dir.path()).unwrap();
+        }
     }
 }

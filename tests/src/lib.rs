@@ -551,6 +551,35 @@ pub mod raw {
         }
     }
 
+    /// One batch of `n` records from an idempotent producer, starting at
+    /// sequence `seq`.
+    pub fn idempotent_batch(n: usize, producer_id: i64, epoch: i16, seq: i32) -> Bytes {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: seq + i as i32,
+                timestamp: 1000,
+                key: None,
+                value: Some(Bytes::from(format!("seq-{}", seq + i as i32))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf.freeze()
+    }
+
     /// One uncompressed v2 batch of `n` records with the given timestamps.
     pub fn batch(n: usize, value_len: usize, timestamp: i64) -> Bytes {
         let records: Vec<Record> = (0..n)

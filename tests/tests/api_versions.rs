@@ -60,6 +60,7 @@ fn every_advertised_version_answers() {
         (14, (0, 5)),
         (15, (0, 6)),
         (16, (0, 5)),
+        (22, (0, 5)),
     ]
     .into_iter()
     .collect();
@@ -317,6 +318,25 @@ fn every_advertised_version_answers() {
     );
 
     groups_every_version(&mut c);
+
+    let mut ids = std::collections::BTreeSet::new();
+    for v in 0..=5 {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000);
+        let req = if v >= 3 {
+            req.with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
+        } else {
+            req
+        };
+        let r = c.request(v, &req);
+        assert_eq!(
+            (r.error_code, r.producer_epoch),
+            (0, 0),
+            "InitProducerId v{v}"
+        );
+        assert!(ids.insert(r.producer_id.0), "a new producer id each time");
+    }
 }
 
 /// Joins `group` at JoinGroup `version` (with the MEMBER_ID_REQUIRED step
