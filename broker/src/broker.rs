@@ -141,7 +141,8 @@ impl Broker {
         }
         remove_deleted_dirs(data_dir);
         let delay = Duration::from_millis(config.i64("group.initial.rebalance.delay.ms") as u64);
-        let groups = Coordinator::open(data_dir, delay, clean)?;
+        let retention = Duration::from_secs(config.i64("offsets.retention.minutes") as u64 * 60);
+        let groups = Coordinator::open(data_dir, delay, retention, clean)?;
         let mut broker = Broker {
             node_id: config.i64("node.id") as i32,
             config,

@@ -94,6 +94,9 @@ pub struct Group {
     /// whole initial delay for more members instead of ending as soon as
     /// everyone known has joined.
     initial: bool,
+    /// Since when the group has had no members (and no commits), for
+    /// `offsets.retention.minutes`.
+    empty_since: Option<Instant>,
     pub offsets: BTreeMap<(String, i32), Committed>,
 }
 
@@ -109,6 +112,7 @@ impl Group {
             pending: BTreeSet::new(),
             rebalance_deadline: None,
             initial: false,
+            empty_since: Some(Instant::now()),
             offsets: BTreeMap::new(),
         }
     }
@@ -146,8 +150,10 @@ impl Group {
             self.state = State::Empty;
             self.protocol = None;
             self.leader = None;
+            self.empty_since = Some(Instant::now());
             return;
         }
+        self.empty_since = None;
         self.protocol = self.choose_protocol();
         if self
             .leader
@@ -187,6 +193,7 @@ impl Group {
         }
         if self.members.is_empty() {
             self.state = State::Empty;
+            self.empty_since = Some(Instant::now());
             self.generation += 1;
             self.leader = None;
             self.protocol = None;
@@ -245,6 +252,7 @@ pub struct Coordinator {
     changed: Notify,
     store: OffsetStore,
     initial_delay: Duration,
+    offsets_retention: Duration,
 }
 
 fn code(e: ResponseError) -> i16 {
@@ -256,6 +264,7 @@ impl Coordinator {
     pub fn open(
         data_dir: &Path,
         initial_delay: Duration,
+        offsets_retention: Duration,
         clean: bool,
     ) -> Result<Coordinator, StorageError> {
         let (store, offsets) = OffsetStore::open(data_dir, clean)?;
@@ -273,6 +282,7 @@ impl Coordinator {
             changed: Notify::new(),
             store,
             initial_delay,
+            offsets_retention,
         })
     }
 
@@ -631,7 +641,95 @@ impl Coordinator {
         for (t, p, c) in offsets {
             group.offsets.insert((t, p), c);
         }
+        if group.members.is_empty() {
+            group.empty_since = Some(Instant::now());
+        }
         Ok(())
+    }
+
+    /// DeleteGroups for one group: only an empty group goes, with its
+    /// offsets. Blocking.
+    pub fn delete_group(&self, group_id: &str) -> i16 {
+        let keys: Vec<(String, i32)> = {
+            let groups = self.lock();
+            let Some(g) = groups.get(group_id) else {
+                return code(ResponseError::GroupIdNotFound);
+            };
+            if !g.members.is_empty() {
+                return code(ResponseError::NonEmptyGroup);
+            }
+            g.offsets.keys().cloned().collect()
+        };
+        if let Err(e) = self.store.delete(group_id, &keys) {
+            warn!(group = group_id, error = %e, "could not record deleted offsets");
+            return code(ResponseError::KafkaStorageError);
+        }
+        self.lock().remove(group_id);
+        0
+    }
+
+    /// OffsetDelete: removes offsets of partitions whose topic no member
+    /// of the group subscribes to. Returns the group error and one code per
+    /// partition. Blocking.
+    pub fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>) {
+        let (codes, doomed) = {
+            let groups = self.lock();
+            let Some(g) = groups.get(group_id) else {
+                return (code(ResponseError::GroupIdNotFound), Vec::new());
+            };
+            let subscribed: BTreeSet<String> = if g.protocol_type.as_deref() == Some("consumer") {
+                let protocol = g.protocol.clone().unwrap_or_default();
+                g.members
+                    .values()
+                    .flat_map(|m| subscribed_topics(&m.metadata(&protocol)))
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
+            let mut codes = Vec::new();
+            let mut doomed = Vec::new();
+            for (t, p) in partitions {
+                if subscribed.contains(t) {
+                    codes.push(code(ResponseError::GroupSubscribedToTopic));
+                } else {
+                    codes.push(0);
+                    doomed.push((t.clone(), *p));
+                }
+            }
+            (codes, doomed)
+        };
+        if let Err(e) = self.store.delete(group_id, &doomed) {
+            warn!(group = group_id, error = %e, "could not record deleted offsets");
+            return (code(ResponseError::KafkaStorageError), codes);
+        }
+        if let Some(g) = self.lock().get_mut(group_id) {
+            for k in &doomed {
+                g.offsets.remove(k);
+            }
+        }
+        (0, codes)
+    }
+
+    /// Expires the offsets of groups that have been empty for longer than
+    /// `offsets.retention.minutes`. Blocking.
+    pub fn expire_offsets(&self) {
+        let now = Instant::now();
+        let doomed: Vec<(String, Vec<(String, i32)>)> = self
+            .lock()
+            .iter()
+            .filter(|(_, g)| {
+                g.members.is_empty()
+                    && g.empty_since
+                        .is_some_and(|t| now.duration_since(t) > self.offsets_retention)
+            })
+            .map(|(name, g)| (name.clone(), g.offsets.keys().cloned().collect()))
+            .collect();
+        for (group, keys) in doomed {
+            if self.store.delete(&group, &keys).is_ok() {
+                info!(group = %group, partitions = keys.len(), "expired the offsets of an empty group");
+                self.lock().remove(&group);
+            }
+        }
     }
 
     pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<Committed> {
@@ -714,6 +812,34 @@ impl Coordinator {
     pub fn close(&self) -> Result<(), StorageError> {
         self.store.log.close()
     }
+}
+
+/// The topics in a consumer protocol subscription (the member metadata of
+/// groups with protocol type `consumer`): a version, then an array of topic
+/// names. Anything unreadable yields no topics.
+fn subscribed_topics(metadata: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(count) = metadata
+        .get(2..6)
+        .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
+    else {
+        return out;
+    };
+    let mut pos = 6;
+    for _ in 0..count.max(0) {
+        let Some(len) = metadata
+            .get(pos..pos + 2)
+            .map(|b| i16::from_be_bytes(b.try_into().expect("2 bytes")))
+        else {
+            break;
+        };
+        let Some(name) = metadata.get(pos + 2..pos + 2 + len.max(0) as usize) else {
+            break;
+        };
+        out.push(String::from_utf8_lossy(name).into_owned());
+        pos += 2 + len.max(0) as usize;
+    }
+    out
 }
 
 /// The internal log of committed offsets: one v2 batch per commit, a record

@@ -153,7 +153,12 @@ async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
         &broker,
         "group.session.check.interval.ms",
         stop_rx.clone(),
-        |b| Box::pin(async move { b.groups.expire() }),
+        |b| {
+            Box::pin(async move {
+                b.groups.expire();
+                let _ = tokio::task::spawn_blocking(move || b.groups.expire_offsets()).await;
+            })
+        },
     );
     spawn_periodic(
         &broker,

@@ -128,6 +128,12 @@ async fn dispatch(
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(
             handlers::init_producer_id::handle(broker, r, version).await,
         ),
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(broker, r).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(groups::offset_delete(broker, r).await)
+        }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version))
         }

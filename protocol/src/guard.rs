@@ -221,6 +221,12 @@ const DESCRIBE_GROUPS: &[F] = &[all(ArrayStr), f(3, ANY, Bool)];
 // InitProducerId v0-v5.
 const INIT_PRODUCER_ID: &[F] = &[all(Str), all(I32), f(3, ANY, I64), f(3, ANY, I16)];
 
+// DeleteGroups v0-v2 and OffsetDelete v0.
+const DELETE_GROUPS: &[F] = &[all(ArrayStr)];
+const OFFSET_DELETE_PARTITION: &[F] = &[all(I32)];
+const OFFSET_DELETE_TOPIC: &[F] = &[all(Str), all(Array(OFFSET_DELETE_PARTITION))];
+const OFFSET_DELETE: &[F] = &[all(Str), all(Array(OFFSET_DELETE_TOPIC))];
+
 /// The body schema and first flexible version of a supported API.
 fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -245,6 +251,8 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::ListGroups => (LIST_GROUPS, 3),
         ApiKey::DescribeGroups => (DESCRIBE_GROUPS, 5),
         ApiKey::InitProducerId => (INIT_PRODUCER_ID, 2),
+        ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
+        ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
         _ => return None,
     })
 }

@@ -61,6 +61,8 @@ fn every_advertised_version_answers() {
         (15, (0, 6)),
         (16, (0, 5)),
         (22, (0, 5)),
+        (42, (0, 2)),
+        (47, (0, 0)),
     ]
     .into_iter()
     .collect();
@@ -456,6 +458,52 @@ fn groups_every_version(c: &mut Conn) {
             c.request(v, &req).topics[0].partitions[0].committed_offset
         };
         assert_eq!(offset, 109, "OffsetFetch v{v}");
+    }
+    // OffsetDelete v0: the sweep group's member subscribes to nothing the
+    // broker can read, so the offset goes.
+    {
+        use kafka_protocol::messages::offset_delete_request::{
+            OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+        };
+        let req = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s("sweep")))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(name("offsets-sweep"))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0)
+                ])]);
+        let r = c.request(0, &req);
+        assert_eq!(
+            (r.error_code, r.topics[0].partitions[0].error_code),
+            (0, 0),
+            "OffsetDelete v0"
+        );
+    }
+    // DeleteGroups, every version: a group that only has offsets goes; a
+    // group with members and an unknown one do not.
+    for v in 0..=2 {
+        let group = format!("del-{v}");
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("offsets-sweep"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]);
+        assert_eq!(c.request(8, &commit).topics[0].partitions[0].error_code, 0);
+        let req = DeleteGroupsRequest::default().with_groups_names(vec![
+            GroupId(s(&group)),
+            GroupId(s("sweep")),
+            GroupId(s("nope")),
+        ]);
+        let codes: Vec<i16> = c
+            .request(v, &req)
+            .results
+            .iter()
+            .map(|r| r.error_code)
+            .collect();
+        assert_eq!(codes, vec![0, 68, 69], "DeleteGroups v{v}");
     }
     for v in 0..=5 {
         let groups = c.request(v, &ListGroupsRequest::default()).groups;

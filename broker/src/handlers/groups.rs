@@ -103,6 +103,18 @@ pub async fn join(
 }
 
 pub async fn sync(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
+    // v5 names the protocol the member thinks it runs: it must be the group's.
+    if let Some((_, protocol_type, protocol, _)) = broker.groups.describe(&req.group_id.0) {
+        let mismatch = req
+            .protocol_type
+            .as_ref()
+            .is_some_and(|t| **t != *protocol_type)
+            || req.protocol_name.as_ref().is_some_and(|n| **n != *protocol);
+        if mismatch {
+            return SyncGroupResponse::default()
+                .with_error_code(ResponseError::InconsistentGroupProtocol.code());
+        }
+    }
     let assignments = req
         .assignments
         .into_iter()
@@ -384,4 +396,61 @@ pub fn describe_groups(broker: &Broker, req: DescribeGroupsRequest) -> DescribeG
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
+}
+
+pub async fn delete_groups(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let b = Arc::clone(broker);
+    let results = blocking(move || {
+        req.groups_names
+            .into_iter()
+            .map(|g| {
+                let code = b.groups.delete_group(&g.0);
+                delete_groups_response::DeletableGroupResult::default()
+                    .with_group_id(g)
+                    .with_error_code(code)
+            })
+            .collect()
+    })
+    .await;
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+pub async fn offset_delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let b = Arc::clone(broker);
+    blocking(move || {
+        let wanted: Vec<(String, i32)> = req
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.0.to_string(), p.partition_index))
+            })
+            .collect();
+        let (code, mut codes) = b.groups.delete_offsets(&req.group_id.0, &wanted);
+        if code != 0 {
+            return OffsetDeleteResponse::default().with_error_code(code);
+        }
+        let mut codes = codes.drain(..);
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        offset_delete_response::OffsetDeleteResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(codes.next().unwrap_or(0))
+                    })
+                    .collect();
+                offset_delete_response::OffsetDeleteResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        OffsetDeleteResponse::default().with_topics(topics)
+    })
+    .await
 }
