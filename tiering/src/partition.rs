@@ -736,6 +736,8 @@ mod tests {
         b[27..35].copy_from_slice(&timestamp.to_be_bytes());
         b[35..43].copy_from_slice(&timestamp.to_be_bytes());
         b[57..61].copy_from_slice(&1i32.to_be_bytes());
+        // Not from an idempotent producer: producer id, epoch and sequence -1.
+        b[43..57].fill(0xff);
         let crc = strata_storage::batch::compute_crc(&b);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
@@ -789,7 +791,11 @@ mod tests {
             .unwrap();
 
         let sealed = log.sealed_segments().unwrap().len();
-        assert!(sealed >= 3);
+        assert!(
+            sealed >= 3,
+            "{sealed} sealed segments, log end {}",
+            log.log_end_offset()
+        );
         assert_eq!(remote.upload_pending(&log).await.unwrap(), sealed);
         let m = Manifest::load(&log.dir().join("remote-manifest.json"))
             .unwrap()
