@@ -1,0 +1,141 @@
+//! Group coordinator details over the raw protocol: static membership,
+//! session expiry, offsets of deleted topics, and the committed offsets log
+//! compacted across a restart.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use strata_tests::raw::{topic_name, Conn};
+use strata_tests::Broker;
+
+fn s(x: &str) -> StrBytes {
+    StrBytes::from_string(x.to_string())
+}
+
+fn join(c: &mut Conn, group: &str, member: &str, instance: Option<&str>) -> JoinGroupResponse {
+    let req = JoinGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_session_timeout_ms(6_000)
+        .with_rebalance_timeout_ms(6_000)
+        .with_member_id(s(member))
+        .with_group_instance_id(instance.map(s))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(s("range"))
+            .with_metadata(Bytes::from_static(b"m"))]);
+    c.request(7, &req)
+}
+
+fn describe(c: &mut Conn, group: &str) -> (String, usize) {
+    let r = c.request(
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]),
+    );
+    (
+        r.groups[0].group_state.to_string(),
+        r.groups[0].members.len(),
+    )
+}
+
+fn commit(c: &mut Conn, group: &str, topic: &str, offset: i64) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    c.request(8, &req).topics[0].partitions[0].error_code
+}
+
+fn committed(c: &mut Conn, group: &str, topic: &str) -> i64 {
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes(vec![0])]));
+    c.request(7, &req).topics[0].partitions[0].committed_offset
+}
+
+#[test]
+fn static_members_keep_their_place_and_silent_members_expire() {
+    let broker = Broker::start(&[
+        "--set",
+        "group.initial.rebalance.delay.ms=0",
+        "--set",
+        "group.session.check.interval.ms=100",
+    ]);
+    let mut c = Conn::connect(&broker.addr());
+    // A static member joins without the MEMBER_ID_REQUIRED step.
+    let first = join(&mut c, "static", "", Some("instance-1"));
+    assert_eq!(first.error_code, 0);
+    // It restarts (new connection, no member id): it takes its old place.
+    let mut c2 = Conn::connect(&broker.addr());
+    let again = join(&mut c2, "static", "", Some("instance-1"));
+    assert_eq!(again.error_code, 0);
+    assert_ne!(again.member_id, first.member_id);
+    assert_eq!(
+        describe(&mut c, "static"),
+        ("CompletingRebalance".to_string(), 1)
+    );
+    // The old member id is fenced.
+    let hb = HeartbeatRequest::default()
+        .with_group_id(GroupId(s("static")))
+        .with_generation_id(again.generation_id)
+        .with_member_id(first.member_id.clone());
+    assert_eq!(c.request(3, &hb).error_code, 25, "UNKNOWN_MEMBER_ID");
+
+    // Without heartbeats the member's 6 s session runs out.
+    std::thread::sleep(Duration::from_millis(7_500));
+    assert_eq!(describe(&mut c, "static"), ("Empty".to_string(), 0));
+}
+
+#[test]
+fn offsets_of_deleted_topics_go_and_the_offsets_log_is_compacted() {
+    let mut broker = Broker::start(&[]);
+    let mut c = Conn::connect(&broker.addr());
+    for t in ["kept", "dropped"] {
+        assert_eq!(c.create_topic(t, 1, &[]).error_code, 0);
+    }
+    // Many commits of the same partitions: mostly superseded records.
+    for i in 0..1500 {
+        assert_eq!(commit(&mut c, "g", "kept", i), 0);
+    }
+    assert_eq!(commit(&mut c, "g", "dropped", 7), 0);
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![topic_name("dropped")]);
+    assert_eq!(c.request(5, &del).responses[0].error_code, 0);
+    assert_eq!(
+        committed(&mut c, "g", "dropped"),
+        -1,
+        "a deleted topic's offsets are removed"
+    );
+
+    assert!(broker.terminate());
+    broker.restart();
+    assert!(
+        broker.log().contains("compacted the committed offsets log"),
+        "{}",
+        broker.log()
+    );
+    let mut c = Conn::connect(&broker.addr());
+    assert_eq!(committed(&mut c, "g", "kept"), 1499);
+    assert_eq!(committed(&mut c, "g", "dropped"), -1);
+    let size: u64 = std::fs::read_dir(broker.data_dir().join("__consumer_offsets-0"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        size < 4_000,
+        "the compacted log holds only live offsets ({size} bytes)"
+    );
+}
