@@ -551,24 +551,35 @@ pub mod raw {
         }
     }
 
-    /// One batch of `n` records from an idempotent producer, starting at
-    /// sequence `seq`.
-    pub fn idempotent_batch(n: usize, producer_id: i64, epoch: i16, seq: i32) -> Bytes {
+    /// One uncompressed v2 batch of `n` records: record `i` gets sequence
+    /// `seq + i` (the encoder keeps records in one batch while offset minus
+    /// sequence stays the same), timestamp `timestamp + i`, and the key and
+    /// value `record(i)` gives.
+    fn encode_batch(
+        n: usize,
+        producer: (i64, i16, i32),
+        timestamp: i64,
+        record: impl Fn(usize) -> (Option<Bytes>, Option<Bytes>),
+    ) -> Bytes {
+        let (producer_id, producer_epoch, seq) = producer;
         let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: seq + i as i32,
-                timestamp: 1000,
-                key: None,
-                value: Some(Bytes::from(format!("seq-{}", seq + i as i32))),
-                headers: Default::default(),
+            .map(|i| {
+                let (key, value) = record(i);
+                Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: -1,
+                    producer_id,
+                    producer_epoch,
+                    timestamp_type: TimestampType::Creation,
+                    offset: i as i64,
+                    sequence: seq + i as i32,
+                    timestamp: timestamp + i as i64,
+                    key,
+                    value,
+                    headers: Default::default(),
+                }
             })
             .collect();
         let mut buf = BytesMut::new();
@@ -580,34 +591,22 @@ pub mod raw {
         buf.freeze()
     }
 
-    /// One uncompressed v2 batch of `n` records with the given timestamps.
+    /// One batch of `n` records from an idempotent producer, starting at
+    /// sequence `seq`.
+    pub fn idempotent_batch(n: usize, producer_id: i64, epoch: i16, seq: i32) -> Bytes {
+        encode_batch(n, (producer_id, epoch, seq), 1000, |i| {
+            (None, Some(Bytes::from(format!("seq-{}", seq + i as i32))))
+        })
+    }
+
+    /// One batch of `n` records (not from an idempotent producer: producer
+    /// id and base sequence -1) with timestamps from `timestamp` on.
     pub fn batch(n: usize, value_len: usize, timestamp: i64) -> Bytes {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // Non-idempotent (producer id -1, base sequence -1); the
-                // encoder keeps records in one batch while offset minus
-                // sequence stays the same.
-                sequence: i as i32 - 1,
-                timestamp: timestamp + i as i64,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(vec![b'v'; value_len])),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-        buf.freeze()
+        encode_batch(n, (-1, -1, -1), timestamp, |i| {
+            (
+                Some(Bytes::from(format!("k{i}"))),
+                Some(Bytes::from(vec![b'v'; value_len])),
+            )
+        })
     }
 }
