@@ -136,6 +136,12 @@ impl Group {
             }
             self.initial = self.state == State::Empty;
             self.rebalance_deadline = Some(Instant::now() + wait);
+            info!(
+                generation = self.generation,
+                members = self.members.len(),
+                wait_ms = wait.as_millis() as u64,
+                "rebalance started"
+            );
         }
         self.state = State::PreparingRebalance;
     }
@@ -143,6 +149,18 @@ impl Group {
     /// Ends the join phase: members that did not join are dropped, a new
     /// generation starts and the leader gets to assign.
     fn complete_rebalance(&mut self) {
+        let dropped: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| !m.joined)
+            .map(|m| m.id.clone())
+            .collect();
+        if !dropped.is_empty() {
+            info!(
+                ?dropped,
+                "members that did not rejoin in time left the group"
+            );
+        }
         self.members.retain(|_, m| m.joined);
         self.rebalance_deadline = None;
         self.generation += 1;
@@ -167,6 +185,7 @@ impl Group {
             m.last_seen = Instant::now();
         }
         self.state = State::CompletingRebalance;
+        info!(generation = self.generation, members = self.members.len(), leader = ?self.leader, "rebalance completed");
     }
 
     /// The first protocol (in the leader's order of preference) that every
@@ -373,10 +392,19 @@ impl Coordinator {
             let new_member = !group.members.contains_key(&member_id);
             group.members.insert(member_id.clone(), member);
             group.protocol_type = Some(a.protocol_type.clone());
-            // A known member rejoining a stable group with the same
-            // protocols still triggers a rebalance, as in Kafka: it may have
-            // a new subscription it cannot express otherwise.
-            if new_member || changed_protocols || group.state != State::PreparingRebalance {
+            // As Kafka: a known member rejoining with the same protocols
+            // while the group is completing a rebalance, or is stable and it
+            // is not the leader, gets the current generation back without a
+            // new rebalance (it may have missed the response, or seen an
+            // old generation in a heartbeat); anything else starts one.
+            let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+            let current = !new_member
+                && !changed_protocols
+                && (group.state == State::CompletingRebalance
+                    || (group.state == State::Stable && !is_leader));
+            if !current
+                && (new_member || changed_protocols || group.state != State::PreparingRebalance)
+            {
                 group.prepare_rebalance(self.initial_delay);
                 if let Some(m) = group.members.get_mut(&member_id) {
                     m.joined = true;

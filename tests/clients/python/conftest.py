@@ -46,6 +46,9 @@ class Broker:
         self._spawn()
 
     def stop(self):
+        if os.environ.get("STRATA_KEEP_LOG"):
+            import shutil
+            shutil.copy(os.path.join(self.dir.name, "broker.log"), os.environ["STRATA_KEEP_LOG"])
         self.proc.kill()
         self.proc.wait()
         self.log.close()

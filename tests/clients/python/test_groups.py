@@ -159,3 +159,72 @@ def test_aiokafka_group_resumes_at_commits(broker):
     got, rest = asyncio.run(run())
     assert len(got) == 30 and len(rest) == 30
     assert not ({(m.partition, m.offset) for m in got} & {(m.partition, m.offset) for m in rest})
+
+
+def test_kafka_python_three_consumers_share_and_take_over(broker):
+    topic = "kp-three"
+    create_and_fill(broker.addr, topic, 5)
+    consumers = [KafkaConsumer(topic, bootstrap_servers=broker.addr, group_id="kp3", enable_auto_commit=False,
+                               auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=500)
+                 for _ in range(3)]
+
+    def parts(cs):
+        return [{tp.partition for tp in c.assignment()} for c in cs]
+
+    deadline = time.time() + 40
+    while time.time() < deadline:
+        for c in consumers:
+            c.poll(timeout_ms=50)
+        p = parts(consumers)
+        if all(p) and set().union(*p) == set(range(PARTITIONS)) and sum(map(len, p)) == PARTITIONS:
+            break
+    p = parts(consumers)
+    assert all(p) and set().union(*p) == set(range(PARTITIONS)) and sum(map(len, p)) == PARTITIONS, p
+
+    consumers[2].close()
+    rest = consumers[:2]
+    deadline = time.time() + 40
+    while time.time() < deadline:
+        for c in rest:
+            c.poll(timeout_ms=50)
+        p = parts(rest)
+        if set().union(*p) == set(range(PARTITIONS)) and sum(map(len, p)) == PARTITIONS:
+            break
+    p = parts(rest)
+    assert set().union(*p) == set(range(PARTITIONS)) and sum(map(len, p)) == PARTITIONS, p
+    for c in rest:
+        c.close()
+
+
+def test_aiokafka_three_consumers_share_and_take_over(broker):
+    topic = "aio-three"
+    create_and_fill(broker.addr, topic, 5)
+
+    async def run():
+        consumers = [AIOKafkaConsumer(topic, bootstrap_servers=broker.addr, group_id="aio3", enable_auto_commit=False,
+                                      auto_offset_reset="earliest", session_timeout_ms=10000,
+                                      heartbeat_interval_ms=500) for _ in range(3)]
+        await asyncio.gather(*(c.start() for c in consumers))
+
+        def parts(cs):
+            return [{tp.partition for tp in c.assignment()} for c in cs]
+
+        async def settle(cs):
+            deadline = time.time() + 40
+            while time.time() < deadline:
+                await asyncio.gather(*(c.getmany(timeout_ms=100) for c in cs))
+                p = parts(cs)
+                if all(p) and set().union(*p) == set(range(PARTITIONS)) and sum(map(len, p)) == PARTITIONS:
+                    return p
+            return parts(cs)
+
+        first = await settle(consumers)
+        await consumers[2].stop()
+        second = await settle(consumers[:2])
+        await asyncio.gather(*(c.stop() for c in consumers[:2]))
+        return first, second
+
+    first, second = asyncio.run(run())
+    for p in (first, second):
+        assert all(p) and set().union(*p) == set(range(PARTITIONS)) and sum(map(len, p)) == PARTITIONS, p
+    assert len(first) == 3 and len(second) == 2
