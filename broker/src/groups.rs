@@ -908,6 +908,8 @@ impl OffsetStore {
             let _ = std::fs::rename(&compacted, &dir);
         }
         let _ = std::fs::remove_dir_all(&compacted);
+        // The previous log of a compaction that stopped before removing it.
+        let _ = std::fs::remove_dir_all(data_dir.join("__consumer_offsets-0.old"));
         let log = Log::open(&dir, Self::config(), clean, now_ms())?;
         let (offsets, records) = Self::replay(&log)?;
         let store = OffsetStore { log };
