@@ -20,7 +20,7 @@ use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use strata_storage::{Log, LogConfig, Offset, StorageError};
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::broker::now_ms;
 
@@ -402,6 +402,7 @@ impl Coordinator {
                 && !changed_protocols
                 && (group.state == State::CompletingRebalance
                     || (group.state == State::Stable && !is_leader));
+            debug!(group = %a.group, member = %member_id, state = group.state.name(), new_member, changed_protocols, is_leader, "join");
             if !current
                 && (new_member || changed_protocols || group.state != State::PreparingRebalance)
             {
