@@ -68,20 +68,26 @@ pub struct ProducerState {
 }
 
 impl ProducerState {
+    /// The first batch of a producer or of a new epoch must start at
+    /// sequence 0.
+    fn first_of_epoch(h: &BatchHeader) -> Result<Option<ProducerBatch>, ProducerError> {
+        if h.base_sequence == 0 {
+            Ok(None)
+        } else {
+            Err(ProducerError::OutOfOrder {
+                producer_id: h.producer_id,
+                expected: 0,
+                got: h.base_sequence,
+            })
+        }
+    }
+
     /// Checks a batch against the state: `Ok(None)` to append it,
     /// `Ok(Some(original))` when it repeats one of the last batches.
     pub fn check(&self, h: &BatchHeader) -> Result<Option<ProducerBatch>, ProducerError> {
         let first = h.base_sequence;
         let Some(entry) = self.producers.get(&h.producer_id) else {
-            return if first == 0 {
-                Ok(None)
-            } else {
-                Err(ProducerError::OutOfOrder {
-                    producer_id: h.producer_id,
-                    expected: 0,
-                    got: first,
-                })
-            };
+            return Self::first_of_epoch(h);
         };
         if h.producer_epoch < entry.epoch {
             return Err(ProducerError::Fenced {
@@ -91,15 +97,7 @@ impl ProducerState {
             });
         }
         if h.producer_epoch > entry.epoch {
-            return if first == 0 {
-                Ok(None)
-            } else {
-                Err(ProducerError::OutOfOrder {
-                    producer_id: h.producer_id,
-                    expected: 0,
-                    got: first,
-                })
-            };
+            return Self::first_of_epoch(h);
         }
         if let Some(b) = entry
             .batches

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -36,16 +35,6 @@ struct State {
     clock: u64,
 }
 
-/// Counters since start, for benchmarks and metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-    pub get_requests: u64,
-    pub get_bytes: u64,
-}
-
 /// Shared by every remote reader of the broker. All methods may be called
 /// concurrently; locks are held only for map updates, never across I/O.
 pub struct ChunkCache {
@@ -54,11 +43,6 @@ pub struct ChunkCache {
     chunk_bytes: u64,
     state: Mutex<State>,
     inflight: Mutex<HashMap<ChunkKey, Download>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    evictions: AtomicU64,
-    get_requests: AtomicU64,
-    get_bytes: AtomicU64,
 }
 
 impl ChunkCache {
@@ -75,26 +59,11 @@ impl ChunkCache {
             chunk_bytes: chunk_bytes.max(64 * 1024),
             state: Mutex::new(State::default()),
             inflight: Mutex::new(HashMap::new()),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
-            get_requests: AtomicU64::new(0),
-            get_bytes: AtomicU64::new(0),
         }))
     }
 
     pub fn chunk_bytes(&self) -> u64 {
         self.chunk_bytes
-    }
-
-    pub fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-            get_requests: self.get_requests.load(Ordering::Relaxed),
-            get_bytes: self.get_bytes.load(Ordering::Relaxed),
-        }
     }
 
     fn file(&self, key: &ChunkKey) -> PathBuf {
@@ -125,7 +94,6 @@ impl ChunkCache {
         };
         if cached {
             if let Ok(bytes) = tokio::fs::read(self.file(&ck)).await {
-                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Bytes::from(bytes));
             }
         }
@@ -134,7 +102,6 @@ impl ChunkCache {
             match inflight.get(&ck) {
                 Some(d) => d.clone(),
                 None => {
-                    self.misses.fetch_add(1, Ordering::Relaxed);
                     let d = self
                         .clone()
                         .download(store.clone(), key.clone(), object_size, ck.clone())
@@ -166,7 +133,6 @@ impl ChunkCache {
                 reason: format!("chunk {} is past the end ({object_size} bytes)", ck.1),
             })
         } else {
-            self.get_requests.fetch_add(1, Ordering::Relaxed);
             store
                 .store
                 .get_range(&key, start..end)
@@ -187,8 +153,6 @@ impl ChunkCache {
             Ok(bytes)
         });
         if let Ok(bytes) = &result {
-            self.get_bytes
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             match tokio::fs::write(self.file(&ck), bytes).await {
                 Ok(()) => self.insert(ck.clone(), bytes.len() as u64),
                 Err(e) => warn!(error = %e, "could not write a chunk to the read cache"),
@@ -234,7 +198,6 @@ impl ChunkCache {
             }
         }
         for k in evicted {
-            self.evictions.fetch_add(1, Ordering::Relaxed);
             debug!(key = %k.0, chunk = k.1, "evicted a cached chunk");
             let _ = std::fs::remove_file(self.file(&k));
         }

@@ -31,8 +31,6 @@ pub enum TieringError {
     Corrupt { key: String, reason: String },
     #[error("download of {key} failed: {reason}")]
     Download { key: String, reason: String },
-    #[error("the remote read took longer than {0} ms")]
-    Timeout(u64),
 }
 
 impl TieringError {
@@ -56,7 +54,7 @@ impl TieringError {
                     | object_store::Error::NotImplemented { .. }
                     | object_store::Error::UnknownConfigurationKey { .. }
             ),
-            TieringError::Timeout(_) | TieringError::Download { .. } => true,
+            TieringError::Download { .. } => true,
             TieringError::Storage(_)
             | TieringError::LocalDir { .. }
             | TieringError::Manifest { .. } => true,

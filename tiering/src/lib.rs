@@ -11,7 +11,7 @@ mod manifest;
 mod partition;
 mod store;
 
-pub use cache::{CacheStats, ChunkCache};
+pub use cache::ChunkCache;
 pub use error::{TieringError, TieringResult};
 pub use manifest::{Manifest, SegmentEntry, SegmentState, MANIFEST_FORMAT_VERSION};
 pub use partition::{PartitionKey, RemotePartition, RemoteRead, RetentionLimits};
