@@ -17,6 +17,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{blocking, str_bytes};
@@ -239,18 +240,44 @@ pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> Of
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// (offset, leader epoch, metadata) committed for a partition, Kafka's
-/// "none" (-1) otherwise.
-fn fetch_one(
+/// Per topic, (partition, offset, leader epoch, metadata) committed by
+/// `group`: for the partitions asked, or for every committed one when the
+/// request names none. Kafka's "none" is offset -1.
+type CommittedByTopic = Vec<(TopicName, Vec<(i32, i64, i32, Option<StrBytes>)>)>;
+
+fn committed_offsets(
     broker: &Broker,
     group: &str,
-    topic: &str,
-    partition: i32,
-) -> (i64, i32, Option<String>) {
-    match broker.groups.committed(group, topic, partition) {
-        Some(c) => (c.offset, c.leader_epoch, c.metadata.or(Some(String::new()))),
-        None => (-1, -1, Some(String::new())),
-    }
+    wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> CommittedByTopic {
+    let wanted = wanted.unwrap_or_else(|| {
+        let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+        for (t, p, _) in broker.groups.committed_partitions(group) {
+            by_topic.entry(t).or_default().push(p);
+        }
+        by_topic
+            .into_iter()
+            .map(|(t, ps)| (TopicName(str_bytes(t)), ps))
+            .collect()
+    });
+    wanted
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|p| match broker.groups.committed(group, &name.0, p) {
+                    Some(c) => (
+                        p,
+                        c.offset,
+                        c.leader_epoch,
+                        Some(str_bytes(c.metadata.unwrap_or_default())),
+                    ),
+                    None => (p, -1, -1, Some(str_bytes(""))),
+                })
+                .collect();
+            (name, partitions)
+        })
+        .collect()
 }
 
 pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
@@ -259,27 +286,22 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             .groups
             .into_iter()
             .map(|g| {
-                let group = g.group_id.0.to_string();
-                let wanted: Vec<(TopicName, Vec<i32>)> = match g.topics {
-                    Some(topics) => topics
-                        .into_iter()
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
                         .map(|t| (t.name, t.partition_indexes))
-                        .collect(),
-                    None => all_committed(broker, &group),
-                };
-                let topics = wanted
+                        .collect()
+                });
+                let topics = committed_offsets(broker, &g.group_id.0, wanted)
                     .into_iter()
                     .map(|(name, parts)| {
                         let partitions = parts
                             .into_iter()
-                            .map(|p| {
-                                let (offset, epoch, metadata) =
-                                    fetch_one(broker, &group, &name.0, p);
+                            .map(|(p, offset, epoch, metadata)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
-                                    .with_metadata(metadata.map(str_bytes))
+                                    .with_metadata(metadata)
                             })
                             .collect();
                         OffsetFetchResponseTopics::default()
@@ -294,26 +316,22 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let group = req.group_id.0.to_string();
-    let wanted: Vec<(TopicName, Vec<i32>)> = match req.topics {
-        Some(topics) => topics
-            .into_iter()
+    let wanted = req.topics.map(|ts| {
+        ts.into_iter()
             .map(|t| (t.name, t.partition_indexes))
-            .collect(),
-        None => all_committed(broker, &group),
-    };
-    let topics = wanted
+            .collect()
+    });
+    let topics = committed_offsets(broker, &req.group_id.0, wanted)
         .into_iter()
         .map(|(name, parts)| {
             let partitions = parts
                 .into_iter()
-                .map(|p| {
-                    let (offset, epoch, metadata) = fetch_one(broker, &group, &name.0, p);
+                .map(|(p, offset, epoch, metadata)| {
                     OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(epoch)
-                        .with_metadata(metadata.map(str_bytes))
+                        .with_metadata(metadata)
                 })
                 .collect();
             OffsetFetchResponseTopic::default()
@@ -322,17 +340,6 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
         })
         .collect();
     OffsetFetchResponse::default().with_topics(topics)
-}
-
-fn all_committed(broker: &Broker, group: &str) -> Vec<(TopicName, Vec<i32>)> {
-    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
-    for (t, p, _) in broker.groups.committed_partitions(group) {
-        by_topic.entry(t).or_default().push(p);
-    }
-    by_topic
-        .into_iter()
-        .map(|(t, ps)| (TopicName(str_bytes(t)), ps))
-        .collect()
 }
 
 pub fn list_groups(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
