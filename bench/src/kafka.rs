@@ -50,7 +50,8 @@ impl Client {
         let mut c = self.config();
         // A group id is required by librdkafka even for assigned partitions;
         // nothing is committed.
-        c.set("group.id", "strata-bench").set("enable.auto.commit", "false");
+        c.set("group.id", "strata-bench")
+            .set("enable.auto.commit", "false");
         for (k, v) in &self.extra {
             c.set(k, v);
         }
@@ -80,8 +81,10 @@ pub struct ProducerSettings {
 
 /// Creates `topic` with `partitions` partitions unless it exists.
 pub fn create_topic(client: &Client, topic: &str, partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        client.config().create().context("creating the admin client")?;
+    let admin: AdminClient<DefaultClientContext> = client
+        .config()
+        .create()
+        .context("creating the admin client")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -154,12 +157,10 @@ fn producer(client: &Client, s: &ProducerSettings) -> Result<ThreadedProducer<Ti
 
 /// Sends one record, waiting while librdkafka's queue is full.
 fn send(p: &ThreadedProducer<Timing>, topic: &str, partition: i32, value: &[u8]) -> Result<()> {
-    let mut record = BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(
-        topic,
-        Box::new(Instant::now()),
-    )
-    .partition(partition)
-    .payload(value);
+    let mut record =
+        BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
+            .partition(partition)
+            .payload(value);
     loop {
         match p.send(record) {
             Ok(()) => return Ok(()),
@@ -210,7 +211,12 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
     let mut progress = Progress::new("produce");
     let start = Instant::now();
     for i in 0..a.records {
-        send(&p, &a.topic, (i % a.partitions as u64) as i32, &pool[i as usize % pool.len()])?;
+        send(
+            &p,
+            &a.topic,
+            (i % a.partitions as u64) as i32,
+            &pool[i as usize % pool.len()],
+        )?;
         if i % 4096 == 0 {
             let acked = p.context().acked.load(Ordering::Relaxed);
             progress.tick(acked, a.records, acked * a.producer.size as u64);
@@ -317,7 +323,10 @@ pub fn consume(a: &ConsumeArgs, mode: &'static str) -> Result<Report> {
             }
             Some(Err(e)) => bail!("consuming: {e}"),
             None if last_record.elapsed() > Duration::from_secs(a.idle_timeout_secs) => {
-                bail!("no record for {}s after {seen} of {want}", a.idle_timeout_secs)
+                bail!(
+                    "no record for {}s after {seen} of {want}",
+                    a.idle_timeout_secs
+                )
             }
             None => {}
         }
@@ -440,7 +449,11 @@ pub fn e2e(a: &E2eArgs) -> Result<Report> {
     progress.done();
     let mut r = Report::new("e2e");
     r.add("target_rate", a.rate as f64, "rec/s");
-    r.add("achieved_rate", total as f64 / produced_in.as_secs_f64(), "rec/s");
+    r.add(
+        "achieved_rate",
+        total as f64 / produced_in.as_secs_f64(),
+        "rec/s",
+    );
     r.add("consumed", seen as f64, "");
     r.add("samples", lat.len() as f64, "");
     r.add_latencies(Prefix::EndToEnd, &mut lat);

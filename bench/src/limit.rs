@@ -285,7 +285,11 @@ pub fn get(a: &GetArgs) -> Result<Report> {
         r.add("gets", gets as f64, "");
         r.add("bytes", bytes as f64, "B");
         r.add("elapsed", elapsed.as_secs_f64(), "s");
-        r.add("mb_per_sec", bytes as f64 / 1e6 / elapsed.as_secs_f64(), "MB/s");
+        r.add(
+            "mb_per_sec",
+            bytes as f64 / 1e6 / elapsed.as_secs_f64(),
+            "MB/s",
+        );
         r.add(
             "first_byte_ms",
             first.unwrap_or(Duration::ZERO).as_secs_f64() * 1000.0,

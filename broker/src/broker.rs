@@ -526,12 +526,13 @@ impl Broker {
         Ok(())
     }
 
-    /// fsyncs partitions whose `flush.ms` has passed. Blocking.
+    /// fsyncs partitions whose `flush.ms` has passed, and segments sealed
+    /// since the last pass whose fsync is still pending. Blocking.
     pub fn flush_due(&self) {
         let now = now_ms();
         for topic in self.topics() {
             for (index, p) in topic.partitions.iter().enumerate() {
-                if let Err(e) = p.log.maybe_flush(now) {
+                if let Err(e) = p.log.maybe_flush(now).and_then(|()| p.log.flush_sealed()) {
                     warn!(topic = %topic.name, partition = index, error = %e, "flush failed");
                 }
             }

@@ -1011,7 +1011,9 @@ impl OffsetStore {
             },
         )
         .expect("offset records encode");
-        self.log.append(&mut buf, now_ms())?;
+        if self.log.append(&mut buf, now_ms())?.rolled {
+            self.log.flush_sealed()?;
+        }
         // A commit is acknowledged only once it survives a crash of the
         // process; records are small, so the page cache write is the cost.
         Ok(())

@@ -29,6 +29,9 @@ pub struct AppendInfo {
     /// The batch repeated one of its producer's last batches: nothing was
     /// written and the offsets are the original ones.
     pub duplicate: bool,
+    /// The append rolled a new segment; the sealed one waits for
+    /// [`Log::flush_sealed`].
+    pub rolled: bool,
 }
 
 /// Whole batches read from the log, with the offsets a Fetch response reports.
@@ -119,10 +122,23 @@ pub struct Log {
     inner: Mutex<Inner>,
 }
 
+/// The file in a log directory naming its recovery point (see FORMAT.md).
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+fn read_recovery_point(dir: &Path) -> Option<Offset> {
+    fs::read_to_string(dir.join(RECOVERY_POINT_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Offset)
+}
+
 impl Log {
     /// Opens the log in `dir`, creating it if needed. `clean_shutdown` says
-    /// whether the broker stopped cleanly last time; if not, the last segment
-    /// is recovered batch by batch and the other segments' indexes checked.
+    /// whether the broker stopped cleanly last time; if not, the segments from
+    /// the recovery point on are recovered batch by batch and the older
+    /// segments' indexes checked.
     pub fn open(
         dir: &Path,
         config: LogConfig,
@@ -144,15 +160,30 @@ impl Log {
         bases.sort();
         let mut segments = BTreeMap::new();
         let last = bases.last().copied();
-        for base in bases {
+        // Segments from the recovery point on may not have been fsynced; with
+        // no recovery point, every segment is checked batch by batch.
+        let recover_from = read_recovery_point(dir).unwrap_or(Offset::ZERO);
+        for (i, &base) in bases.iter().enumerate() {
             let mode = if clean_shutdown {
                 OpenMode::Clean
-            } else if Some(base) == last {
+            } else if Some(base) == last || base >= recover_from {
                 OpenMode::Recover
             } else {
                 OpenMode::CheckIndexes
             };
             let (segment, repair) = Segment::open(dir, base, &config, mode, now_ms)?;
+            let later = &bases[i + 1..];
+            if mode == OpenMode::Recover && repair.truncated_bytes > 0 && !later.is_empty() {
+                // A torn segment followed by others: their offsets no longer
+                // follow on, and nothing in them was acknowledged as durable
+                // that this segment was not, so they go as Kafka's recovery does.
+                for &b in later {
+                    warn!(dir = %dir.display(), base_offset = b.0, "deleting a segment after a torn one");
+                    Segment::delete_files(dir, b)?;
+                }
+                segments.insert(base, segment);
+                break;
+            }
             if repair.truncated_bytes > 0 || (repair.rebuilt_indexes && mode != OpenMode::Recover) {
                 warn!(
                     dir = %dir.display(),
@@ -309,6 +340,7 @@ impl Log {
                 log_append_time_ms: -1,
                 log_start_offset: inner.log_start,
                 duplicate: true,
+                rolled: false,
             });
         }
         let base_offset = inner.log_end();
@@ -325,10 +357,10 @@ impl Log {
             next = Offset(header.last_offset() + 1);
         }
         let last_offset = Offset(next.0 - 1);
-        if inner
+        let rolled = inner
             .active()
-            .must_roll(data.len(), last_offset, &inner.config, now_ms)
-        {
+            .must_roll(data.len(), last_offset, &inner.config, now_ms);
+        if rolled {
             self.roll(&mut inner, now_ms)?;
         }
         inner.active_mut().append(data, &headers)?;
@@ -352,6 +384,7 @@ impl Log {
             last_offset,
             log_append_time_ms: if append_time { now_ms } else { -1 },
             log_start_offset: inner.log_start,
+            rolled,
             duplicate: false,
         })
     }
@@ -359,7 +392,9 @@ impl Log {
     /// Seals the active segment and starts a new one at the log end.
     fn roll(&self, inner: &mut Inner, now_ms: i64) -> StorageResult<()> {
         let base = inner.log_end();
-        inner.active_mut().seal()?;
+        // The sealed segment's fsync (up to a segment of dirty pages) is left
+        // to flush_sealed, outside the lock, so that appends never wait for it.
+        inner.active_mut().seal_without_flush()?;
         inner.unflushed_records = 0;
         let segment = Segment::create(&self.dir, base, &inner.config, now_ms)?;
         // Make the new file's directory entry durable too.
@@ -370,6 +405,61 @@ impl Log {
         self.write_producer_snapshot(inner, base)?;
         debug!(dir = %self.dir.display(), base_offset = base.0, "rolled segment");
         Ok(())
+    }
+
+    /// fsyncs the segments sealed by rolls since the last call, outside the
+    /// log's lock, then marks them durable (eligible for upload) and moves the
+    /// recovery point past them. Blocking; safe to call concurrently with
+    /// appends and with itself.
+    pub fn flush_sealed(&self) -> StorageResult<()> {
+        let pending: Vec<(Offset, Arc<fs::File>, Arc<Path>)> = {
+            let inner = self.lock()?;
+            let n = inner.segments.len();
+            inner
+                .segments
+                .values()
+                .take(n - 1)
+                .filter(|s| !s.durable)
+                .map(|s| (s.base, Arc::clone(&s.file), Arc::clone(&s.log_path)))
+                .collect()
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for (_, file, path) in &pending {
+            file.sync_data()
+                .map_err(StorageError::io("fsync segment", &**path))?;
+        }
+        let mut inner = self.lock()?;
+        if inner.deleted {
+            return Ok(());
+        }
+        for (base, ..) in &pending {
+            if let Some(s) = inner.segments.get_mut(base) {
+                s.durable = true;
+            }
+        }
+        self.write_recovery_point(&inner)
+    }
+
+    /// Records the base of the first segment that may hold data not yet
+    /// fsynced (the active one when every sealed segment is durable): an
+    /// unclean start recovers from there. Replaced atomically; a stale value
+    /// only makes recovery check more.
+    fn write_recovery_point(&self, inner: &Inner) -> StorageResult<()> {
+        let n = inner.segments.len();
+        let point = inner
+            .segments
+            .values()
+            .take(n - 1)
+            .find(|s| !s.durable)
+            .unwrap_or(inner.active())
+            .base;
+        let path = self.dir.join(RECOVERY_POINT_FILE);
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, point.0.to_string())
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(StorageError::io("write recovery point", &path))
     }
 
     fn snapshot_path(&self, offset: Offset) -> PathBuf {
@@ -687,6 +777,7 @@ impl Log {
             .segments
             .values()
             .take(n - 1)
+            .take_while(|s| s.durable)
             .map(|s| SealedSegment {
                 base_offset: s.base,
                 next_offset: s.next_offset,
@@ -726,7 +817,10 @@ impl Log {
         let mut inner = self.lock()?;
         let end = inner.log_end();
         self.write_producer_snapshot(&inner, end)?;
-        inner.active_mut().seal()?;
+        for s in inner.segments.values_mut() {
+            s.seal()?;
+        }
+        self.write_recovery_point(&inner)?;
         inner.deleted = true;
         Ok(())
     }
@@ -883,6 +977,56 @@ mod tests {
         assert_eq!(offsets_in(&all.records).len(), 14);
         let mut next = make_batch(1, 1, 5);
         assert_eq!(log.append(&mut next, 0).unwrap().base_offset, Offset(28));
+    }
+
+    #[test]
+    fn sealed_segments_wait_for_their_fsync_and_recovery_starts_at_the_recovery_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let (torn_path, torn_next);
+        {
+            let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+            append_n(&log, 30, 1000);
+            let n = log.segment_count();
+            assert!(n > 3);
+            assert!(
+                log.sealed_segments().unwrap().is_empty(),
+                "a rolled segment is not handed out for upload before its fsync"
+            );
+            log.flush_sealed().unwrap();
+            assert_eq!(log.sealed_segments().unwrap().len(), n - 1);
+            let point = read_recovery_point(dir.path()).unwrap();
+            assert_eq!(point, log.inner.lock().unwrap().active().base);
+
+            // More rolls whose fsyncs never happen.
+            append_n(&log, 30, 2000);
+            assert!(log.segment_count() > n + 1);
+            let inner = log.inner.lock().unwrap();
+            let torn = &inner.segments[&point];
+            torn_path = torn.log_path.to_path_buf();
+            torn_next = torn.next_offset;
+            // Dropped without close: an unclean shutdown.
+        }
+        // Power loss: the end of the first unflushed sealed segment never
+        // reached the disk, while later segments did.
+        let len = fs::metadata(&torn_path).unwrap().len();
+        let f = fs::OpenOptions::new().write(true).open(&torn_path).unwrap();
+        f.set_len(len - 30).unwrap();
+        drop(f);
+
+        let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+        // The torn segment lost its last batch (two records); the segments
+        // after it no longer followed on and are gone.
+        assert_eq!(log.log_end_offset(), Offset(torn_next.0 - 2));
+        let all = log.read(Offset(0), 1 << 20, true).unwrap();
+        assert_eq!(
+            offsets_in(&all.records),
+            (0..torn_next.0 - 2).step_by(2).collect::<Vec<_>>()
+        );
+        let mut next = make_batch(1, 1, 5);
+        assert_eq!(
+            log.append(&mut next, 0).unwrap().base_offset,
+            Offset(torn_next.0 - 2)
+        );
     }
 
     #[test]

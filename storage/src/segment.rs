@@ -21,10 +21,12 @@ pub(crate) const SCAN_CHUNK: usize = 256 * 1024;
 pub(crate) enum OpenMode {
     /// The broker shut down cleanly: indexes are trimmed and complete.
     Clean,
-    /// Unclean shutdown, sealed segment: its log was fsynced when it was
-    /// rolled, but its indexes are checked and rebuilt if they look wrong.
+    /// Unclean shutdown, sealed segment below the log's recovery point: its
+    /// log was fsynced, but its indexes are checked and rebuilt if they look
+    /// wrong.
     CheckIndexes,
-    /// Unclean shutdown, the segment that was active: every batch is
+    /// Unclean shutdown, the segment that was active or a sealed one that
+    /// may not have been fsynced (at or above the recovery point): every batch is
     /// validated with its CRC, a torn or corrupt tail is truncated and the
     /// indexes are rebuilt.
     Recover,
@@ -58,6 +60,10 @@ pub(crate) struct Segment {
     bytes_since_index: u64,
     index_interval: u64,
     sealed: bool,
+    /// The log file has been fsynced since the segment was sealed. A roll
+    /// seals the segment at once but leaves its fsync to a background pass,
+    /// so that appends never wait for it; until then it is not uploaded.
+    pub durable: bool,
 }
 
 fn paths(dir: &Path, base: Offset) -> (PathBuf, PathBuf, PathBuf) {
@@ -125,6 +131,7 @@ impl Segment {
             bytes_since_index: 0,
             index_interval: config.index_interval_bytes as u64,
             sealed: false,
+            durable: false,
         }
     }
 
@@ -280,6 +287,7 @@ impl Segment {
 
     /// Makes a sealed segment the active one again: indexes preallocated.
     pub fn activate(&mut self, config: &LogConfig) -> StorageResult<()> {
+        self.durable = false;
         self.offset_index.grow_to(config.segment_index_bytes)?;
         self.time_index.grow_to(config.segment_index_bytes)?;
         self.index_interval = config.index_interval_bytes as u64;
@@ -348,10 +356,19 @@ impl Segment {
     /// Makes the segment read-only: log fsynced, a last time index entry for
     /// its largest timestamp, indexes trimmed and synced.
     pub fn seal(&mut self) -> StorageResult<()> {
+        if !self.durable {
+            self.flush()?;
+            self.durable = true;
+        }
+        self.seal_without_flush()
+    }
+
+    /// As [`Segment::seal`] but leaves the log's fsync to the caller, who
+    /// sets `durable` once it is done.
+    pub fn seal_without_flush(&mut self) -> StorageResult<()> {
         if self.sealed {
             return Ok(());
         }
-        self.flush()?;
         if self.max_timestamp >= 0 {
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);

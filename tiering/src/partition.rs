@@ -754,6 +754,8 @@ mod tests {
         for ts in 0..20 {
             log.append(&mut batch(1000 + ts), 0).unwrap();
         }
+        // Sealed segments are uploaded once fsynced.
+        log.flush_sealed().unwrap();
         let remote_dir = dir.path().join("remote");
         let store = RemoteStore::local(&remote_dir).unwrap();
         let cache = ChunkCache::new(dir.path().join("cache"), 1 << 20, 64 * 1024).unwrap();

@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
-use strata_storage::StorageError;
+use strata_storage::{Log, StorageError};
 use tracing::{debug, warn};
 
 use super::{blocking, str_bytes};
@@ -17,8 +17,20 @@ use crate::error::storage_code;
 pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
     let b = Arc::clone(broker);
-    let responses = blocking(move || append_all(&b, req)).await;
+    let (responses, rolled) = blocking(move || append_all(&b, req)).await;
     broker.appended.notify_waiters();
+    if !rolled.is_empty() {
+        // The segments these appends sealed are fsynced in the background,
+        // so that this response (and the ones queued behind it on the
+        // connection) does not wait for up to a segment of dirty pages.
+        tokio::task::spawn_blocking(move || {
+            for log in rolled {
+                if let Err(e) = log.flush_sealed() {
+                    warn!(error = %e, "fsync of a sealed segment failed");
+                }
+            }
+        });
+    }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
@@ -32,9 +44,12 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
         .with_error_message(message.map(str_bytes))
 }
 
-fn append_all(broker: &Broker, req: ProduceRequest) -> Vec<TopicProduceResponse> {
+/// Appends every partition's batches; returns the answers and the logs that
+/// rolled a segment.
+fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse>, Vec<Arc<Log>>) {
     let bad_acks = !matches!(req.acks, -1..=1);
     let mut out = Vec::with_capacity(req.topic_data.len());
+    let mut rolled = Vec::new();
     for topic_data in req.topic_data {
         let topic = broker.topic(&topic_data.name.0);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
@@ -67,13 +82,18 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> Vec<TopicProduceResponse>
             // which needs a private copy of the request's bytes.
             let mut data = BytesMut::from(records);
             match partition.log.append(&mut data, now_ms()) {
-                Ok(info) => partitions.push(
-                    PartitionProduceResponse::default()
-                        .with_index(pd.index)
-                        .with_base_offset(info.base_offset.0)
-                        .with_log_append_time_ms(info.log_append_time_ms)
-                        .with_log_start_offset(partition.log_start().0),
-                ),
+                Ok(info) => {
+                    if info.rolled {
+                        rolled.push(Arc::clone(&partition.log));
+                    }
+                    partitions.push(
+                        PartitionProduceResponse::default()
+                            .with_index(pd.index)
+                            .with_base_offset(info.base_offset.0)
+                            .with_log_append_time_ms(info.log_append_time_ms)
+                            .with_log_start_offset(partition.log_start().0),
+                    )
+                }
                 Err(e) => {
                     match &e {
                         StorageError::Io { .. } => {
@@ -97,5 +117,5 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> Vec<TopicProduceResponse>
                 .with_partition_responses(partitions),
         );
     }
-    out
+    (out, rolled)
 }
