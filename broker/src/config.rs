@@ -131,8 +131,8 @@ pub fn def(name: &str) -> Option<&'static Def> {
 pub enum ConfigError {
     #[error("unknown config key {0:?}")]
     UnknownKey(String),
-    #[error("{key} is a topic config; set the broker default {synonym} instead")]
-    TopicKeyOnBroker { key: String, synonym: &'static str },
+    #[error("{key} is a topic config; {hint}")]
+    TopicKeyOnBroker { key: String, hint: String },
     #[error("unknown topic config {0:?}")]
     UnknownTopicKey(String),
     #[error("invalid value {value:?} for {key}: {reason}")]
@@ -200,7 +200,10 @@ impl BrokerConfig {
         if d.scope == Scope::Topic {
             return Err(ConfigError::TopicKeyOnBroker {
                 key: key.into(),
-                synonym: d.broker_synonym.unwrap_or(""),
+                hint: match d.broker_synonym {
+                    Some(synonym) => format!("set the broker default {synonym} instead"),
+                    None => "it has no broker default: set it per topic".into(),
+                },
             });
         }
         validate(d, value)?;
