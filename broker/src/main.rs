@@ -109,10 +109,46 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli, config))
+    let background = background_runtime()?;
+    let result = runtime.block_on(run(cli, config, background.handle().clone()));
+    background.shutdown_background();
+    result
 }
 
-async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
+/// The runtime of the background passes (uploads, remote deletions,
+/// retention). Its threads, workers and blocking pool alike, run at nice 10:
+/// a segment upload copies megabytes at a time, and on a small machine it
+/// must yield the CPU to appends and fetches on the hot tail rather than
+/// compete with them as an equal.
+fn background_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("strata-background")
+        .on_thread_start(|| {
+            // 24 on the crate's 0-99 scale is nice 10 under SCHED_OTHER.
+            let priority = ThreadPriorityValue::try_from(24u8).expect("within 0-99");
+            let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+            if let Err(e) = set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Crossplatform(priority),
+                policy,
+            ) {
+                warn!(error = ?e, "cannot lower the priority of a background thread");
+            }
+        })
+        .enable_all()
+        .build()
+}
+
+async fn run(
+    cli: Cli,
+    config: BrokerConfig,
+    background: tokio::runtime::Handle,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
@@ -138,18 +174,22 @@ async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_periodic(
+        &background,
         &broker,
         "log.retention.check.interval.ms",
         stop_rx.clone(),
         |b| Box::pin(b.retention_pass()),
     );
     spawn_periodic(
+        &background,
         &broker,
         "remote.log.manager.task.interval.ms",
         stop_rx.clone(),
         |b| Box::pin(b.upload_pass()),
     );
+    let foreground = tokio::runtime::Handle::current();
     spawn_periodic(
+        &foreground,
         &broker,
         "group.session.check.interval.ms",
         stop_rx.clone(),
@@ -161,6 +201,7 @@ async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
         },
     );
     spawn_periodic(
+        &foreground,
         &broker,
         "log.flush.scheduler.interval.ms",
         stop_rx.clone(),
@@ -187,9 +228,10 @@ async fn run(cli: Cli, config: BrokerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `job` every `interval_key` milliseconds until shutdown, one run at
-/// a time.
+/// Runs `job` on `runtime` every `interval_key` milliseconds until
+/// shutdown, one run at a time.
 fn spawn_periodic(
+    runtime: &tokio::runtime::Handle,
     broker: &Arc<Broker>,
     interval_key: &str,
     mut stop: watch::Receiver<bool>,
@@ -197,7 +239,7 @@ fn spawn_periodic(
 ) {
     let period = Duration::from_millis(broker.config.i64(interval_key).max(1) as u64);
     let broker = Arc::clone(broker);
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;

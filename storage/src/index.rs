@@ -115,10 +115,14 @@ impl<const N: usize> MappedEntries<N> {
         self.resize(capacity)
     }
 
-    /// Trims the file to its entries and syncs it.
-    fn seal(&mut self) -> StorageResult<()> {
+    /// Trims the file to its entries; its pages are left for an fsync.
+    fn trim(&mut self) -> StorageResult<()> {
+        self.resize(self.entries)
+    }
+
+    /// Writes the mapped entries back and fsyncs the file.
+    fn sync(&self) -> StorageResult<()> {
         self.flush()?;
-        self.resize(self.entries)?;
         self.file
             .sync_all()
             .map_err(StorageError::io("fsync index", &self.path))
@@ -252,9 +256,14 @@ impl OffsetIndex {
         self.inner.grow_to(max_bytes)
     }
 
-    /// Trims the file to its entries and syncs it (sealed segment).
-    pub fn seal(&mut self) -> StorageResult<()> {
-        self.inner.seal()
+    /// Writes the entries back and fsyncs the file.
+    pub fn sync(&self) -> StorageResult<()> {
+        self.inner.sync()
+    }
+
+    /// Trims the file to its entries without syncing it.
+    pub fn trim(&mut self) -> StorageResult<()> {
+        self.inner.trim()
     }
 
     #[cfg(test)]
@@ -336,8 +345,12 @@ impl TimeIndex {
         self.inner.grow_to(max_bytes)
     }
 
-    pub fn seal(&mut self) -> StorageResult<()> {
-        self.inner.seal()
+    pub fn sync(&self) -> StorageResult<()> {
+        self.inner.sync()
+    }
+
+    pub fn trim(&mut self) -> StorageResult<()> {
+        self.inner.trim()
     }
 }
 
@@ -358,7 +371,8 @@ mod tests {
         assert_eq!(idx.lookup(Offset(110)), (Offset(110), 4096));
         assert_eq!(idx.lookup(Offset(129)), (Offset(110), 4096));
         assert_eq!(idx.lookup(Offset(1000)), (Offset(130), 8192));
-        idx.seal().unwrap();
+        idx.trim().unwrap();
+        idx.sync().unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 16);
         let reopened = OffsetIndex::open(&p, Offset(100), true).unwrap();
         assert_eq!(reopened.last(), Some((Offset(130), 8192)));

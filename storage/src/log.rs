@@ -397,18 +397,15 @@ impl Log {
         inner.active_mut().seal_without_flush()?;
         inner.unflushed_records = 0;
         let segment = Segment::create(&self.dir, base, &inner.config, now_ms)?;
-        // Make the new file's directory entry durable too.
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(StorageError::io("fsync log directory", &self.dir))?;
+        // The new file's directory entry is made durable by flush_sealed.
         inner.segments.insert(base, segment);
         self.write_producer_snapshot(inner, base)?;
         debug!(dir = %self.dir.display(), base_offset = base.0, "rolled segment");
         Ok(())
     }
 
-    /// fsyncs the segments sealed by rolls since the last call, outside the
-    /// log's lock, then marks them durable (eligible for upload) and moves the
+    /// fsyncs the segments sealed by rolls since the last call (log and
+    /// index files, and the directory), outside the log's lock, then marks them durable (eligible for upload) and moves the
     /// recovery point past them. Blocking; safe to call concurrently with
     /// appends and with itself.
     pub fn flush_sealed(&self) -> StorageResult<()> {
@@ -426,10 +423,20 @@ impl Log {
         if pending.is_empty() {
             return Ok(());
         }
-        for (_, file, path) in &pending {
+        // The segments' logs and indexes, then the directory, whose entries
+        // for the files the rolls created must survive a power loss too.
+        for (base, file, path) in &pending {
             file.sync_data()
                 .map_err(StorageError::io("fsync segment", &**path))?;
+            for index in Segment::index_paths(&self.dir, *base) {
+                fs::File::open(&index)
+                    .and_then(|f| f.sync_all())
+                    .map_err(StorageError::io("fsync index", &index))?;
+            }
         }
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(StorageError::io("fsync log directory", &self.dir))?;
         let mut inner = self.lock()?;
         if inner.deleted {
             return Ok(());

@@ -356,15 +356,19 @@ impl Segment {
     /// Makes the segment read-only: log fsynced, a last time index entry for
     /// its largest timestamp, indexes trimmed and synced.
     pub fn seal(&mut self) -> StorageResult<()> {
+        self.seal_without_flush()?;
         if !self.durable {
             self.flush()?;
+            self.offset_index.sync()?;
+            self.time_index.sync()?;
             self.durable = true;
         }
-        self.seal_without_flush()
+        Ok(())
     }
 
-    /// As [`Segment::seal`] but leaves the log's fsync to the caller, who
-    /// sets `durable` once it is done.
+    /// As [`Segment::seal`] but without any fsync or msync, so that a roll
+    /// never waits for the disk: [`Log::flush_sealed`](crate::Log) syncs the
+    /// files later and then sets `durable`.
     pub fn seal_without_flush(&mut self) -> StorageResult<()> {
         if self.sealed {
             return Ok(());
@@ -373,10 +377,16 @@ impl Segment {
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
         }
-        self.offset_index.seal()?;
-        self.time_index.seal()?;
+        self.offset_index.trim()?;
+        self.time_index.trim()?;
         self.sealed = true;
         Ok(())
+    }
+
+    /// The index files of the segment at `base` in `dir`.
+    pub fn index_paths(dir: &Path, base: Offset) -> [PathBuf; 2] {
+        let (_, index, time) = paths(dir, base);
+        [index, time]
     }
 
     /// Time of the newest record, or the file's modification time when the

@@ -4,9 +4,11 @@
 //! GETs. Each downloaded chunk is kept as a file under the cache directory
 //! until the cache exceeds `max_bytes`, when the least recently used chunks
 //! are deleted. Concurrent readers of a chunk that is being downloaded wait
-//! for that one download instead of starting their own.
+//! for that one download instead of starting their own. The few chunks read
+//! last are also kept in memory: a sequential reader asks for the same chunk
+//! over several fetches in a row.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,9 @@ use crate::error::{TieringError, TieringResult};
 use crate::store::RemoteStore;
 
 type ChunkKey = (String, u64);
+
+/// How many recently read chunks stay in memory (4 MiB each by default).
+const HOT_CHUNKS: usize = 4;
 type Download = Shared<BoxFuture<'static, Result<Bytes, Arc<TieringError>>>>;
 
 struct Cached {
@@ -43,6 +48,7 @@ pub struct ChunkCache {
     chunk_bytes: u64,
     state: Mutex<State>,
     inflight: Mutex<HashMap<ChunkKey, Download>>,
+    hot: Mutex<VecDeque<(ChunkKey, Bytes)>>,
 }
 
 impl ChunkCache {
@@ -59,6 +65,7 @@ impl ChunkCache {
             chunk_bytes: chunk_bytes.max(64 * 1024),
             state: Mutex::new(State::default()),
             inflight: Mutex::new(HashMap::new()),
+            hot: Mutex::new(VecDeque::with_capacity(HOT_CHUNKS)),
         }))
     }
 
@@ -82,6 +89,17 @@ impl ChunkCache {
         chunk: u64,
     ) -> TieringResult<Bytes> {
         let ck: ChunkKey = (key.to_string(), chunk);
+        if let Some(bytes) = self.hot(&ck) {
+            return Ok(bytes);
+        }
+        if store.local {
+            // A local-directory store is read in place: copying its chunks
+            // into cache files on the same disks would only add a write and
+            // a read per chunk.
+            let bytes = read_range(store, key, object_size, &ck, self.chunk_bytes).await?;
+            self.keep_hot(ck, bytes.clone());
+            return Ok(bytes);
+        }
         let cached = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.clock += 1;
@@ -94,7 +112,9 @@ impl ChunkCache {
         };
         if cached {
             if let Ok(bytes) = tokio::fs::read(self.file(&ck)).await {
-                return Ok(Bytes::from(bytes));
+                let bytes = Bytes::from(bytes);
+                self.keep_hot(ck, bytes.clone());
+                return Ok(bytes);
             }
         }
         let download = {
@@ -112,10 +132,34 @@ impl ChunkCache {
                 }
             }
         };
-        download.await.map_err(|e| TieringError::Download {
+        let bytes = download.await.map_err(|e| TieringError::Download {
             key: key.to_string(),
             reason: e.to_string(),
-        })
+        })?;
+        self.keep_hot(ck, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The chunk if it is among the ones kept in memory; it becomes the
+    /// most recent.
+    fn hot(&self, ck: &ChunkKey) -> Option<Bytes> {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        let i = hot.iter().position(|(k, _)| k == ck)?;
+        let entry = hot.remove(i).expect("found");
+        let bytes = entry.1.clone();
+        hot.push_back(entry);
+        Some(bytes)
+    }
+
+    fn keep_hot(&self, ck: ChunkKey, bytes: Bytes) {
+        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        if hot.iter().any(|(k, _)| *k == ck) {
+            return;
+        }
+        if hot.len() == HOT_CHUNKS {
+            hot.pop_front();
+        }
+        hot.push_back((ck, bytes));
     }
 
     async fn download(
@@ -125,33 +169,7 @@ impl ChunkCache {
         object_size: u64,
         ck: ChunkKey,
     ) -> Result<Bytes, Arc<TieringError>> {
-        let start = ck.1 * self.chunk_bytes;
-        let end = (start + self.chunk_bytes).min(object_size);
-        let result = if start >= end {
-            Err(TieringError::Corrupt {
-                key: key.to_string(),
-                reason: format!("chunk {} is past the end ({object_size} bytes)", ck.1),
-            })
-        } else {
-            store
-                .store
-                .get_range(&key, start..end)
-                .await
-                .map_err(TieringError::store("read", &key))
-        };
-        let result = result.and_then(|bytes| {
-            if bytes.len() as u64 != end - start {
-                return Err(TieringError::Corrupt {
-                    key: key.to_string(),
-                    reason: format!(
-                        "ranged GET returned {} bytes instead of {}",
-                        bytes.len(),
-                        end - start
-                    ),
-                });
-            }
-            Ok(bytes)
-        });
+        let result = read_range(&store, &key, object_size, &ck, self.chunk_bytes).await;
         if let Ok(bytes) = &result {
             match tokio::fs::write(self.file(&ck), bytes).await {
                 Ok(()) => self.insert(ck.clone(), bytes.len() as u64),
@@ -233,5 +251,89 @@ impl ChunkCache {
         tokio::spawn(async move {
             let _ = this.get(&store, &key, object_size, chunk).await;
         });
+    }
+}
+
+/// Chunk `ck` of the object `key` (`object_size` bytes) with one ranged GET,
+/// checked for length.
+async fn read_range(
+    store: &RemoteStore,
+    key: &ObjectPath,
+    object_size: u64,
+    ck: &ChunkKey,
+    chunk_bytes: u64,
+) -> TieringResult<Bytes> {
+    let start = ck.1 * chunk_bytes;
+    let end = (start + chunk_bytes).min(object_size);
+    if start >= end {
+        return Err(TieringError::Corrupt {
+            key: key.to_string(),
+            reason: format!("chunk {} is past the end ({object_size} bytes)", ck.1),
+        });
+    }
+    let bytes = store
+        .store
+        .get_range(key, start..end)
+        .await
+        .map_err(TieringError::store("read", key))?;
+    if bytes.len() as u64 != end - start {
+        return Err(TieringError::Corrupt {
+            key: key.to_string(),
+            reason: format!(
+                "ranged GET returned {} bytes instead of {}",
+                bytes.len(),
+                end - start
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::PutPayload;
+
+    /// The smallest chunk size the cache accepts.
+    const C: usize = 64 * 1024;
+
+    fn files_in(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn chunks_are_cached_within_the_bound_unless_the_store_is_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..10 * C as u32).map(|i| (i % 251) as u8).collect();
+        let mut store = RemoteStore::local(&dir.path().join("store")).unwrap();
+        let key = store.key("t/0.log");
+        store
+            .store
+            .put(&key, PutPayload::from(data.clone()))
+            .await
+            .unwrap();
+        let cache_dir = dir.path().join("cache");
+        let size = data.len() as u64;
+        let expect = |i: u64| &data[i as usize * C..(i as usize + 1) * C];
+
+        // A local directory is read in place.
+        let cache = ChunkCache::new(cache_dir.clone(), 4 * C as u64, C as u64).unwrap();
+        for i in 0..10u64 {
+            let chunk = cache.get(&store, &key, size, i).await.unwrap();
+            assert!(chunk == expect(i), "chunk {i}");
+        }
+        assert_eq!(files_in(&cache_dir), 0);
+
+        // Any other store goes through the disk cache, bounded by its size;
+        // chunks come back whole from memory, the disk cache or the store.
+        store.local = false;
+        let cache = ChunkCache::new(cache_dir.clone(), 4 * C as u64, C as u64).unwrap();
+        for round in 0..2 {
+            for i in (0..10u64).rev() {
+                let chunk = cache.get(&store, &key, size, i).await.unwrap();
+                assert!(chunk == expect(i), "round {round}, chunk {i}");
+            }
+        }
+        assert_eq!(files_in(&cache_dir), 4);
     }
 }

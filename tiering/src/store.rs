@@ -31,6 +31,9 @@ pub struct RemoteStore {
     pub url: String,
     pub store: Arc<dyn ObjectStore>,
     pub prefix: ObjectPath,
+    /// The store is a directory on this machine: reads of it are not worth
+    /// caching on the same disks.
+    pub local: bool,
 }
 
 impl RemoteStore {
@@ -88,6 +91,7 @@ impl RemoteStore {
             url: url.into(),
             store,
             prefix,
+            local: false,
         })
     }
 
@@ -108,6 +112,7 @@ impl RemoteStore {
             url,
             store: Arc::new(store),
             prefix: ObjectPath::default(),
+            local: true,
         })
     }
 
