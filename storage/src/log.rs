@@ -81,6 +81,9 @@ struct Inner {
     oldest_unflushed_ms: i64,
     deleted: bool,
     producers: ProducerState,
+    /// The producer state captured at the last roll, written to its
+    /// snapshot file by flush_sealed rather than under the lock.
+    pending_snapshot: Option<(Offset, Vec<u8>)>,
 }
 
 impl Inner {
@@ -120,10 +123,25 @@ struct SegmentView {
 pub struct Log {
     dir: PathBuf,
     inner: Mutex<Inner>,
+    /// Serialises the small files flush_sealed writes outside `inner`.
+    files: Mutex<()>,
 }
 
 /// The file in a log directory naming its recovery point (see FORMAT.md).
 const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+/// The base of the first segment that may hold data not yet fsynced: the
+/// first sealed segment not durable, or the active one.
+fn recovery_point(inner: &Inner) -> Offset {
+    let n = inner.segments.len();
+    inner
+        .segments
+        .values()
+        .take(n - 1)
+        .find(|s| !s.durable)
+        .unwrap_or(inner.active())
+        .base
+}
 
 fn read_recovery_point(dir: &Path) -> Option<Offset> {
     fs::read_to_string(dir.join(RECOVERY_POINT_FILE))
@@ -215,7 +233,9 @@ impl Log {
                 oldest_unflushed_ms: now_ms,
                 deleted: false,
                 producers: ProducerState::default(),
+                pending_snapshot: None,
             }),
+            files: Mutex::new(()),
         };
         {
             let mut inner = log.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -399,27 +419,33 @@ impl Log {
         let segment = Segment::create(&self.dir, base, &inner.config, now_ms)?;
         // The new file's directory entry is made durable by flush_sealed.
         inner.segments.insert(base, segment);
-        self.write_producer_snapshot(inner, base)?;
+        inner.pending_snapshot = Some((base, inner.producers.to_bytes()));
         debug!(dir = %self.dir.display(), base_offset = base.0, "rolled segment");
         Ok(())
     }
 
     /// fsyncs the segments sealed by rolls since the last call (log and
-    /// index files, and the directory), outside the log's lock, then marks them durable (eligible for upload) and moves the
-    /// recovery point past them. Blocking; safe to call concurrently with
-    /// appends and with itself.
+    /// index files, and the directory) and writes the producer snapshot of
+    /// the last roll, all outside the log's lock; then marks the segments
+    /// durable (eligible for upload) and moves the recovery point past them.
+    /// Blocking; safe to call concurrently with appends and with itself.
     pub fn flush_sealed(&self) -> StorageResult<()> {
-        let pending: Vec<(Offset, Arc<fs::File>, Arc<Path>)> = {
-            let inner = self.lock()?;
+        let (pending, snapshot): (Vec<(Offset, Arc<fs::File>, Arc<Path>)>, _) = {
+            let mut inner = self.lock()?;
             let n = inner.segments.len();
-            inner
+            let pending = inner
                 .segments
                 .values()
                 .take(n - 1)
                 .filter(|s| !s.durable)
                 .map(|s| (s.base, Arc::clone(&s.file), Arc::clone(&s.log_path)))
-                .collect()
+                .collect();
+            (pending, inner.pending_snapshot.take())
         };
+        let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((offset, bytes)) = snapshot {
+            self.write_producer_snapshot(offset, &bytes)?;
+        }
         if pending.is_empty() {
             return Ok(());
         }
@@ -437,31 +463,26 @@ impl Log {
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(StorageError::io("fsync log directory", &self.dir))?;
-        let mut inner = self.lock()?;
-        if inner.deleted {
-            return Ok(());
-        }
-        for (base, ..) in &pending {
-            if let Some(s) = inner.segments.get_mut(base) {
-                s.durable = true;
+        let point = {
+            let mut inner = self.lock()?;
+            if inner.deleted {
+                return Ok(());
             }
-        }
-        self.write_recovery_point(&inner)
+            for (base, ..) in &pending {
+                if let Some(s) = inner.segments.get_mut(base) {
+                    s.durable = true;
+                }
+            }
+            recovery_point(&inner)
+        };
+        self.write_recovery_point(point)
     }
 
     /// Records the base of the first segment that may hold data not yet
     /// fsynced (the active one when every sealed segment is durable): an
     /// unclean start recovers from there. Replaced atomically; a stale value
     /// only makes recovery check more.
-    fn write_recovery_point(&self, inner: &Inner) -> StorageResult<()> {
-        let n = inner.segments.len();
-        let point = inner
-            .segments
-            .values()
-            .take(n - 1)
-            .find(|s| !s.durable)
-            .unwrap_or(inner.active())
-            .base;
+    fn write_recovery_point(&self, point: Offset) -> StorageResult<()> {
         let path = self.dir.join(RECOVERY_POINT_FILE);
         let tmp = path.with_extension("tmp");
         fs::write(&tmp, point.0.to_string())
@@ -496,11 +517,10 @@ impl Log {
     /// Writes the producer state as of `offset` and keeps the two newest
     /// snapshots. A snapshot only shortens the rebuild at open, so it is
     /// replaced atomically but not fsynced.
-    fn write_producer_snapshot(&self, inner: &Inner, offset: Offset) -> StorageResult<()> {
+    fn write_producer_snapshot(&self, offset: Offset, bytes: &[u8]) -> StorageResult<()> {
         let path = self.snapshot_path(offset);
         let tmp = path.with_extension("snapshot.tmp");
-        fs::write(&tmp, inner.producers.to_bytes())
-            .map_err(StorageError::io("write producer snapshot", &tmp))?;
+        fs::write(&tmp, bytes).map_err(StorageError::io("write producer snapshot", &tmp))?;
         fs::rename(&tmp, &path).map_err(StorageError::io("rename producer snapshot", &path))?;
         let all = self.snapshots();
         for old in all.iter().take(all.len().saturating_sub(2)) {
@@ -823,11 +843,13 @@ impl Log {
     pub fn close(&self) -> StorageResult<()> {
         let mut inner = self.lock()?;
         let end = inner.log_end();
-        self.write_producer_snapshot(&inner, end)?;
+        inner.pending_snapshot = None;
+        let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_producer_snapshot(end, &inner.producers.to_bytes())?;
         for s in inner.segments.values_mut() {
             s.seal()?;
         }
-        self.write_recovery_point(&inner)?;
+        self.write_recovery_point(recovery_point(&inner))?;
         inner.deleted = true;
         Ok(())
     }
