@@ -60,13 +60,10 @@ run "limit produce 8p" limit produce --partitions 8 --records "$RECORDS"
 run "consume tail" consume --bootstrap "$ADDR" --topic p1 --records "$RECORDS"
 run "limit consume" limit consume --records "$RECORDS"
 
-# Half of the measured 1-partition peak, in records per second, unless
-# E2E_RATE says otherwise (a producer alone reaches rates that a producer and
-# a consumer sharing two cores with the broker cannot sustain).
-HALF=${E2E_RATE:-$(python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    d=json.loads(l)
-    if d["label"]=="produce 1p": print(int(d["records_per_sec"]/2))' "$RESULTS")}
+# The e2e load: 100 000 records/s by default, half of what a producer and a
+# consumer sustain together on this 2-core machine (a producer alone goes
+# much faster, but half of that is more than the pair can keep up with).
+HALF=${E2E_RATE:-100000}
 
 # Cold tier: small segments and a one-byte hot tier so that history moves to
 # the store quickly.
