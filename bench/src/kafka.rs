@@ -335,11 +335,7 @@ pub fn consume(a: &ConsumeArgs, mode: &'static str) -> Result<Report> {
     progress.done();
     let mut r = Report::new(mode);
     r.add_rates(seen, bytes, elapsed);
-    r.add(
-        "first_record_ms",
-        first.unwrap_or_default().as_secs_f64() * 1000.0,
-        "ms",
-    );
+    r.add_ms("first_record_ms", first.unwrap_or_default());
     Ok(r)
 }
 

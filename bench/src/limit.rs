@@ -210,11 +210,7 @@ pub fn consume(a: &SourceArgs) -> Result<Report> {
     progress.done();
     let mut r = Report::new("limit consume");
     r.add_rates(a.records, total, elapsed);
-    r.add(
-        "first_record_ms",
-        first.unwrap_or_default().as_secs_f64() * 1000.0,
-        "ms",
-    );
+    r.add_ms("first_record_ms", first.unwrap_or_default());
     Ok(r)
 }
 
@@ -290,11 +286,7 @@ pub fn get(a: &GetArgs) -> Result<Report> {
             bytes as f64 / 1e6 / elapsed.as_secs_f64(),
             "MB/s",
         );
-        r.add(
-            "first_byte_ms",
-            first.unwrap_or(Duration::ZERO).as_secs_f64() * 1000.0,
-            "ms",
-        );
+        r.add_ms("first_byte_ms", first.unwrap_or(Duration::ZERO));
         Ok(r)
     })
 }

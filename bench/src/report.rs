@@ -31,6 +31,11 @@ impl Report {
         self.add("mb_per_sec", bytes as f64 / 1e6 / secs, "MB/s");
     }
 
+    /// Adds a duration in milliseconds.
+    pub fn add_ms(&mut self, name: &'static str, d: Duration) {
+        self.add(name, d.as_secs_f64() * 1000.0, "ms");
+    }
+
     pub fn add_latencies(&mut self, prefix: Prefix, latencies: &mut Latencies) {
         let l = latencies.summary();
         let names = prefix.names();
