@@ -50,9 +50,12 @@ run() {
     "$B" --json "$@" | python3 -c 'import json,sys; d=json.load(sys.stdin); d["label"]=sys.argv[1]; print(json.dumps(d))' "$label" >>"$RESULTS"
 }
 
-# Hot tier: produce and tail consume, Strata's defaults (cold tier on, local
-# directory store).
-start_broker hot
+# Strata's defaults (cold tier on, local-directory store, 1 GiB segments),
+# with the tiering passes every 200 ms so that history moves within seconds.
+FAST_PASSES=(--set remote.log.manager.task.interval.ms=200 --set log.retention.check.interval.ms=200)
+
+# Hot tier: produce and tail consume.
+start_broker hot "${FAST_PASSES[@]}"
 run "produce 1p" produce --bootstrap "$ADDR" --topic p1 --partitions 1 --records "$RECORDS"
 run "limit produce 1p" limit produce --partitions 1 --records "$RECORDS"
 run "produce 8p" produce --bootstrap "$ADDR" --topic p8 --partitions 8 --records "$RECORDS"
@@ -65,15 +68,12 @@ run "limit consume" limit consume --records "$RECORDS"
 # much faster, but half of that is more than the pair can keep up with).
 HALF=${E2E_RATE:-100000}
 
-# Cold tier: small segments and a one-byte hot tier so that history moves to
-# the store quickly.
-TIERED=(--set log.segment.bytes=16777216 --set log.local.retention.bytes=1
-    --set remote.log.manager.task.interval.ms=200 --set log.retention.check.interval.ms=200)
-
-# fill_history ADDR DIR: writes REPLAY_RECORDS records to topic "history" and
-# waits until no more than two local segments are left.
+# fill_history ADDR DIR: writes REPLAY_RECORDS records to topic "history",
+# whose 16 MiB segments and one-byte hot tier send its history to the cold
+# tier at once, and waits until no more than two local segments are left.
 fill_history() {
-    "$B" produce --bootstrap "$1" --topic history --records "$REPLAY_RECORDS" >/dev/null
+    "$B" produce --bootstrap "$1" --topic history --records "$REPLAY_RECORDS" \
+        --topic-config segment.bytes=16777216 --topic-config local.retention.bytes=1 >/dev/null
     for _ in $(seq 600); do
         local n
         n=$(find "$2/history-0" -name '*.log' | wc -l)
@@ -84,12 +84,13 @@ fill_history() {
     return 1
 }
 
-start_broker local-tier "${TIERED[@]}"
-fill_history "$ADDR" "$WORK/local-tier"
+# The hot tail (topics with the defaults) alone, then beside a replay of the
+# history from the cold tier; then the replay alone.
+fill_history "$ADDR" "$WORK/hot"
 run "e2e half load" e2e --bootstrap "$ADDR" --topic e2e --rate "$HALF" --seconds "$E2E_SECONDS"
 run "e2e half load + replay" e2e --bootstrap "$ADDR" --topic e2e2 --rate "$HALF" --seconds "$E2E_SECONDS" --replay-topic history
 run "replay local store" replay --bootstrap "$ADDR" --topic history
-run "limit get local store" limit get --remote "file://$WORK/local-tier/remote" --max-bytes $((REPLAY_RECORDS * 1024))
+run "limit get local store" limit get --remote "file://$WORK/hot/remote" --max-bytes $((REPLAY_RECORDS * 1024))
 
 if [ -x .tools/s3s/bin/s3s-fs ]; then
     mkdir -p "$WORK/s3/strata"
@@ -99,7 +100,7 @@ if [ -x .tools/s3s/bin/s3s-fs ]; then
     export AWS_ENDPOINT=http://127.0.0.1:$PORT AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret \
         AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
     sleep 0.5
-    start_broker s3-tier --remote s3://strata/bench "${TIERED[@]}"
+    start_broker s3-tier --remote s3://strata/bench "${FAST_PASSES[@]}"
     fill_history "$ADDR" "$WORK/s3-tier"
     run "replay S3 (s3s-fs)" replay --bootstrap "$ADDR" --topic history
     run "limit get S3 (s3s-fs)" limit get --remote s3://strata/bench --max-bytes $((REPLAY_RECORDS * 1024))

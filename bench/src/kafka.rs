@@ -79,8 +79,20 @@ pub struct ProducerSettings {
     pub idempotence: bool,
 }
 
-/// Creates `topic` with `partitions` partitions unless it exists.
-pub fn create_topic(client: &Client, topic: &str, partitions: i32) -> Result<()> {
+/// The topic a run writes to, created with these settings unless it exists.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TopicSettings {
+    /// Partitions of the topic; records go round-robin.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    /// Topic configs for its creation, key=value (for example
+    /// segment.bytes=16777216 or local.retention.bytes=1).
+    #[arg(long = "topic-config", value_parser = parse_kv)]
+    pub configs: Vec<(String, String)>,
+}
+
+/// Creates `topic` unless it exists.
+pub fn create_topic(client: &Client, topic: &str, settings: &TopicSettings) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client
         .config()
         .create()
@@ -88,8 +100,12 @@ pub fn create_topic(client: &Client, topic: &str, partitions: i32) -> Result<()>
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut new = NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(1));
+    for (k, v) in &settings.configs {
+        new = new.set(k, v);
+    }
     let results = rt.block_on(admin.create_topics(
-        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &[new],
         &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
     ))?;
     for r in results {
@@ -195,15 +211,14 @@ pub struct ProduceArgs {
     pub producer: ProducerSettings,
     #[arg(long, default_value = "bench")]
     pub topic: String,
-    /// Partitions of the topic (created if missing); records go round-robin.
-    #[arg(long, default_value_t = 1)]
-    pub partitions: i32,
+    #[command(flatten)]
+    pub topic_settings: TopicSettings,
     #[arg(long, default_value_t = 1_000_000)]
     pub records: u64,
 }
 
 pub fn produce(a: &ProduceArgs) -> Result<Report> {
-    create_topic(&a.client, &a.topic, a.partitions)?;
+    create_topic(&a.client, &a.topic, &a.topic_settings)?;
     let p = producer(&a.client, &a.producer)?;
     // A pool of distinct values, so that compression sees realistic data
     // without generating every record.
@@ -214,7 +229,7 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
         send(
             &p,
             &a.topic,
-            (i % a.partitions as u64) as i32,
+            (i % a.topic_settings.partitions as u64) as i32,
             &pool[i as usize % pool.len()],
         )?;
         if i % 4096 == 0 {
@@ -226,7 +241,7 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
     let elapsed = start.elapsed();
     progress.done();
     let mut r = Report::new("produce");
-    r.add("partitions", a.partitions as f64, "");
+    r.add("partitions", a.topic_settings.partitions as f64, "");
     r.add("record_bytes", a.producer.size as f64, "B");
     r.add_rates(a.records, a.records * a.producer.size as u64, elapsed);
     r.add_latencies(Prefix::Produce, &mut p.context().latencies.lock().unwrap());
@@ -347,8 +362,8 @@ pub struct E2eArgs {
     pub producer: ProducerSettings,
     #[arg(long, default_value = "bench-e2e")]
     pub topic: String,
-    #[arg(long, default_value_t = 1)]
-    pub partitions: i32,
+    #[command(flatten)]
+    pub topic_settings: TopicSettings,
     /// Records per second, spread evenly.
     #[arg(long, default_value_t = 10_000)]
     pub rate: u64,
@@ -393,7 +408,7 @@ pub fn e2e(a: &E2eArgs) -> Result<Report> {
     if a.producer.size < 8 {
         bail!("--size must be at least 8: each value carries its send time");
     }
-    create_topic(&a.client, &a.topic, a.partitions)?;
+    create_topic(&a.client, &a.topic, &a.topic_settings)?;
     let c = a.client.consumer()?;
     assign(&c, &a.topic, &From::End)?;
     let p = producer(&a.client, &a.producer)?;
@@ -436,7 +451,12 @@ pub fn e2e(a: &E2eArgs) -> Result<Report> {
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
         value[..8].copy_from_slice(&now.to_le_bytes());
-        send(&p, &a.topic, (i % a.partitions as u64) as i32, &value)?;
+        send(
+            &p,
+            &a.topic,
+            (i % a.topic_settings.partitions as u64) as i32,
+            &value,
+        )?;
         progress.tick(i, total, i * a.producer.size as u64);
     }
     finish(&p)?;

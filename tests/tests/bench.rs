@@ -46,10 +46,6 @@ fn num(m: &serde_json::Map<String, serde_json::Value>, key: &str) -> f64 {
 fn every_mode_runs_against_the_broker_and_reports() {
     let broker = Broker::start(&[
         "--set",
-        "log.segment.bytes=262144",
-        "--set",
-        "log.local.retention.bytes=1",
-        "--set",
         "remote.log.manager.task.interval.ms=200",
         "--set",
         "log.retention.check.interval.ms=200",
@@ -66,6 +62,11 @@ fn every_mode_runs_against_the_broker_and_reports() {
         "2",
         "--records",
         "3000",
+        // Small segments and a one-byte hot tier for this topic only.
+        "--topic-config",
+        "segment.bytes=262144",
+        "--topic-config",
+        "local.retention.bytes=1",
     ]);
     assert_eq!(num(&p, "records"), 3000.0);
     assert!(num(&p, "mb_per_sec") > 0.0 && num(&p, "produce_p99_ms") >= num(&p, "produce_p50_ms"));
