@@ -412,6 +412,88 @@ impl Source {
 mod tests {
     use super::*;
 
+    /// CONFIG.md as [`DEFS`] describes it.
+    fn reference() -> String {
+        let mut out = String::from(
+            "# Configuration reference\n\n\
+             Generated from `broker/src/config.rs` by the test\n\
+             `config::tests::the_reference_matches_the_definitions`; do not edit by hand\n\
+             (`STRATA_WRITE_CONFIG_REFERENCE=1 cargo test -p strata-broker reference`\n\
+             rewrites it).\n\n\
+             Broker configs are read at start, from `--config FILE` and `--set key=value`.\n\
+             Topic configs are given at CreateTopics and changed at run time with\n\
+             AlterConfigs or IncrementalAlterConfigs (`kafka-configs --alter\n\
+             --entity-type topics`); a change is persisted and obeyed from the next\n\
+             append or background pass. A topic config without an override takes its\n\
+             broker default.\n",
+        );
+        for (scope, title) in [
+            (Scope::Broker, "Broker configs"),
+            (Scope::Topic, "Topic configs"),
+        ] {
+            out.push_str(&format!(
+                "\n## {title}\n\n| key | type | default | minimum | {} | changes at run time | meaning |\n|---|---|---|---|---|---|---|\n",
+                if scope == Scope::Topic { "broker default" } else { "sets topic default" }
+            ));
+            for d in DEFS.iter().filter(|d| d.scope == scope) {
+                let kind = match d.kind {
+                    Kind::Bool => "boolean".to_string(),
+                    Kind::Int => "int".to_string(),
+                    Kind::Long => "long".to_string(),
+                    Kind::Choice(options) => options.join(" \\| "),
+                    Kind::Text => "string".to_string(),
+                };
+                let min = match d.kind {
+                    Kind::Int | Kind::Long => d.min.to_string(),
+                    _ => String::new(),
+                };
+                let link = match scope {
+                    Scope::Topic => d
+                        .broker_synonym
+                        .map(|b| format!("`{b}`"))
+                        .unwrap_or_default(),
+                    Scope::Broker => DEFS
+                        .iter()
+                        .filter(|t| t.broker_synonym == Some(d.name))
+                        .map(|t| format!("`{}`", t.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                let dynamic = if scope == Scope::Topic {
+                    "yes"
+                } else {
+                    "no (restart)"
+                };
+                let default = if d.default.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    format!("`{}`", d.default)
+                };
+                out.push_str(&format!(
+                    "| `{}` | {kind} | {default} | {min} | {link} | {dynamic} | {} |\n",
+                    d.name, d.doc
+                ));
+            }
+        }
+        out
+    }
+
+    /// Every accepted key, its default, scope and run-time behaviour are in
+    /// CONFIG.md, generated from the definitions so that it cannot drift.
+    #[test]
+    fn the_reference_matches_the_definitions() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../CONFIG.md");
+        let want = reference();
+        if std::env::var_os("STRATA_WRITE_CONFIG_REFERENCE").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "CONFIG.md is out of date: run STRATA_WRITE_CONFIG_REFERENCE=1 cargo test -p strata-broker reference"
+        );
+    }
+
     #[test]
     fn refuses_unknown_keys_and_bad_values() {
         let mut c = BrokerConfig::default();
