@@ -227,6 +227,9 @@ const OFFSET_DELETE_PARTITION: &[F] = &[all(I32)];
 const OFFSET_DELETE_TOPIC: &[F] = &[all(Str), all(Array(OFFSET_DELETE_PARTITION))];
 const OFFSET_DELETE: &[F] = &[all(Str), all(Array(OFFSET_DELETE_TOPIC))];
 
+// DescribeCluster v0-v2.
+const DESCRIBE_CLUSTER: &[F] = &[all(Bool), f(1, ANY, I8), f(2, ANY, Bool)];
+
 /// The body schema and first flexible version of a supported API.
 fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -253,6 +256,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::InitProducerId => (INIT_PRODUCER_ID, 2),
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
+        ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
         _ => return None,
     })
 }

@@ -63,6 +63,7 @@ fn every_advertised_version_answers() {
         (22, (0, 5)),
         (42, (0, 2)),
         (47, (0, 0)),
+        (60, (0, 2)),
     ]
     .into_iter()
     .collect();
@@ -320,6 +321,25 @@ fn every_advertised_version_answers() {
     );
 
     groups_every_version(&mut c);
+
+    // DescribeCluster: this node, as broker and controller; a request for
+    // controller endpoints (v1+) is refused as Kafka's brokers refuse it.
+    for v in 0..=2 {
+        let r = c.request(v, &DescribeClusterRequest::default());
+        assert_eq!(r.error_code, 0, "DescribeCluster v{v}");
+        assert_eq!(r.controller_id, BrokerId(0), "DescribeCluster v{v}");
+        assert_eq!(r.brokers.len(), 1, "DescribeCluster v{v}");
+        assert_eq!(
+            format!("{}:{}", r.brokers[0].host, r.brokers[0].port),
+            broker.addr(),
+            "DescribeCluster v{v}"
+        );
+        assert!(!r.cluster_id.is_empty(), "DescribeCluster v{v}");
+        if v >= 1 {
+            let r = c.request(v, &DescribeClusterRequest::default().with_endpoint_type(2));
+            assert_eq!(r.error_code, 114, "DescribeCluster v{v} for controllers");
+        }
+    }
 
     let mut ids = std::collections::BTreeSet::new();
     for v in 0..=5 {

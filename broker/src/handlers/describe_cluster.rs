@@ -1,0 +1,38 @@
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::Broker;
+
+/// Kafka's endpoint type for brokers; 2 asks for controllers.
+const BROKERS: i8 = 1;
+
+/// Kafka's "authorized operations were not requested" marker.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// DescribeCluster: this node is the whole cluster and its controller. A
+/// request for controller endpoints gets MISMATCHED_ENDPOINT_TYPE, as a
+/// Kafka broker answers it; authorization is not enforced, so the
+/// authorized operations are reported as not requested.
+pub fn handle(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    let response = DescribeClusterResponse::default()
+        .with_endpoint_type(BROKERS)
+        .with_cluster_id(str_bytes(broker.cluster_id.clone()))
+        .with_cluster_authorized_operations(OPERATIONS_OMITTED);
+    if req.endpoint_type != BROKERS {
+        return response
+            .with_error_code(ResponseError::MismatchedEndpointType.code())
+            .with_error_message(Some(str_bytes(format!(
+                "endpoint type {} is not served here: this is a broker endpoint (1)",
+                req.endpoint_type
+            ))))
+            .with_controller_id(BrokerId(-1));
+    }
+    response
+        .with_controller_id(BrokerId(broker.node_id))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.node_id))
+            .with_host(str_bytes(broker.advertised_host.clone()))
+            .with_port(broker.advertised_port)])
+}
