@@ -153,6 +153,9 @@ async fn dispatch(
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(groups::describe_groups(broker, r))
         }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(handlers::offset_for_leader_epoch::handle(broker, r))
+        }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(handlers::describe_cluster::handle(broker, r))
         }

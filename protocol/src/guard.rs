@@ -227,6 +227,11 @@ const OFFSET_DELETE_PARTITION: &[F] = &[all(I32)];
 const OFFSET_DELETE_TOPIC: &[F] = &[all(Str), all(Array(OFFSET_DELETE_PARTITION))];
 const OFFSET_DELETE: &[F] = &[all(Str), all(Array(OFFSET_DELETE_TOPIC))];
 
+// OffsetForLeaderEpoch v2-v4.
+const EPOCH_PARTITION: &[F] = &[all(I32), all(I32), all(I32)];
+const EPOCH_TOPIC: &[F] = &[all(Str), all(Array(EPOCH_PARTITION))];
+const OFFSET_FOR_LEADER_EPOCH: &[F] = &[f(3, ANY, I32), all(Array(EPOCH_TOPIC))];
+
 // DescribeCluster v0-v2.
 const DESCRIBE_CLUSTER: &[F] = &[all(Bool), f(1, ANY, I8), f(2, ANY, Bool)];
 
@@ -257,6 +262,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
+        ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH, 4),
         _ => return None,
     })
 }

@@ -63,6 +63,7 @@ fn every_advertised_version_answers() {
         (22, (0, 5)),
         (42, (0, 2)),
         (47, (0, 0)),
+        (23, (2, 4)),
         (60, (0, 2)),
     ]
     .into_iter()
@@ -321,6 +322,60 @@ fn every_advertised_version_answers() {
     );
 
     groups_every_version(&mut c);
+
+    // OffsetForLeaderEpoch: epoch 0 ends at the log end; other epochs are
+    // undefined; the current-epoch check fences older and refuses newer.
+    assert_eq!(c.create_topic("epochs", 1, &[]).error_code, 0);
+    c.produce("epochs", 0, batch(3, 10, 1_000));
+    for v in 2..=4 {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::{
+            OffsetForLeaderPartition, OffsetForLeaderTopic,
+        };
+        let ask = |current: i32, epoch: i32| {
+            OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(epoch)
+        };
+        let req = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(name("epochs"))
+                    .with_partitions(vec![
+                        ask(-1, 0),
+                        ask(0, 0),
+                        ask(-1, 5),
+                        ask(-2, 0),
+                        ask(3, 0),
+                    ]),
+                OffsetForLeaderTopic::default()
+                    .with_topic(name("no-such-topic"))
+                    .with_partitions(vec![ask(-1, 0)]),
+            ]);
+        let r = c.request(v, &req);
+        let got: Vec<(i16, i32, i64)> = r
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.error_code, p.leader_epoch, p.end_offset))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 3),
+                (0, 0, 3),
+                (0, -1, -1),
+                (74, -1, -1),
+                (75, -1, -1),
+                (3, -1, -1)
+            ],
+            "OffsetForLeaderEpoch v{v}"
+        );
+    }
 
     // DescribeCluster: this node, as broker and controller; a request for
     // controller endpoints (v1+) is refused as Kafka's brokers refuse it.
