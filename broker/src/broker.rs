@@ -526,6 +526,11 @@ impl Broker {
         Ok(())
     }
 
+    /// The directory of partitions and metadata.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// fsyncs partitions whose `flush.ms` has passed, and segments sealed
     /// since the last pass whose fsync is still pending. Blocking.
     pub fn flush_due(&self) {

@@ -232,6 +232,10 @@ const EPOCH_PARTITION: &[F] = &[all(I32), all(I32), all(I32)];
 const EPOCH_TOPIC: &[F] = &[all(Str), all(Array(EPOCH_PARTITION))];
 const OFFSET_FOR_LEADER_EPOCH: &[F] = &[f(3, ANY, I32), all(Array(EPOCH_TOPIC))];
 
+// DescribeLogDirs v1-v4: a nullable array of topics.
+const LOG_DIRS_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
+const DESCRIBE_LOG_DIRS: &[F] = &[all(Array(LOG_DIRS_TOPIC))];
+
 // DescribeCluster v0-v2.
 const DESCRIBE_CLUSTER: &[F] = &[all(Bool), f(1, ANY, I8), f(2, ANY, Bool)];
 
@@ -262,6 +266,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
+        ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
         ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH, 4),
         _ => return None,
     })

@@ -64,6 +64,7 @@ fn every_advertised_version_answers() {
         (42, (0, 2)),
         (47, (0, 0)),
         (23, (2, 4)),
+        (35, (1, 4)),
         (60, (0, 2)),
     ]
     .into_iter()
@@ -375,6 +376,48 @@ fn every_advertised_version_answers() {
             ],
             "OffsetForLeaderEpoch v{v}"
         );
+    }
+
+    // DescribeLogDirs: the data directory with hot-tier sizes, then the
+    // cold tier; all topics when null, the named partitions otherwise.
+    for v in 1..=4 {
+        use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+        let all = c.request(v, &DescribeLogDirsRequest::default().with_topics(None));
+        assert_eq!(all.results.len(), 2, "DescribeLogDirs v{v}");
+        assert!(
+            all.results[1].log_dir.starts_with("remote:"),
+            "DescribeLogDirs v{v}"
+        );
+        let sizes = |r: &DescribeLogDirsResponse, dir: usize| -> Vec<(String, i32, i64)> {
+            r.results[dir]
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (t.name.0.to_string(), p.partition_index, p.partition_size))
+                })
+                .collect()
+        };
+        assert!(
+            sizes(&all, 0)
+                .iter()
+                .any(|(t, p, size)| t == "epochs" && *p == 0 && *size > 0),
+            "DescribeLogDirs v{v}: {:?}",
+            sizes(&all, 0)
+        );
+        let one = c.request(
+            v,
+            &DescribeLogDirsRequest::default().with_topics(Some(vec![
+                DescribableLogDirTopic::default()
+                    .with_topic(name("epochs"))
+                    .with_partitions(vec![0]),
+            ])),
+        );
+        let local = sizes(&one, 0);
+        assert_eq!(local.len(), 1, "DescribeLogDirs v{v}");
+        assert_eq!((local[0].0.as_str(), local[0].1), ("epochs", 0));
+        assert_eq!(sizes(&one, 1), vec![("epochs".to_string(), 0, 0)]);
     }
 
     // DescribeCluster: this node, as broker and controller; a request for
