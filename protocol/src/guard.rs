@@ -236,6 +236,11 @@ const OFFSET_FOR_LEADER_EPOCH: &[F] = &[f(3, ANY, I32), all(Array(EPOCH_TOPIC))]
 const LOG_DIRS_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
 const DESCRIBE_LOG_DIRS: &[F] = &[all(Array(LOG_DIRS_TOPIC))];
 
+// DeleteRecords v0-v2.
+const DELETE_RECORDS_PARTITION: &[F] = &[all(I32), all(I64)];
+const DELETE_RECORDS_TOPIC: &[F] = &[all(Str), all(Array(DELETE_RECORDS_PARTITION))];
+const DELETE_RECORDS: &[F] = &[all(Array(DELETE_RECORDS_TOPIC)), all(I32)];
+
 // DescribeCluster v0-v2.
 const DESCRIBE_CLUSTER: &[F] = &[all(Bool), f(1, ANY, I8), f(2, ANY, Bool)];
 
@@ -266,6 +271,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
+        ApiKey::DeleteRecords => (DELETE_RECORDS, 2),
         ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
         ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH, 4),
         _ => return None,

@@ -143,8 +143,16 @@ fn recovery_point(inner: &Inner) -> Offset {
         .base
 }
 
+/// The file naming a log start offset that DeleteRecords moved into a
+/// segment (see FORMAT.md).
+const LOG_START_FILE: &str = "log-start-offset";
+
 fn read_recovery_point(dir: &Path) -> Option<Offset> {
-    fs::read_to_string(dir.join(RECOVERY_POINT_FILE))
+    read_offset_file(&dir.join(RECOVERY_POINT_FILE))
+}
+
+fn read_offset_file(path: &Path) -> Option<Offset> {
+    fs::read_to_string(path)
         .ok()?
         .trim()
         .parse()
@@ -222,7 +230,15 @@ impl Log {
                 );
             }
         }
-        let log_start = *segments.keys().next().expect("at least one segment");
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let log_end = segments
+            .values()
+            .next_back()
+            .expect("non-empty")
+            .next_offset;
+        // DeleteRecords may have moved the start into a segment.
+        let log_start = read_offset_file(&dir.join(LOG_START_FILE))
+            .map_or(first_base, |o| o.min(log_end).max(first_base));
         let log = Log {
             dir: dir.to_owned(),
             inner: Mutex::new(Inner {
@@ -854,6 +870,54 @@ impl Log {
         Ok(())
     }
 
+    /// Moves the log start to `offset` (DeleteRecords): reads below it fail
+    /// with OffsetOutOfRange from now on, segments wholly below it are
+    /// deleted, and the new start is persisted (written, fsynced, renamed)
+    /// before this returns. An offset at or below the start changes
+    /// nothing; one past the log end is refused. Returns the log start.
+    pub fn delete_records_before(&self, offset: Offset) -> StorageResult<Offset> {
+        let removed = {
+            let mut inner = self.lock()?;
+            let log_end = inner.log_end();
+            if offset > log_end {
+                return Err(StorageError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: inner.log_start,
+                    log_end,
+                });
+            }
+            if offset <= inner.log_start {
+                return Ok(inner.log_start);
+            }
+            let path = self.dir.join(LOG_START_FILE);
+            let tmp = path.with_extension("tmp");
+            fs::File::create(&tmp)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, offset.0.to_string().as_bytes())?;
+                    f.sync_all()
+                })
+                .and_then(|()| fs::rename(&tmp, &path))
+                .and_then(|()| fs::File::open(&self.dir)?.sync_all())
+                .map_err(StorageError::io("write log start offset", &path))?;
+            inner.log_start = offset;
+            let mut removed = Vec::new();
+            while inner.segments.len() > 1 {
+                let first = inner.segments.values().next().expect("non-empty");
+                if first.next_offset > offset {
+                    break;
+                }
+                let (base, _) = inner.segments.pop_first().expect("non-empty");
+                removed.push(base);
+            }
+            removed
+        };
+        for base in removed {
+            Segment::delete_files(&self.dir, base)?;
+        }
+        info!(dir = %self.dir.display(), log_start = offset.0, "log start moved by DeleteRecords");
+        Ok(self.log_start_offset())
+    }
+
     /// Removes the log and its directory. Readers holding batches keep them.
     pub fn delete(&self) -> StorageResult<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -1056,6 +1120,35 @@ mod tests {
             log.append(&mut next, 0).unwrap().base_offset,
             Offset(torn_next.0 - 2)
         );
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_into_a_segment_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+            append_n(&log, 30, 1000);
+            let segments = log.segment_count();
+            assert_eq!(log.delete_records_before(Offset(25)).unwrap(), Offset(25));
+            assert!(
+                log.segment_count() < segments,
+                "segments below the cut are gone"
+            );
+            assert!(matches!(
+                log.read(Offset(24), 1 << 20, true),
+                Err(StorageError::OffsetOutOfRange { .. })
+            ));
+            // The batch holding offset 25 starts at 24: it is served whole.
+            let from = log.read(Offset(25), 1 << 20, true).unwrap();
+            assert_eq!(offsets_in(&from.records)[0], 24);
+            // Lower offsets change nothing; past the end is refused.
+            assert_eq!(log.delete_records_before(Offset(3)).unwrap(), Offset(25));
+            assert!(log.delete_records_before(Offset(61)).is_err());
+            // Dropped without close: an unclean shutdown.
+        }
+        let log = Log::open(dir.path(), small_config(), false, 0).unwrap();
+        assert_eq!(log.log_start_offset(), Offset(25));
+        assert_eq!(log.log_end_offset(), Offset(60));
     }
 
     #[test]

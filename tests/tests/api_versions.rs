@@ -65,6 +65,7 @@ fn every_advertised_version_answers() {
         (47, (0, 0)),
         (23, (2, 4)),
         (35, (1, 4)),
+        (21, (0, 2)),
         (60, (0, 2)),
     ]
     .into_iter()
@@ -418,6 +419,44 @@ fn every_advertised_version_answers() {
         assert_eq!(local.len(), 1, "DescribeLogDirs v{v}");
         assert_eq!((local[0].0.as_str(), local[0].1), ("epochs", 0));
         assert_eq!(sizes(&one, 1), vec![("epochs".to_string(), 0, 0)]);
+    }
+
+    // DeleteRecords: the log start moves to the offset (-1: the high
+    // watermark); past the high watermark is OFFSET_OUT_OF_RANGE.
+    assert_eq!(c.create_topic("trim", 1, &[]).error_code, 0);
+    for _ in 0..3 {
+        c.produce("trim", 0, batch(2, 10, 1_000));
+    }
+    for (v, offset, want) in [
+        (0, 2, (0, 2)),
+        (1, 5, (0, 5)),
+        (2, 7, (1, -1)),
+        (2, -1, (0, 6)),
+    ] {
+        use kafka_protocol::messages::delete_records_request::{
+            DeleteRecordsPartition, DeleteRecordsTopic,
+        };
+        let req = DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(name("trim"))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(offset)])]);
+        let r = c.request(v, &req);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.low_watermark),
+            want,
+            "DeleteRecords v{v} to {offset}"
+        );
+        if want.0 == 0 {
+            assert_eq!(
+                c.list_offset("trim", 0, -2).offset,
+                want.1,
+                "earliest after v{v}"
+            );
+        }
     }
 
     // DescribeCluster: this node, as broker and controller; a request for

@@ -57,6 +57,10 @@ pub struct Manifest {
     pub partition: i32,
     /// Sorted by base offset.
     pub segments: Vec<SegmentEntry>,
+    /// Set by DeleteRecords: records below it are gone even where a remote
+    /// segment still holds them (until retention deletes that segment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_start_offset: Option<i64>,
 }
 
 impl Manifest {
@@ -67,6 +71,7 @@ impl Manifest {
             topic_id,
             partition,
             segments: Vec::new(),
+            log_start_offset: None,
         }
     }
 
@@ -76,9 +81,13 @@ impl Manifest {
             .filter(|s| s.state == SegmentState::CopyFinished)
     }
 
-    /// First offset held remotely.
+    /// First offset held remotely that is not below the log start set by
+    /// DeleteRecords.
     pub fn start(&self) -> Option<Offset> {
-        self.finished().next().map(|s| Offset(s.base_offset))
+        let floor = self.log_start_offset.unwrap_or(i64::MIN);
+        self.finished()
+            .find(|s| s.next_offset > floor)
+            .map(|s| Offset(s.base_offset.max(floor)))
     }
 
     /// Offset after the last record held remotely: every local segment
@@ -93,6 +102,9 @@ impl Manifest {
 
     /// The finished segment holding `offset`.
     pub fn segment_for(&self, offset: Offset) -> Option<&SegmentEntry> {
+        if offset.0 < self.log_start_offset.unwrap_or(i64::MIN) {
+            return None;
+        }
         self.finished().find(|s| s.contains(offset))
     }
 

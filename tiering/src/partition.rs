@@ -442,7 +442,9 @@ impl RemotePartition {
         local_only_bytes: u64,
     ) -> TieringResult<usize> {
         let _writer = self.writer.lock().await;
-        let finished: Vec<SegmentEntry> = self.snapshot().finished().cloned().collect();
+        let snapshot = self.snapshot();
+        let log_start = snapshot.log_start_offset.unwrap_or(i64::MIN);
+        let finished: Vec<SegmentEntry> = snapshot.finished().cloned().collect();
         let mut total = finished.iter().map(|s| s.size).sum::<u64>() + local_only_bytes;
         let mut deleted = 0;
         for entry in finished {
@@ -450,7 +452,8 @@ impl RemotePartition {
                 limits.retention_ms >= 0 && now_ms - entry.max_timestamp > limits.retention_ms;
             let by_bytes =
                 limits.retention_bytes >= 0 && total - entry.size >= limits.retention_bytes as u64;
-            if !(by_time || by_bytes) {
+            let by_deleted_records = entry.next_offset <= log_start;
+            if !(by_time || by_bytes || by_deleted_records) {
                 break;
             }
             let id = entry.id;
@@ -467,6 +470,21 @@ impl RemotePartition {
             info!(partition = %self.key.dir(), base_offset = entry.base_offset, next_offset = entry.next_offset, "retention deleted remote segment");
         }
         Ok(deleted)
+    }
+
+    /// Moves the remote log start to `offset` (DeleteRecords): reads below it
+    /// stop at once, and the retention pass deletes the segments wholly
+    /// below it. The manifest records it before this returns.
+    pub async fn delete_records_before(&self, offset: Offset) -> TieringResult<()> {
+        {
+            let _writer = self.writer.lock().await;
+            self.record(|m| {
+                m.log_start_offset = Some(m.log_start_offset.unwrap_or(i64::MIN).max(offset.0))
+            })
+            .await?;
+        }
+        self.mirror().await;
+        Ok(())
     }
 
     /// Deletes everything the partition's topic has in the store (the

@@ -1,9 +1,11 @@
 """Admin APIs with confluent-kafka's AdminClient, as operators use them."""
 
+import os
 import time
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 
@@ -65,3 +67,68 @@ def test_describe_log_dirs_shows_each_tier(tiered_broker):
         assert local[1] == 0 and remote[1] == 0
     finally:
         kp.close()
+
+
+def test_delete_records_moves_the_log_start_across_both_tiers(tiered_broker):
+    admin = AdminClient({"bootstrap.servers": tiered_broker.addr})
+    topic = "trimmed"
+    admin.create_topics([NewTopic(topic, 1, 1, config={"local.retention.bytes": "1"})])[topic].result(10)
+    producer = Producer({"bootstrap.servers": tiered_broker.addr, "linger.ms": 5, "batch.size": 16384})
+    for i in range(4000):
+        producer.produce(topic, key=str(i).encode(), value=b"x" * 200, partition=0)
+    assert producer.flush(30) == 0
+    remote_dir = os.path.join(tiered_broker.dir.name, "data", "remote")
+
+    def remote_segments():
+        return sum(f.endswith(".log") for _, _, files in os.walk(remote_dir) for f in files)
+
+    def local_start():
+        d = os.path.join(tiered_broker.dir.name, "data", f"{topic}-0")
+        return min(int(f[:-4]) for f in os.listdir(d) if f.endswith(".log"))
+
+    # Wait until most of the history is only in the cold tier.
+    deadline = time.time() + 30
+    while local_start() < 2000 and time.time() < deadline:
+        time.sleep(0.2)
+    assert local_start() >= 2000
+    before = remote_segments()
+
+    # Into the cold tier first, then into the hot tier.
+    for cut in (1234, local_start() + 10):
+        tp = TopicPartition(topic, 0, cut)
+        deleted = admin.delete_records([tp], request_timeout=10)[tp].result(10)
+        assert deleted.low_watermark == cut
+
+        consumer = Consumer({"bootstrap.servers": tiered_broker.addr, "group.id": f"trim-{cut}",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (cut, 4000)
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        first = None
+        deadline = time.time() + 20
+        while first is None and time.time() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and m.error() is None:
+                first = m
+        consumer.close()
+        # A batch can start below the cut; the client skips to the records at or after it.
+        assert first is not None and first.offset() == cut and first.key() == str(cut).encode()
+
+    # Remote segments wholly below the cut are deleted by the next retention pass.
+    deadline = time.time() + 30
+    while remote_segments() >= before and time.time() < deadline:
+        time.sleep(0.2)
+    assert remote_segments() < before
+
+    # The new start survives a crash.
+    tiered_broker.kill_and_restart()
+    consumer = Consumer({"bootstrap.servers": tiered_broker.addr, "group.id": "after", "enable.auto.commit": False})
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.close()
+    assert (low, high) == (cut, 4000)
+
+    # Past the high watermark is refused as Kafka refuses it.
+    tp = TopicPartition(topic, 0, 5000)
+    with pytest.raises(KafkaException) as e:
+        admin = AdminClient({"bootstrap.servers": tiered_broker.addr})
+        admin.delete_records([tp], request_timeout=10)[tp].result(10)
+    assert e.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
