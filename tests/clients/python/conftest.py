@@ -60,3 +60,13 @@ def broker():
     b = Broker()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def tiered_broker():
+    """64 KiB segments and the tiering passes every 200 ms, so that history
+    reaches the cold tier within a second or two."""
+    b = Broker("--set", "log.segment.bytes=65536", "--set", "remote.log.manager.task.interval.ms=200",
+               "--set", "log.retention.check.interval.ms=200")
+    yield b
+    b.stop()

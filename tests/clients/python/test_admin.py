@@ -9,15 +9,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcept
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 
-from conftest import Broker
 
-
-@pytest.fixture
-def tiered_broker():
-    b = Broker("--set", "log.segment.bytes=65536", "--set", "remote.log.manager.task.interval.ms=200",
-               "--set", "log.retention.check.interval.ms=200")
-    yield b
-    b.stop()
 
 
 def test_describe_cluster_names_this_node_as_broker_and_controller(broker):

@@ -10,15 +10,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic,
                                    ResourceType)
 
-from conftest import Broker
 
-
-@pytest.fixture
-def tiered_broker():
-    b = Broker("--set", "log.segment.bytes=65536", "--set", "remote.log.manager.task.interval.ms=200",
-               "--set", "log.retention.check.interval.ms=200")
-    yield b
-    b.stop()
 
 
 def local_segments(broker, topic):
