@@ -1,4 +1,5 @@
-"""Admin APIs with confluent-kafka's AdminClient, as operators use them."""
+"""Admin APIs with the admin clients operators use: confluent-kafka's
+AdminClient and kafka-python's KafkaAdminClient."""
 
 import os
 import time
@@ -8,8 +9,6 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcept
                              TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
-
-
 
 
 def test_describe_cluster_names_this_node_as_broker_and_controller(broker):

@@ -11,8 +11,6 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
                                    ResourceType)
 
 
-
-
 def local_segments(broker, topic):
     d = os.path.join(broker.dir.name, "data", f"{topic}-0")
     return sorted(f for f in os.listdir(d) if f.endswith(".log"))
