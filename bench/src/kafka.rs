@@ -37,9 +37,14 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 impl Client {
-    fn config(&self) -> ClientConfig {
+    /// The bootstrap address, then the mode's `defaults`, then `-X`
+    /// settings, which override both.
+    fn config(&self, defaults: &[(&str, String)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap);
+        for (k, v) in defaults {
+            c.set(*k, v);
+        }
         for (k, v) in &self.extra {
             c.set(k, v);
         }
@@ -47,15 +52,14 @@ impl Client {
     }
 
     fn consumer(&self) -> Result<BaseConsumer> {
-        let mut c = self.config();
         // A group id is required by librdkafka even for assigned partitions;
         // nothing is committed.
-        c.set("group.id", "strata-bench")
-            .set("enable.auto.commit", "false");
-        for (k, v) in &self.extra {
-            c.set(k, v);
-        }
-        c.create().context("creating the consumer")
+        self.config(&[
+            ("group.id", "strata-bench".into()),
+            ("enable.auto.commit", "false".into()),
+        ])
+        .create()
+        .context("creating the consumer")
     }
 }
 
@@ -94,7 +98,7 @@ pub struct TopicSettings {
 /// Creates `topic` unless it exists.
 pub fn create_topic(client: &Client, topic: &str, settings: &TopicSettings) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client
-        .config()
+        .config(&[])
         .create()
         .context("creating the admin client")?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -149,18 +153,17 @@ impl ProducerContext for Timing {
 }
 
 fn producer(client: &Client, s: &ProducerSettings) -> Result<ThreadedProducer<Timing>> {
-    let mut c = client.config();
-    c.set("acks", &s.acks)
-        .set("compression.type", &s.compression)
-        .set("enable.idempotence", s.idempotence.to_string())
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576");
+    let mut defaults = vec![
+        ("acks", s.acks.clone()),
+        ("compression.type", s.compression.clone()),
+        ("enable.idempotence", s.idempotence.to_string()),
+        ("queue.buffering.max.messages", "1000000".to_string()),
+        ("queue.buffering.max.kbytes", "1048576".to_string()),
+    ];
     if let Some(l) = s.linger_ms {
-        c.set("linger.ms", l.to_string());
+        defaults.push(("linger.ms", l.to_string()));
     }
-    for (k, v) in &client.extra {
-        c.set(k, v);
-    }
+    let c = client.config(&defaults);
     let timing = Timing {
         latencies: Mutex::new(Latencies::default()),
         acked: AtomicU64::new(0),
