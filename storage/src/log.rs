@@ -127,6 +127,9 @@ pub struct Log {
     files: Mutex<()>,
 }
 
+/// A sealed segment whose fsync is pending: base offset, log file, path.
+type Unsynced = (Offset, Arc<fs::File>, Arc<Path>);
+
 /// The file in a log directory naming its recovery point (see FORMAT.md).
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 
@@ -446,7 +449,7 @@ impl Log {
     /// durable (eligible for upload) and moves the recovery point past them.
     /// Blocking; safe to call concurrently with appends and with itself.
     pub fn flush_sealed(&self) -> StorageResult<()> {
-        let (pending, snapshot): (Vec<(Offset, Arc<fs::File>, Arc<Path>)>, _) = {
+        let (pending, snapshot): (Vec<Unsynced>, _) = {
             let mut inner = self.lock()?;
             let n = inner.segments.len();
             let pending = inner
