@@ -70,3 +70,18 @@ def tiered_broker():
                "--set", "log.retention.check.interval.ms=200")
     yield b
     b.stop()
+
+
+def fill_tiered_topic(broker, topic, records, partitions=1, config=None):
+    """Creates `topic` and writes `records` keyed records of 200 bytes to
+    partition 0 in small batches, so that 64 KiB segments roll and reach the
+    cold tier."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.addr})
+    admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])[topic].result(10)
+    producer = Producer({"bootstrap.servers": broker.addr, "linger.ms": 5, "batch.size": 16384})
+    for i in range(records):
+        producer.produce(topic, key=str(i).encode(), value=b"x" * 200, partition=0)
+    assert producer.flush(30) == 0

@@ -5,10 +5,11 @@ import os
 import time
 
 import pytest
-from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
-                             TopicPartition)
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient
+
+from conftest import fill_tiered_topic
 
 
 def test_describe_cluster_names_this_node_as_broker_and_controller(broker):
@@ -26,14 +27,8 @@ def test_describe_cluster_names_this_node_as_broker_and_controller(broker):
 
 
 def test_describe_log_dirs_shows_each_tier(tiered_broker):
-    admin = AdminClient({"bootstrap.servers": tiered_broker.addr})
     topic = "dirs"
-    admin.create_topics([NewTopic(topic, 2, 1, config={"local.retention.bytes": "1"})])[topic].result(10)
-    # Small batches, so that the 64 KiB segments roll.
-    producer = Producer({"bootstrap.servers": tiered_broker.addr, "linger.ms": 5, "batch.size": 16384})
-    for i in range(4000):
-        producer.produce(topic, value=b"x" * 200, partition=0)
-    assert producer.flush(30) == 0
+    fill_tiered_topic(tiered_broker, topic, 4000, partitions=2, config={"local.retention.bytes": "1"})
 
     kp = KafkaAdminClient(bootstrap_servers=tiered_broker.addr)
     try:
@@ -63,11 +58,7 @@ def test_describe_log_dirs_shows_each_tier(tiered_broker):
 def test_delete_records_moves_the_log_start_across_both_tiers(tiered_broker):
     admin = AdminClient({"bootstrap.servers": tiered_broker.addr})
     topic = "trimmed"
-    admin.create_topics([NewTopic(topic, 1, 1, config={"local.retention.bytes": "1"})])[topic].result(10)
-    producer = Producer({"bootstrap.servers": tiered_broker.addr, "linger.ms": 5, "batch.size": 16384})
-    for i in range(4000):
-        producer.produce(topic, key=str(i).encode(), value=b"x" * 200, partition=0)
-    assert producer.flush(30) == 0
+    fill_tiered_topic(tiered_broker, topic, 4000, config={"local.retention.bytes": "1"})
     remote_dir = os.path.join(tiered_broker.dir.name, "data", "remote")
 
     def remote_segments():

@@ -6,9 +6,10 @@ import os
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic,
-                                   ResourceType)
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+from conftest import fill_tiered_topic
 
 
 def local_segments(broker, topic):
@@ -20,12 +21,7 @@ def test_incremental_alter_configs_changes_local_retention(tiered_broker):
     admin = AdminClient({"bootstrap.servers": tiered_broker.addr})
     topic = "admin-tiered"
     # The hot tier keeps a day of data at first.
-    admin.create_topics([NewTopic(topic, 1, 1, config={"local.retention.ms": "86400000"})])[topic].result(10)
-
-    producer = Producer({"bootstrap.servers": tiered_broker.addr, "linger.ms": 5, "batch.size": 16384})
-    for i in range(6000):
-        producer.produce(topic, key=str(i).encode(), value=b"x" * 200, partition=0)
-    assert producer.flush(30) == 0
+    fill_tiered_topic(tiered_broker, topic, 6000, config={"local.retention.ms": "86400000"})
     time.sleep(2)
     before = local_segments(tiered_broker, topic)
     assert len(before) > 5, before
