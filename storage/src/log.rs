@@ -461,8 +461,10 @@ impl Log {
                 .collect();
             (pending, inner.pending_snapshot.take())
         };
-        let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        // `files` is never held while taking `inner` (close takes them the
+        // other way round), only around each file write.
         if let Some((offset, bytes)) = snapshot {
+            let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
             self.write_producer_snapshot(offset, &bytes)?;
         }
         if pending.is_empty() {
@@ -494,6 +496,7 @@ impl Log {
             }
             recovery_point(&inner)
         };
+        let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         self.write_recovery_point(point)
     }
 
