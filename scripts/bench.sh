@@ -31,7 +31,7 @@ start_broker() {
     local name=$1
     shift
     mkfifo "$WORK/$name.out"
-    "$S" --listen 127.0.0.1:0 --data-dir "$WORK/$name" "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    "$S" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$WORK/$name" "$@" >"$WORK/$name.out" 2>"$WORK/$name.log" &
     PIDS+=($!)
     read -r line <"$WORK/$name.out"
     ADDR=${line#strata listening on }

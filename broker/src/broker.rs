@@ -526,6 +526,45 @@ impl Broker {
         Ok(())
     }
 
+    /// Sets the per-partition gauges of the metrics endpoint from the
+    /// partitions' current state: log sizes per tier, offsets, and the
+    /// sealed segments the uploader has not copied yet. Called at each
+    /// scrape; reads in-memory state only.
+    pub fn record_partition_gauges(&self) {
+        for topic in self.topics() {
+            let remote_enabled = self.config.tier_config(&topic.configs).remote;
+            for (index, p) in topic.partitions.iter().enumerate() {
+                let labels = [
+                    ("topic", topic.name.clone()),
+                    ("partition", index.to_string()),
+                ];
+                let gauge = |name: &'static str, extra: Option<(&'static str, &'static str)>| {
+                    let mut l: Vec<(&'static str, String)> = labels.to_vec();
+                    if let Some((k, v)) = extra {
+                        l.push((k, v.to_string()));
+                    }
+                    metrics::gauge!(name, &l)
+                };
+                gauge("strata_partition_bytes", Some(("tier", "local")))
+                    .set(p.log.size_bytes() as f64);
+                gauge("strata_partition_bytes", Some(("tier", "remote")))
+                    .set(p.remote.remote_bytes() as f64);
+                gauge("strata_partition_log_start_offset", None).set(p.log_start().0 as f64);
+                gauge("strata_partition_local_start_offset", None)
+                    .set(p.log.log_start_offset().0 as f64);
+                gauge("strata_partition_high_watermark", None).set(p.log.high_watermark().0 as f64);
+                let (segments, bytes) = if remote_enabled {
+                    p.log
+                        .sealed_from(p.remote.uploaded_end().unwrap_or(Offset(i64::MIN)))
+                } else {
+                    (0, 0)
+                };
+                gauge("strata_partition_upload_lag_segments", None).set(segments as f64);
+                gauge("strata_partition_upload_lag_bytes", None).set(bytes as f64);
+            }
+        }
+    }
+
     /// The directory of partitions and metadata.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

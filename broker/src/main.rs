@@ -6,6 +6,7 @@ mod error;
 mod groups;
 mod handlers;
 mod meta;
+mod metrics;
 mod records;
 mod server;
 
@@ -46,6 +47,9 @@ struct Cli {
     /// A broker config under Kafka's name, e.g. --set num.partitions=3 (repeatable; wins over --config).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Address of the Prometheus endpoint, GET /metrics (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9644", value_name = "ADDR")]
+    metrics_listen: SocketAddr,
     /// Object store for the cold tier (file:///dir, s3://bucket/prefix, gs://..., az://...);
     /// same as --set remote.log.storage.url=URL. Default: DATA_DIR/remote.
     #[arg(long, value_name = "URL")]
@@ -154,6 +158,11 @@ async fn run(
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     let bound = listener.local_addr()?;
     let (host, port) = advertised(&cli, bound)?;
+    let metrics_listener = TcpListener::bind(cli.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {}", cli.metrics_listen))?;
+    let metrics_bound = metrics_listener.local_addr()?;
+    let metrics_handle = metrics::install()?;
 
     let data_dir = cli.data_dir.clone();
     let remote = open_remote(&config, &data_dir).await?;
@@ -213,6 +222,13 @@ async fn run(
     );
 
     server::announce(bound, (&host, port));
+    metrics::announce(metrics_bound);
+    tokio::spawn(metrics::serve(
+        Arc::clone(&broker),
+        metrics_handle,
+        metrics_listener,
+        stop_rx.clone(),
+    ));
     let server = tokio::spawn(server::serve(Arc::clone(&broker), listener, stop_rx));
 
     let mut term = signal(SignalKind::terminate())?;

@@ -49,6 +49,9 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     debug!(%peer, "connection opened");
+    metrics::counter!("strata_connections_accepted_total").increment(1);
+    let open = metrics::gauge!("strata_connections_open");
+    open.increment(1.0);
     let (rd, wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
@@ -70,6 +73,7 @@ async fn connection(
         if reader.read_exact(&mut frame).await.is_err() {
             break;
         }
+        let arrived = std::time::Instant::now();
         let response = match decode_request(frame.freeze()) {
             Ok(request) => {
                 let api_key = request.api_key;
@@ -84,7 +88,12 @@ async fn connection(
                         .to_string(),
                     host: format!("/{}", peer.ip()),
                 };
-                match dispatch(&broker, request.body, version, &client).await {
+                let answer = dispatch(&broker, request.body, version, &client).await;
+                let api = format!("{api_key:?}");
+                metrics::counter!("strata_requests_total", "api" => api.clone()).increment(1);
+                metrics::histogram!("strata_request_duration_seconds", "api" => api)
+                    .record(arrived.elapsed().as_secs_f64());
+                match answer {
                     Some(body) => match encode_response(api_key, version, correlation_id, &body) {
                         Ok(bytes) => bytes,
                         Err(e) => {
@@ -112,6 +121,7 @@ async fn connection(
             break;
         }
     }
+    open.decrement(1.0);
     debug!(%peer, "connection closed");
 }
 

@@ -329,6 +329,20 @@ impl Log {
         inner.segments.range(offset..).map(|(_, s)| s.size).sum()
     }
 
+    /// How many sealed (no longer active) segments hold records at or after
+    /// `offset`, and their bytes: what the uploader still has to copy when
+    /// the cold tier ends at `offset`.
+    pub fn sealed_from(&self, offset: Offset) -> (usize, u64) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let n = inner.segments.len();
+        inner
+            .segments
+            .values()
+            .take(n.saturating_sub(1))
+            .filter(|s| s.next_offset > offset && s.size > 0)
+            .fold((0, 0), |(count, bytes), s| (count + 1, bytes + s.size))
+    }
+
     pub fn segment_count(&self) -> usize {
         self.inner
             .lock()

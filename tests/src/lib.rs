@@ -61,6 +61,7 @@ pub struct Broker {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    metrics_addr: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -80,6 +81,7 @@ impl Broker {
             child: None,
             dir,
             port: 0,
+            metrics_addr: String::new(),
             args: args.iter().map(|s| s.to_string()).collect(),
             env: env.to_vec(),
         };
@@ -96,6 +98,7 @@ impl Broker {
         let mut child = Command::new(strata_bin())
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(&self.args)
@@ -108,11 +111,9 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("start strata");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read broker stdout");
+        stdout.read_line(&mut line).expect("read broker stdout");
         let Some(addr) = line.trim().strip_prefix("strata listening on ") else {
             let _ = child.kill();
             panic!("broker did not start: {line:?}\n{}", self.log());
@@ -122,12 +123,29 @@ impl Broker {
             .next()
             .and_then(|p| p.parse().ok())
             .expect("port in the listening line");
+        // The metrics line follows at once; it is read before the pipe is
+        // closed, so that the broker never writes to a closed stdout.
+        line.clear();
+        stdout.read_line(&mut line).expect("read broker stdout");
+        let Some(metrics) = line.trim().strip_prefix("strata metrics on ") else {
+            let _ = child.kill();
+            panic!(
+                "broker did not announce its metrics address: {line:?}\n{}",
+                self.log()
+            );
+        };
+        self.metrics_addr = metrics.to_string();
         self.child = Some(child);
     }
 
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT` of the Prometheus endpoint.
+    pub fn metrics_addr(&self) -> &str {
+        &self.metrics_addr
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -16,7 +16,13 @@ fn refused(args: &[&str]) -> String {
 fn refused_with_env(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(strata_bin())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .args(args)
         .envs(env.iter().copied())

@@ -90,9 +90,11 @@ impl ChunkCache {
     ) -> TieringResult<Bytes> {
         let ck: ChunkKey = (key.to_string(), chunk);
         if let Some(bytes) = self.hot(&ck) {
+            metrics::counter!("strata_remote_cache_hits_total", "level" => "memory").increment(1);
             return Ok(bytes);
         }
         if store.local {
+            metrics::counter!("strata_remote_cache_misses_total").increment(1);
             // A local-directory store is read in place: copying its chunks
             // into cache files on the same disks would only add a write and
             // a read per chunk.
@@ -112,11 +114,13 @@ impl ChunkCache {
         };
         if cached {
             if let Ok(bytes) = tokio::fs::read(self.file(&ck)).await {
+                metrics::counter!("strata_remote_cache_hits_total", "level" => "disk").increment(1);
                 let bytes = Bytes::from(bytes);
                 self.keep_hot(ck, bytes.clone());
                 return Ok(bytes);
             }
         }
+        metrics::counter!("strata_remote_cache_misses_total").increment(1);
         let download = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             match inflight.get(&ck) {
@@ -214,7 +218,9 @@ impl ChunkCache {
                 state.total -= c.size;
                 evicted.push(k);
             }
+            metrics::gauge!("strata_remote_cache_bytes").set(state.total as f64);
         }
+        metrics::counter!("strata_remote_cache_evictions_total").increment(evicted.len() as u64);
         for k in evicted {
             debug!(key = %k.0, chunk = k.1, "evicted a cached chunk");
             let _ = std::fs::remove_file(self.file(&k));
@@ -271,11 +277,15 @@ async fn read_range(
             reason: format!("chunk {} is past the end ({object_size} bytes)", ck.1),
         });
     }
+    let started_at = std::time::Instant::now();
     let bytes = store
         .store
         .get_range(key, start..end)
         .await
         .map_err(TieringError::store("read", key))?;
+    metrics::histogram!("strata_remote_read_duration_seconds")
+        .record(started_at.elapsed().as_secs_f64());
+    metrics::counter!("strata_remote_read_bytes_total").increment(bytes.len() as u64);
     if bytes.len() as u64 != end - start {
         return Err(TieringError::Corrupt {
             key: key.to_string(),

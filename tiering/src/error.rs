@@ -39,7 +39,14 @@ impl TieringError {
         key: &object_store::path::Path,
     ) -> impl FnOnce(object_store::Error) -> Self {
         let key = key.to_string();
-        move |source| TieringError::Store { op, key, source }
+        move |source| TieringError::store_failed(op, key, source)
+    }
+
+    /// A failed object-store request, counted in
+    /// `strata_object_store_errors_total` by operation.
+    pub(crate) fn store_failed(op: &'static str, key: String, source: object_store::Error) -> Self {
+        metrics::counter!("strata_object_store_errors_total", "op" => op).increment(1);
+        TieringError::Store { op, key, source }
     }
 
     /// Whether the same operation may succeed if retried later: store

@@ -183,6 +183,7 @@ impl RemotePartition {
         let json = self.snapshot().to_json();
         let key = self.manifest_object();
         if let Err(e) = self.store.store.put(&key, PutPayload::from(json)).await {
+            metrics::counter!("strata_object_store_errors_total", "op" => "mirror").increment(1);
             self.mirror_dirty.store(true, Ordering::Relaxed);
             debug!(key = %key, error = %e, "manifest mirror failed; will retry");
         }
@@ -246,7 +247,9 @@ impl RemotePartition {
         b.until.is_some_and(|t| Instant::now() < t)
     }
 
-    fn note_outcome<T>(&self, result: &TieringResult<T>) {
+    /// Records how a pass (`op`) ended: a failure starts or lengthens the
+    /// backoff after which the pass is retried.
+    fn note_outcome<T>(&self, op: &'static str, result: &TieringResult<T>) {
         let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(_) => {
@@ -256,6 +259,7 @@ impl RemotePartition {
                 }
             }
             Err(e) => {
+                metrics::counter!("strata_object_store_retries_total", "op" => op).increment(1);
                 b.until = Some(Instant::now() + b.delay);
                 warn!(partition = %self.key.dir(), error = %e, retriable = e.is_retriable(), retry_in_ms = b.delay.as_millis() as u64, "cold tier operation failed");
                 b.delay = (b.delay * 2).min(MAX_BACKOFF);
@@ -286,13 +290,7 @@ impl RemotePartition {
             let key = self.object(entry, kind);
             match self.store.store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(TieringError::Store {
-                        op: "delete",
-                        key: key.to_string(),
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(TieringError::store_failed("delete", key.to_string(), e)),
             }
         }
         self.indexes
@@ -310,7 +308,7 @@ impl RemotePartition {
             return Ok(0);
         }
         let result = self.upload_pending_now(log).await;
-        self.note_outcome(&result);
+        self.note_outcome("upload", &result);
         self.mirror().await;
         result
     }
@@ -337,6 +335,7 @@ impl RemotePartition {
     /// The crash-safe copy of one segment: record it as started, upload the
     /// log and its indexes, record it as finished.
     async fn upload(&self, segment: SealedSegment) -> TieringResult<()> {
+        let started_at = Instant::now();
         let entry = SegmentEntry {
             id: Uuid::new_v4(),
             base_offset: segment.base_offset.0,
@@ -410,6 +409,10 @@ impl RemotePartition {
             }
         })
         .await?;
+        metrics::counter!("strata_remote_upload_segments_total").increment(1);
+        metrics::counter!("strata_remote_upload_bytes_total").increment(entry.size);
+        metrics::histogram!("strata_remote_upload_duration_seconds")
+            .record(started_at.elapsed().as_secs_f64());
         info!(partition = %self.key.dir(), base_offset = entry.base_offset, next_offset = entry.next_offset, bytes = entry.size, "uploaded segment");
         Ok(())
     }
@@ -430,7 +433,7 @@ impl RemotePartition {
         let result = self
             .enforce_retention_now(now_ms, limits, local_only_bytes)
             .await;
-        self.note_outcome(&result);
+        self.note_outcome("retention", &result);
         self.mirror().await;
         result
     }
@@ -499,11 +502,11 @@ impl RemotePartition {
             match self.store.store.delete(&meta.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
                 Err(e) => {
-                    return Err(TieringError::Store {
-                        op: "delete",
-                        key: meta.location.to_string(),
-                        source: e,
-                    })
+                    return Err(TieringError::store_failed(
+                        "delete",
+                        meta.location.to_string(),
+                        e,
+                    ))
                 }
             }
         }

@@ -79,9 +79,35 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         }
         let now = Instant::now();
         if bytes >= req.min_bytes.max(0) as usize || errors || now >= deadline {
+            count_bytes_out(broker, &req, &topics);
             return FetchResponse::default().with_responses(topics);
         }
         let _ = tokio::time::timeout(deadline - now, appended).await;
+    }
+}
+
+/// Adds the record bytes of an answer to `strata_topic_bytes_out_total`.
+/// The response's topics are the request's, in order; from v13 they are
+/// named by id only.
+fn count_bytes_out(broker: &Broker, req: &FetchRequest, topics: &[FetchableTopicResponse]) {
+    for (asked, answer) in req.topics.iter().zip(topics) {
+        let bytes: usize = answer
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+            .sum();
+        if bytes == 0 {
+            continue;
+        }
+        let name = if asked.topic.0.is_empty() {
+            match broker.topic_by_id(asked.topic_id) {
+                Some(t) => t.name.clone(),
+                None => continue,
+            }
+        } else {
+            asked.topic.0.to_string()
+        };
+        metrics::counter!("strata_topic_bytes_out_total", "topic" => name).increment(bytes as u64);
     }
 }
 

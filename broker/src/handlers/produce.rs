@@ -83,6 +83,13 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
             let mut data = BytesMut::from(records);
             match partition.log.append(&mut data, now_ms()) {
                 Ok(info) => {
+                    if !info.duplicate {
+                        let topic = topic_data.name.0.to_string();
+                        metrics::counter!("strata_topic_bytes_in_total", "topic" => topic.clone())
+                            .increment(data.len() as u64);
+                        metrics::counter!("strata_topic_records_in_total", "topic" => topic)
+                            .increment((info.last_offset.0 - info.base_offset.0 + 1) as u64);
+                    }
                     if info.rolled {
                         rolled.push(Arc::clone(&partition.log));
                     }

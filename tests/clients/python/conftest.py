@@ -28,7 +28,8 @@ class Broker:
 
     def _spawn(self):
         self.proc = subprocess.Popen(
-            [strata_bin(), "--listen", self.addr, "--data-dir", os.path.join(self.dir.name, "data"), *self.args],
+            [strata_bin(), "--listen", self.addr, "--metrics-listen", "127.0.0.1:0",
+             "--data-dir", os.path.join(self.dir.name, "data"), *self.args],
             stdout=subprocess.PIPE,
             stderr=self.log,
         )
@@ -38,6 +39,28 @@ class Broker:
             self.stop()
             raise RuntimeError(f"broker did not start: {line!r}")
         self.addr = line[len(prefix):]
+        line = self.proc.stdout.readline().decode().strip()
+        prefix = "strata metrics on "
+        if not line.startswith(prefix):
+            self.stop()
+            raise RuntimeError(f"broker did not announce its metrics address: {line!r}")
+        self.metrics_addr = line[len(prefix):]
+
+    def metrics(self):
+        """The Prometheus endpoint's samples as {(name, frozenset(labels)): value}."""
+        import urllib.request
+        text = urllib.request.urlopen(f"http://{self.metrics_addr}/metrics", timeout=10).read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            series, value = line.rsplit(" ", 1)
+            name, _, labels = series.partition("{")
+            pairs = frozenset(
+                tuple(kv.split("=", 1)) for kv in labels.rstrip("}").split(",") if kv
+            )
+            samples[(name, frozenset((k, v.strip('"')) for k, v in pairs))] = float(value)
+        return samples
 
     def kill_and_restart(self):
         """SIGKILL, then start again on the same port and data."""

@@ -14,7 +14,7 @@ export async function startBroker(...args) {
   if (!existsSync(bin)) throw new Error(`${bin} not found: run \`cargo build --bin strata\` first`)
   const dir = mkdtempSync(join(tmpdir(), 'strata-node-'))
   const log = openSync(join(dir, 'broker.log'), 'w')
-  const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), ...args], {
+  const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), ...args], {
     stdio: ['ignore', 'pipe', log],
   })
   const lines = createInterface({ input: proc.stdout })
