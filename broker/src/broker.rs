@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Layer};
 use crate::error::AdminError;
 use crate::groups::Coordinator;
 use crate::meta::{MetaError, MetaStore, TopicRecord};
@@ -96,7 +96,8 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
 /// access; admin changes are serialized by `admin` and run on blocking
 /// threads because they create and delete files.
 pub struct Broker {
-    pub config: BrokerConfig,
+    /// The configuration in force; a dynamic change swaps in a new one.
+    config: RwLock<Arc<BrokerConfig>>,
     pub node_id: i32,
     pub cluster_id: String,
     pub advertised_host: String,
@@ -111,6 +112,40 @@ pub struct Broker {
     pub appended: Notify,
     /// Consumer groups and their committed offsets.
     pub groups: Coordinator,
+}
+
+/// The start-up configuration with the persisted dynamic configs on top. A
+/// persisted value this build no longer accepts is logged and skipped
+/// rather than stopping the broker.
+fn load_dynamic_configs(
+    config: BrokerConfig,
+    meta: &MetaStore,
+) -> Result<BrokerConfig, AdminError> {
+    let (cluster_default, this_broker) = meta.load_broker_configs()?;
+    let mut config = config;
+    for (layer, values) in [
+        (Layer::ClusterDefault, cluster_default),
+        (Layer::ThisBroker, this_broker),
+    ] {
+        let mut kept = BTreeMap::new();
+        for (k, v) in values {
+            let mut one = kept.clone();
+            one.insert(k.clone(), v.clone());
+            match config.with_dynamic(layer, one) {
+                Ok(_) => {
+                    kept.insert(k, v);
+                }
+                Err(e) => {
+                    warn!(key = %k, value = %v, layer = ?layer, error = %e, "ignoring a persisted dynamic broker config")
+                }
+            }
+        }
+        if !kept.is_empty() {
+            info!(layer = ?layer, configs = ?kept, "dynamic broker configs");
+        }
+        config = config.with_dynamic(layer, kept)?;
+    }
+    Ok(config)
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, partition: usize) -> PathBuf {
@@ -143,9 +178,10 @@ impl Broker {
         let delay = Duration::from_millis(config.i64("group.initial.rebalance.delay.ms") as u64);
         let retention = Duration::from_secs(config.i64("offsets.retention.minutes") as u64 * 60);
         let groups = Coordinator::open(data_dir, delay, retention, clean)?;
+        let config = load_dynamic_configs(config, &meta)?;
         let mut broker = Broker {
             node_id: config.i64("node.id") as i32,
-            config,
+            config: RwLock::new(Arc::new(config)),
             cluster_id,
             advertised_host: advertised.0,
             advertised_port: advertised.1,
@@ -189,7 +225,7 @@ impl Broker {
         let dir = partition_dir(&self.data_dir, topic, partition);
         let log = Arc::new(Log::open(
             &dir,
-            self.config.log_config(configs),
+            self.config().log_config(configs),
             clean,
             now_ms(),
         )?);
@@ -209,6 +245,41 @@ impl Broker {
             log,
             remote: Arc::new(remote),
         }))
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<BrokerConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces one layer of dynamic broker configs (validated, persisted,
+    /// then applied to every partition's log at once and to tiering from
+    /// its next pass). Blocking.
+    pub fn set_dynamic_configs(
+        &self,
+        layer: Layer,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let next = self.config().with_dynamic(layer, configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.meta.save_broker_configs(
+            next.dynamic(Layer::ClusterDefault),
+            next.dynamic(Layer::ThisBroker),
+        )?;
+        let next = Arc::new(next);
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&next);
+        for topic in self.topics() {
+            let log_config = next.log_config(&topic.configs);
+            for p in &topic.partitions {
+                p.log.set_config(log_config.clone());
+            }
+        }
+        info!(layer = ?layer, configs = ?next.dynamic(layer), "changed dynamic broker configs");
+        Ok(())
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -254,7 +325,7 @@ impl Broker {
     ) -> Result<Arc<Topic>, AdminError> {
         validate_topic_name(name)?;
         let partitions = if partitions == -1 {
-            self.config.i64("num.partitions") as i32
+            self.config().i64("num.partitions") as i32
         } else {
             partitions
         };
@@ -264,7 +335,7 @@ impl Broker {
             )));
         }
         let rf = if replication_factor == -1 {
-            self.config.i64("default.replication.factor") as i16
+            self.config().i64("default.replication.factor") as i16
         } else {
             replication_factor
         };
@@ -273,7 +344,7 @@ impl Broker {
                 "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
             )));
         }
-        self.config.validate_topic_configs(&configs)?;
+        self.config().validate_topic_configs(&configs)?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         if self.topic(name).is_some() {
             return Err(AdminError::TopicExists(name.to_string()));
@@ -310,7 +381,7 @@ impl Broker {
     /// objects are deleted by a background task that retries until the
     /// store has let them go.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
-        if !self.config.bool("delete.topic.enable") {
+        if !self.config().bool("delete.topic.enable") {
             return Err(AdminError::DeletionDisabled);
         }
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
@@ -411,13 +482,13 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        self.config.validate_topic_configs(&configs)?;
+        self.config().validate_topic_configs(&configs)?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.topic(name).ok_or(AdminError::UnknownTopic)?;
         if validate_only {
             return Ok(());
         }
-        let log_config = self.config.log_config(&configs);
+        let log_config = self.config().log_config(&configs);
         for p in &topic.partitions {
             p.log.set_config(log_config.clone());
         }
@@ -461,7 +532,7 @@ impl Broker {
     /// Uploads sealed segments of topics with the cold tier enabled.
     pub async fn upload_pass(self: Arc<Self>) {
         for topic in self.topics() {
-            if !self.config.tier_config(&topic.configs).remote {
+            if !self.config().tier_config(&topic.configs).remote {
                 continue;
             }
             for p in &topic.partitions {
@@ -478,7 +549,7 @@ impl Broker {
     pub async fn retention_pass(self: Arc<Self>) {
         let now = now_ms();
         for topic in self.topics() {
-            let tier = self.config.tier_config(&topic.configs);
+            let tier = self.config().tier_config(&topic.configs);
             for (index, p) in topic.partitions.iter().enumerate() {
                 if let Err(e) = self.retain(p, tier, now).await {
                     warn!(topic = %topic.name, partition = index, error = %e, "retention failed");
@@ -532,7 +603,7 @@ impl Broker {
     /// scrape; reads in-memory state only.
     pub fn record_partition_gauges(&self) {
         for topic in self.topics() {
-            let remote_enabled = self.config.tier_config(&topic.configs).remote;
+            let remote_enabled = self.config().tier_config(&topic.configs).remote;
             for (index, p) in topic.partitions.iter().enumerate() {
                 let labels = [
                     ("topic", topic.name.clone()),

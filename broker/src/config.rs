@@ -126,6 +126,42 @@ pub fn def(name: &str) -> Option<&'static Def> {
     DEFS.iter().find(|d| d.name == name)
 }
 
+/// Broker keys that are not a topic default but still change at run time.
+const DYNAMIC_EXTRA: &[&str] = &[
+    "log.retention.minutes",
+    "log.retention.hours",
+    "log.roll.hours",
+    "remote.fetch.max.wait.ms",
+];
+
+/// Whether a broker key may be changed at run time (AlterConfigs on the
+/// broker resource), as Kafka's cluster-wide dynamic configs: the defaults
+/// of topic configs, which every topic without an override follows at
+/// once, and the few keys read afresh on each use.
+pub fn is_dynamic(d: &Def) -> bool {
+    d.scope == Scope::Broker
+        && (DEFS.iter().any(|t| t.broker_synonym == Some(d.name))
+            || DYNAMIC_EXTRA.contains(&d.name))
+}
+
+/// Coarser keys consulted, in order, when a millisecond key is not set.
+fn fallbacks(key: &str) -> &'static [&'static str] {
+    match key {
+        "log.retention.ms" => &["log.retention.minutes", "log.retention.hours"],
+        "log.roll.ms" => &["log.roll.hours"],
+        _ => &[],
+    }
+}
+
+/// The two resources of dynamic broker configs: the cluster-wide default
+/// (the broker resource with an empty name, `kafka-configs --entity-default`)
+/// and this broker (its node id), which wins over the default.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Layer {
+    ClusterDefault,
+    ThisBroker,
+}
+
 /// Why a config key or value was refused. The message names the key.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -141,6 +177,8 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("Cannot update these configs dynamically: [{0}]")]
+    NotDynamic(String),
     #[error("{file}:{line}: expected KEY=VALUE")]
     BadLine { file: String, line: usize },
     #[error("cannot read {file}: {reason}")]
@@ -183,12 +221,16 @@ pub fn validate(def: &Def, value: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// The broker's configuration: the keys set explicitly (config file, then
-/// `--set`), everything else at its default. Immutable once built; shared
-/// by reference.
+/// The broker's configuration: the keys set at start (config file, then
+/// `--set`), the dynamic ones set at run time for the whole cluster and for
+/// this broker, everything else at its default. Immutable once built: a
+/// dynamic change builds a new one ([`BrokerConfig::with_dynamic`]), which
+/// the broker swaps in; readers keep the one they hold.
 #[derive(Clone, Debug, Default)]
 pub struct BrokerConfig {
     explicit: BTreeMap<String, String>,
+    cluster_default: BTreeMap<String, String>,
+    this_broker: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -236,9 +278,68 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The explicit value of a broker key, if it was set.
+    /// The value of a broker key from the highest layer that sets it
+    /// (this broker, the cluster default, then start-up), if any does.
     pub fn explicit(&self, key: &str) -> Option<&str> {
-        self.explicit.get(key).map(String::as_str)
+        self.set_values(key).first().map(|(v, _)| *v)
+    }
+
+    /// Every value set for a broker key, highest precedence first, with
+    /// where it was set.
+    pub fn set_values(&self, key: &str) -> Vec<(&str, Source)> {
+        [
+            (&self.this_broker, Source::DynamicBroker),
+            (&self.cluster_default, Source::DynamicDefaultBroker),
+            (&self.explicit, Source::StaticBroker),
+        ]
+        .into_iter()
+        .filter_map(|(layer, source)| layer.get(key).map(|v| (v.as_str(), source)))
+        .collect()
+    }
+
+    /// The dynamic configs of one layer.
+    pub fn dynamic(&self, layer: Layer) -> &BTreeMap<String, String> {
+        match layer {
+            Layer::ClusterDefault => &self.cluster_default,
+            Layer::ThisBroker => &self.this_broker,
+        }
+    }
+
+    /// This configuration with `layer`'s dynamic configs replaced by
+    /// `configs`, each checked: a known broker key, changeable at run time,
+    /// with a valid value.
+    pub fn with_dynamic(
+        &self,
+        layer: Layer,
+        configs: BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        let mut static_only = Vec::new();
+        for (k, v) in &configs {
+            let d = def(k).ok_or_else(|| ConfigError::UnknownKey(k.clone()))?;
+            if d.scope == Scope::Topic {
+                return Err(ConfigError::TopicKeyOnBroker {
+                    key: k.clone(),
+                    hint: match d.broker_synonym {
+                        Some(synonym) => format!("set the broker default {synonym} instead"),
+                        None => "it has no broker default: set it per topic".into(),
+                    },
+                });
+            }
+            if !is_dynamic(d) {
+                static_only.push(k.as_str());
+                continue;
+            }
+            validate(d, v)?;
+        }
+        if !static_only.is_empty() {
+            return Err(ConfigError::NotDynamic(static_only.join(", ")));
+        }
+        let mut next = self.clone();
+        match layer {
+            Layer::ClusterDefault => next.cluster_default = configs,
+            Layer::ThisBroker => next.this_broker = configs,
+        }
+        Ok(next)
     }
 
     /// The value in force for a broker key: explicit or default. Keys with
@@ -340,14 +441,32 @@ impl BrokerConfig {
         let Some(synonym) = d.broker_synonym else {
             return (d.default.to_string(), Source::Default);
         };
-        let source = if self.explicit(synonym).is_some()
-            || self.value(synonym) != def(synonym).expect("known").default
-        {
-            Source::StaticBroker
-        } else {
-            Source::Default
-        };
-        (self.value(synonym), source)
+        (self.value(synonym), self.broker_source(synonym))
+    }
+
+    /// Where the value in force for a broker key comes from: the layer
+    /// that sets it, or the one that sets a coarser key it is derived from
+    /// (`log.retention.hours` for `log.retention.ms`), or the default.
+    pub fn broker_source(&self, key: &str) -> Source {
+        std::iter::once(key)
+            .chain(fallbacks(key).iter().copied())
+            .find_map(|k| self.set_values(k).first().map(|(_, source)| *source))
+            .unwrap_or(Source::Default)
+    }
+
+    /// The synonyms of a broker key for DescribeConfigs, highest precedence
+    /// first: every value set for it or for the coarser keys it falls back
+    /// to, then its default.
+    pub fn broker_synonyms(&self, key: &str) -> Vec<(String, String, Source)> {
+        let mut out = Vec::new();
+        for k in std::iter::once(key).chain(fallbacks(key).iter().copied()) {
+            for (v, source) in self.set_values(k) {
+                out.push((k.to_string(), v.to_string(), source));
+            }
+        }
+        let default = def(key).map(|d| d.default).unwrap_or_default();
+        out.push((key.to_string(), default.to_string(), Source::Default));
+        out
     }
 
     /// The local log settings for a topic with these overrides.
@@ -394,6 +513,8 @@ pub struct TierConfig {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Topic,
+    DynamicBroker,
+    DynamicDefaultBroker,
     StaticBroker,
     Default,
 }
@@ -402,6 +523,8 @@ impl Source {
     pub fn code(self) -> i8 {
         match self {
             Source::Topic => 1,
+            Source::DynamicBroker => 2,
+            Source::DynamicDefaultBroker => 3,
             Source::StaticBroker => 4,
             Source::Default => 5,
         }
@@ -421,6 +544,12 @@ mod tests {
              (`STRATA_WRITE_CONFIG_REFERENCE=1 cargo test -p strata-broker reference`\n\
              rewrites it).\n\n\
              Broker configs are read at start, from `--config FILE` and `--set key=value`.\n\
+             Those marked as changing at run time can also be set with AlterConfigs or\n\
+             IncrementalAlterConfigs on the broker resource (`kafka-configs --alter\n\
+             --entity-type brokers --entity-default` for the cluster-wide default,\n\
+             `--entity-name 0` for this broker, which wins); such a change is persisted in\n\
+             `DATA_DIR/meta/broker-configs.json`, wins over the start-up value and is\n\
+             obeyed at once by every topic without its own override.\n\
              Topic configs are given at CreateTopics and changed at run time with\n\
              AlterConfigs or IncrementalAlterConfigs (`kafka-configs --alter\n\
              --entity-type topics`); a change is persisted and obeyed from the next\n\
@@ -461,6 +590,8 @@ mod tests {
                 };
                 let dynamic = if scope == Scope::Topic {
                     "yes"
+                } else if is_dynamic(d) {
+                    "yes (cluster-wide or per broker)"
                 } else {
                     "no (restart)"
                 };
@@ -492,6 +623,54 @@ mod tests {
             have == want,
             "CONFIG.md is out of date: run STRATA_WRITE_CONFIG_REFERENCE=1 cargo test -p strata-broker reference"
         );
+    }
+
+    #[test]
+    fn dynamic_layers_win_in_kafkas_order_and_only_for_dynamic_keys() {
+        let mut c = BrokerConfig::default();
+        c.set("log.retention.hours", "5").unwrap();
+        assert_eq!(c.i64("log.retention.ms"), 5 * 3_600_000);
+        assert_eq!(c.broker_source("log.retention.ms"), Source::StaticBroker);
+        let set = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        let c = c
+            .with_dynamic(Layer::ClusterDefault, set("log.retention.ms", "7200000"))
+            .unwrap();
+        assert_eq!(c.i64("log.retention.ms"), 7_200_000);
+        assert_eq!(
+            c.broker_source("log.retention.ms"),
+            Source::DynamicDefaultBroker
+        );
+        let c = c
+            .with_dynamic(Layer::ThisBroker, set("log.retention.ms", "3600000"))
+            .unwrap();
+        assert_eq!(c.i64("log.retention.ms"), 3_600_000);
+        let (value, source) = c.topic_value("retention.ms", &BTreeMap::new());
+        assert_eq!((value.as_str(), source), ("3600000", Source::DynamicBroker));
+        assert_eq!(
+            c.broker_synonyms("log.retention.ms")
+                .iter()
+                .map(|(k, v, s)| (k.as_str(), v.as_str(), *s))
+                .collect::<Vec<_>>(),
+            vec![
+                ("log.retention.ms", "3600000", Source::DynamicBroker),
+                ("log.retention.ms", "7200000", Source::DynamicDefaultBroker),
+                ("log.retention.hours", "5", Source::StaticBroker),
+                ("log.retention.ms", "-1", Source::Default),
+            ]
+        );
+        assert_eq!(
+            c.with_dynamic(Layer::ThisBroker, set("num.partitions", "2"))
+                .unwrap_err(),
+            ConfigError::NotDynamic("num.partitions".into())
+        );
+        assert!(matches!(
+            c.with_dynamic(Layer::ThisBroker, set("log.segment.bytes", "1")),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            c.with_dynamic(Layer::ThisBroker, set("segment.bytes", "100000")),
+            Err(ConfigError::TopicKeyOnBroker { .. })
+        ));
     }
 
     #[test]

@@ -253,7 +253,7 @@ fn spawn_periodic(
     mut stop: watch::Receiver<bool>,
     job: fn(Arc<Broker>) -> Pin<Box<dyn Future<Output = ()> + Send>>,
 ) {
-    let period = Duration::from_millis(broker.config.i64(interval_key).max(1) as u64);
+    let period = Duration::from_millis(broker.config().i64(interval_key).max(1) as u64);
     let broker = Arc::clone(broker);
     runtime.spawn(async move {
         let mut ticker = tokio::time::interval(period);

@@ -1,5 +1,6 @@
-//! Durable cluster and topic metadata: `DATA_DIR/meta/topics.json` and
-//! `DATA_DIR/meta/cluster.json`, replaced atomically (write a temporary
+//! Durable cluster and topic metadata: `DATA_DIR/meta/topics.json`,
+//! `DATA_DIR/meta/cluster.json` and `DATA_DIR/meta/broker-configs.json`,
+//! replaced atomically (write a temporary
 //! file, fsync, rename, fsync the directory). See FORMAT.md.
 
 use std::collections::BTreeMap;
@@ -39,6 +40,19 @@ pub struct TopicRecord {
 struct TopicsFile {
     format_version: u32,
     topics: Vec<TopicRecord>,
+}
+
+/// Config values by Kafka name.
+pub type Configs = BTreeMap<String, String>;
+
+/// `broker-configs.json`: the dynamic broker configs of both layers.
+#[derive(Serialize, Deserialize)]
+struct BrokerConfigsFile {
+    format_version: u32,
+    #[serde(default)]
+    cluster_default: Configs,
+    #[serde(default)]
+    this_broker: Configs,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -159,6 +173,35 @@ impl MetaStore {
         };
         write_atomically(&path, &serde_json::to_vec(&file).expect("serializable"))?;
         Ok(next)
+    }
+
+    /// The dynamic broker configs: (cluster-wide default, this broker),
+    /// empty when none were ever set.
+    pub fn load_broker_configs(&self) -> Result<(Configs, Configs), MetaError> {
+        let path = self.dir.join("broker-configs.json");
+        match read_json::<BrokerConfigsFile>(&path)? {
+            Some(f) => {
+                Self::check_version(&path, f.format_version)?;
+                Ok((f.cluster_default, f.this_broker))
+            }
+            None => Ok(Default::default()),
+        }
+    }
+
+    pub fn save_broker_configs(
+        &self,
+        cluster_default: &Configs,
+        this_broker: &Configs,
+    ) -> Result<(), MetaError> {
+        let file = BrokerConfigsFile {
+            format_version: FORMAT_VERSION,
+            cluster_default: cluster_default.clone(),
+            this_broker: this_broker.clone(),
+        };
+        write_atomically(
+            &self.dir.join("broker-configs.json"),
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )
     }
 
     fn clean_marker(&self) -> PathBuf {

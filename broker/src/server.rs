@@ -55,7 +55,7 @@ async fn connection(
     let (rd, wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
     let mut writer = BufWriter::with_capacity(64 * 1024, wr);
-    let max = broker.config.i64("socket.request.max.bytes") as usize;
+    let max = broker.config().i64("socket.request.max.bytes") as usize;
     loop {
         let mut prefix = [0u8; 4];
         tokio::select! {

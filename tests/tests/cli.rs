@@ -120,3 +120,127 @@ fn properties_file_and_set_are_applied() {
         "hours fold into ms"
     );
 }
+
+/// Sets `configs` on the broker resource `name` ("" is the cluster-wide
+/// default, the resource no installed client library can name) with
+/// IncrementalAlterConfigs, and returns the error code.
+fn alter_broker(c: &mut Conn, name: &'static str, configs: &[(&str, Option<&str>)]) -> i16 {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_config_operation(if v.is_some() { 0 } else { 1 })
+                .with_value(v.map(|v| StrBytes::from_string(v.to_string())))
+        })
+        .collect();
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str(name))
+            .with_configs(configs),
+    ]);
+    c.request(1, &req).responses[0].error_code
+}
+
+/// (name, value, source) of every synonym of `key` on a resource, in order.
+fn synonyms(c: &mut Conn, resource_type: i8, name: &str, key: &str) -> Vec<(String, String, i8)> {
+    let req = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configuration_keys(Some(vec![StrBytes::from_string(
+                key.to_string(),
+            )]))]);
+    let r = c.request(4, &req);
+    let entry = r.results[0]
+        .configs
+        .iter()
+        .find(|c| &*c.name == key)
+        .unwrap_or_else(|| panic!("{key} not described: {r:?}"));
+    entry
+        .synonyms
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_string(),
+                s.value.as_deref().unwrap_or_default().to_string(),
+                s.source,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cluster_default_broker_configs_sit_between_this_broker_and_start_up() {
+    const DYNAMIC_BROKER: i8 = 2;
+    const DYNAMIC_DEFAULT: i8 = 3;
+    const STATIC: i8 = 4;
+    const DEFAULT: i8 = 5;
+    let mut broker = Broker::start(&["--set", "log.retention.hours=5"]);
+    let mut c = Conn::connect(&broker.addr());
+    assert_eq!(c.create_topic("t", 1, &[]).error_code, 0);
+    assert_eq!(
+        alter_broker(&mut c, "", &[("log.retention.ms", Some("7200000"))]),
+        0
+    );
+    assert_eq!(
+        alter_broker(&mut c, "0", &[("log.retention.ms", Some("3600000"))]),
+        0
+    );
+    let s = |v: &str| v.to_string();
+    let want = vec![
+        (s("retention.ms"), s("60000"), 1),
+        (s("log.retention.ms"), s("3600000"), DYNAMIC_BROKER),
+        (s("log.retention.ms"), s("7200000"), DYNAMIC_DEFAULT),
+        (s("log.retention.hours"), s("5"), STATIC),
+        (s("log.retention.ms"), s("-1"), DEFAULT),
+    ];
+    assert_eq!(synonyms(&mut c, 2, "t", "retention.ms"), want[1..].to_vec());
+
+    // A topic override heads the list.
+    {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_static_str("60000")))]),
+        ]);
+        assert_eq!(c.request(1, &req).responses[0].error_code, 0);
+    }
+    assert_eq!(synonyms(&mut c, 2, "t", "retention.ms"), want);
+
+    // The default resource describes what is set on it; a static key is
+    // refused there too, with Kafka's code and message.
+    assert_eq!(
+        synonyms(&mut c, 4, "", "log.retention.ms"),
+        vec![(s("log.retention.ms"), s("7200000"), DYNAMIC_DEFAULT)]
+    );
+    assert_eq!(
+        alter_broker(&mut c, "", &[("num.partitions", Some("2"))]),
+        42
+    );
+
+    // Both layers survive a crash; deleting this broker's value uncovers
+    // the cluster default.
+    broker.kill();
+    broker.restart();
+    let mut c = Conn::connect(&broker.addr());
+    assert_eq!(synonyms(&mut c, 2, "t", "retention.ms"), want);
+    assert_eq!(alter_broker(&mut c, "0", &[("log.retention.ms", None)]), 0);
+    assert_eq!(
+        synonyms(&mut c, 4, "0", "log.retention.ms"),
+        want[2..].to_vec()
+    );
+}

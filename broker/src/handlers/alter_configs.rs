@@ -1,8 +1,8 @@
-//! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs
-//! (set, delete, append, subtract single keys), for topics. Changes are
-//! validated as CreateTopics validates configs, persisted, applied to the
-//! partitions' logs at once and obeyed by the next retention and upload
-//! passes. Broker configs are static in Strata and refused.
+//! AlterConfigs (replace a resource's configs) and IncrementalAlterConfigs
+//! (set, delete, append, subtract single keys), for topics and for the
+//! broker's dynamic configs. Changes are validated as CreateTopics
+//! validates configs, persisted, applied to the partitions' logs at once and
+//! obeyed by the next retention and upload passes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{blocking, str_bytes};
 use crate::broker::Broker;
+use crate::config::{ConfigError, Layer};
 use crate::error::AdminError;
 
 const TOPIC: i8 = 2;
@@ -34,20 +35,58 @@ fn outcome(result: Result<(), AdminError>) -> Outcome {
     }
 }
 
-fn refuse_other_resources(resource_type: i8) -> Result<(), AdminError> {
-    match resource_type {
-        TOPIC => Ok(()),
-        BROKER => Err(AdminError::InvalidConfig(
-            crate::config::ConfigError::BadValue {
-                key: "broker".into(),
-                value: String::new(),
-                reason: "Strata's broker configs are static: set them with --set or --config"
-                    .into(),
-            },
-        )),
-        other => Err(AdminError::InvalidRequest(format!(
-            "Unsupported resource type {other}"
-        ))),
+/// What a resource of a request names.
+enum Target {
+    Topic(String),
+    Broker(Layer),
+}
+
+impl Target {
+    fn of(broker: &Broker, resource_type: i8, name: &str) -> Result<Target, AdminError> {
+        match resource_type {
+            TOPIC => Ok(Target::Topic(name.to_string())),
+            BROKER if name.is_empty() => Ok(Target::Broker(Layer::ClusterDefault)),
+            BROKER if name == broker.node_id.to_string() => Ok(Target::Broker(Layer::ThisBroker)),
+            BROKER => Err(AdminError::InvalidRequest(format!(
+                "Unexpected broker id, expected {} or empty string, but received {name}",
+                broker.node_id
+            ))),
+            other => Err(AdminError::InvalidRequest(format!(
+                "Unsupported resource type {other}"
+            ))),
+        }
+    }
+
+    /// The configs set on the resource now.
+    fn current(&self, broker: &Broker) -> Result<BTreeMap<String, String>, AdminError> {
+        match self {
+            Target::Topic(name) => Ok(broker
+                .topic(name)
+                .ok_or(AdminError::UnknownTopic)?
+                .configs
+                .clone()),
+            Target::Broker(layer) => Ok(broker.config().dynamic(*layer).clone()),
+        }
+    }
+
+    /// Replaces the resource's configs. A refused broker config is answered
+    /// with INVALID_REQUEST, as Kafka answers it; a refused topic config
+    /// with INVALID_CONFIG.
+    fn replace(
+        &self,
+        broker: &Broker,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        match self {
+            Target::Topic(name) => broker.set_topic_configs(name, configs, validate_only),
+            Target::Broker(layer) => broker
+                .set_dynamic_configs(*layer, configs, validate_only)
+                .map_err(|e| match e {
+                    AdminError::InvalidConfig(e) => AdminError::InvalidRequest(e.to_string()),
+                    other => other,
+                }),
+        }
     }
 }
 
@@ -57,7 +96,7 @@ pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfi
         req.resources
             .into_iter()
             .map(|r| {
-                let result = refuse_other_resources(r.resource_type).and_then(|()| {
+                let result = Target::of(&b, r.resource_type, &r.resource_name).and_then(|target| {
                     let configs: BTreeMap<String, String> = r
                         .configs
                         .iter()
@@ -67,7 +106,7 @@ pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfi
                                 .map(|v| (c.name.to_string(), v.to_string()))
                         })
                         .collect();
-                    b.set_topic_configs(&r.resource_name, configs, req.validate_only)
+                    target.replace(&b, configs, req.validate_only)
                 });
                 let (code, message) = outcome(result);
                 alter_configs_response::AlterConfigsResourceResponse::default()
@@ -91,9 +130,8 @@ pub async fn incremental(
         req.resources
             .into_iter()
             .map(|r| {
-                let result = refuse_other_resources(r.resource_type).and_then(|()| {
-                    let topic = b.topic(&r.resource_name).ok_or(AdminError::UnknownTopic)?;
-                    let mut configs = topic.configs.clone();
+                let result = Target::of(&b, r.resource_type, &r.resource_name).and_then(|target| {
+                    let mut configs = target.current(&b)?;
                     for c in &r.configs {
                         let name = c.name.to_string();
                         match (c.config_operation, &c.value) {
@@ -109,19 +147,15 @@ pub async fn incremental(
                                 )))
                             }
                             (op, _) => {
-                                return Err(AdminError::InvalidConfig(
-                                    crate::config::ConfigError::BadValue {
-                                        key: name,
-                                        value: String::new(),
-                                        reason: format!(
-                                            "operation {op} applies to list configs only"
-                                        ),
-                                    },
-                                ))
+                                return Err(AdminError::InvalidConfig(ConfigError::BadValue {
+                                    key: name,
+                                    value: String::new(),
+                                    reason: format!("operation {op} applies to list configs only"),
+                                }))
                             }
                         }
                     }
-                    b.set_topic_configs(&r.resource_name, configs, req.validate_only)
+                    target.replace(&b, configs, req.validate_only)
                 });
                 let (code, message) = outcome(result);
                 incremental_alter_configs_response::AlterConfigsResourceResponse::default()

@@ -52,7 +52,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest) -> CreateTop
                     Ok(topic) => {
                         let partitions = if req.validate_only {
                             if t.num_partitions == -1 && t.assignments.is_empty() {
-                                b.config.i64("num.partitions") as i32
+                                b.config().i64("num.partitions") as i32
                             } else if t.assignments.is_empty() {
                                 t.num_partitions
                             } else {
@@ -65,7 +65,8 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest) -> CreateTop
                             .iter()
                             .filter(|d| d.scope == Scope::Topic)
                             .map(|d| {
-                                let (value, source) = b.config.topic_value(d.name, &topic.configs);
+                                let (value, source) =
+                                    b.config().topic_value(d.name, &topic.configs);
                                 CreatableTopicConfigs::default()
                                     .with_name(str_bytes(d.name))
                                     .with_value(Some(str_bytes(value)))

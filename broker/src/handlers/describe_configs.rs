@@ -6,18 +6,20 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::config::{def, Def, Scope, Source, DEFS};
+use crate::config::{is_dynamic, Def, Layer, Scope, Source, DEFS};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
-/// DescribeConfigs for topics and for this broker, with sources and
-/// (v1+, when asked) synonyms, types (v3+) and documentation.
+/// DescribeConfigs for topics, this broker and the cluster-wide broker
+/// default, with sources and (v1+, when asked) synonyms, types (v3+) and
+/// documentation. Broker keys that change at run time are not read-only.
 pub fn handle(
     broker: &Broker,
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
+    let config = broker.config();
     let results = req
         .resources
         .into_iter()
@@ -64,23 +66,18 @@ pub fn handle(
                         .filter(|d| d.scope == Scope::Topic)
                         .filter(wanted)
                         .map(|d| {
-                            let (value, source) = broker.config.topic_value(d.name, &topic.configs);
+                            let (value, source) = config.topic_value(d.name, &topic.configs);
                             let mut synonyms = Vec::new();
                             if let Some(v) = topic.configs.get(d.name) {
                                 synonyms.push(synonym_entry(d.name, v.clone(), Source::Topic));
                             }
                             match d.broker_synonym {
-                                Some(synonym) => {
-                                    if let Some(v) = broker.config.explicit(synonym) {
-                                        synonyms.push(synonym_entry(
-                                            synonym,
-                                            v.to_string(),
-                                            Source::StaticBroker,
-                                        ));
-                                    }
-                                    let default = def(synonym).expect("known").default.to_string();
-                                    synonyms.push(synonym_entry(synonym, default, Source::Default));
-                                }
+                                Some(synonym) => synonyms.extend(
+                                    config
+                                        .broker_synonyms(synonym)
+                                        .into_iter()
+                                        .map(|(k, v, source)| synonym_entry(&k, v, source)),
+                                ),
                                 None => synonyms.push(synonym_entry(
                                     d.name,
                                     d.default.to_string(),
@@ -98,30 +95,38 @@ pub fn handle(
                         .filter(|d| d.scope == Scope::Broker)
                         .filter(wanted)
                         .map(|d| {
-                            let (value, source) = match broker.config.explicit(d.name) {
-                                Some(v) => (v.to_string(), Source::StaticBroker),
-                                None => (broker.config.value(d.name), Source::Default),
-                            };
-                            let mut synonyms = Vec::new();
-                            if source == Source::StaticBroker {
-                                synonyms.push(synonym_entry(
-                                    d.name,
-                                    value.clone(),
-                                    Source::StaticBroker,
-                                ));
-                            }
-                            synonyms.push(synonym_entry(
-                                d.name,
-                                d.default.to_string(),
-                                Source::Default,
-                            ));
-                            entry(d, value, source, true, synonyms)
+                            let synonyms = config
+                                .broker_synonyms(d.name)
+                                .into_iter()
+                                .map(|(k, v, source)| synonym_entry(&k, v, source))
+                                .collect();
+                            entry(
+                                d,
+                                config.value(d.name),
+                                config.broker_source(d.name),
+                                !is_dynamic(d),
+                                synonyms,
+                            )
                         })
                         .collect();
                     result.with_configs(configs)
                 }
-                // The cluster-wide default resource: no dynamic defaults yet.
-                BROKER if r.resource_name.is_empty() => result,
+                // The cluster-wide default resource shows what is set on it.
+                BROKER if r.resource_name.is_empty() => {
+                    let layer = config.dynamic(Layer::ClusterDefault);
+                    let configs = DEFS
+                        .iter()
+                        .filter(|d| layer.contains_key(d.name))
+                        .filter(wanted)
+                        .map(|d| {
+                            let value = layer[d.name].clone();
+                            let source = Source::DynamicDefaultBroker;
+                            let synonyms = vec![synonym_entry(d.name, value.clone(), source)];
+                            entry(d, value, source, false, synonyms)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
                 BROKER => result
                     .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(str_bytes(format!(

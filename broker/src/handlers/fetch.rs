@@ -40,7 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     let req = Arc::new(req);
     let deadline =
         Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
-    let remote_wait = Duration::from_millis(broker.config.i64("remote.fetch.max.wait.ms") as u64);
+    let remote_wait = Duration::from_millis(broker.config().i64("remote.fetch.max.wait.ms") as u64);
     loop {
         // Register for the wake-up before reading so that an append between
         // the read and the wait is not missed.

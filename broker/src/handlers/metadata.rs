@@ -52,7 +52,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
         Some(t) => t.is_empty() && version == 0,
     };
     let auto_create = (version < 4 || req.allow_auto_topic_creation)
-        && broker.config.bool("auto.create.topics.enable");
+        && broker.config().bool("auto.create.topics.enable");
     let mut topics = Vec::new();
     if all {
         topics.extend(broker.topics().iter().map(|t| topic_entry(broker, t)));
