@@ -1,6 +1,7 @@
 //! `strata`: a Kafka-compatible log broker with tiered storage.
 
 mod broker;
+mod cli;
 mod config;
 mod error;
 mod groups;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use strata_tiering::{ChunkCache, RemoteStore};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -29,9 +30,12 @@ use crate::broker::Broker;
 use crate::config::BrokerConfig;
 
 /// A Kafka-compatible log broker. Kafka clients connect unchanged.
+/// Without a subcommand it runs the broker.
 #[derive(Parser, Debug)]
-#[command(name = "strata", version)]
+#[command(name = "strata", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on for Kafka clients (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:9092", value_name = "ADDR")]
     listen: SocketAddr,
@@ -54,6 +58,28 @@ struct Cli {
     /// same as --set remote.log.storage.url=URL. Default: DATA_DIR/remote.
     #[arg(long, value_name = "URL")]
     remote: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Look at the topics of a running broker.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicsCommand {
+    /// Per partition: log start, local (hot-tier) start, last tiered offset,
+    /// high watermark, bytes in each tier and the records not yet uploaded.
+    Describe {
+        /// The broker to ask (host:port; the first of a comma-separated list).
+        #[arg(long, default_value = "127.0.0.1:9092", value_name = "ADDR")]
+        bootstrap: String,
+        /// One topic; every topic when omitted.
+        topic: Option<String>,
+    },
 }
 
 fn build_config(cli: &Cli) -> anyhow::Result<BrokerConfig> {
@@ -102,6 +128,12 @@ fn advertised(cli: &Cli, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Topics {
+        action: TopicsCommand::Describe { bootstrap, topic },
+    }) = &cli.command
+    {
+        return cli::topics_describe(cli::first_bootstrap(bootstrap)?, topic.as_deref());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -201,6 +201,61 @@ pub fn encode_response(
     Ok(buf.freeze())
 }
 
+/// A client's request frame, length prefix included: the request header
+/// in the version `version` of `R` needs, then the body. For Strata's own
+/// command-line tools and tests.
+pub fn encode_request<R: kafka_protocol::protocol::Request>(
+    version: i16,
+    correlation_id: i32,
+    client_id: &'static str,
+    body: &R,
+) -> Result<Bytes, ProtocolError> {
+    let api_key = ApiKey::try_from(R::KEY).map_err(|_| ProtocolError::UnknownApiKey(R::KEY))?;
+    let err = |reason: String| ProtocolError::Encode {
+        api_key,
+        version,
+        reason,
+    };
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+            client_id,
+        )))
+        .encode(&mut buf, api_key.request_header_version(version))
+        .map_err(|e| err(e.to_string()))?;
+    body.encode(&mut buf, version)
+        .map_err(|e| err(e.to_string()))?;
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Decodes a response frame (without its length prefix) to a request `R`
+/// sent at `version`: its correlation id and body. Trailing bytes are an
+/// error.
+pub fn decode_response<R: kafka_protocol::protocol::Request>(
+    mut frame: Bytes,
+    version: i16,
+) -> Result<(i32, R::Response), ProtocolError> {
+    let api_key = ApiKey::try_from(R::KEY).map_err(|_| ProtocolError::UnknownApiKey(R::KEY))?;
+    let bad = |reason: String| ProtocolError::Malformed {
+        api_key,
+        version,
+        reason,
+    };
+    let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
+        .map_err(|e| bad(e.to_string()))?;
+    let body = R::Response::decode(&mut frame, version).map_err(|e| bad(e.to_string()))?;
+    if frame.has_remaining() {
+        return Err(bad(format!("{} trailing bytes", frame.remaining())));
+    }
+    Ok((header.correlation_id, body))
+}
+
 /// The ApiVersions body listing [`SUPPORTED_APIS`].
 pub fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()

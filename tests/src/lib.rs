@@ -387,9 +387,9 @@ pub mod raw {
     use kafka_protocol::messages::produce_response::PartitionProduceResponse;
     use kafka_protocol::messages::{
         ApiKey, BrokerId, CreateTopicsRequest, ListOffsetsRequest, ProduceRequest, RequestHeader,
-        ResponseHeader, TopicName,
+        TopicName,
     };
-    use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+    use kafka_protocol::protocol::{Encodable, Request, StrBytes};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -476,23 +476,15 @@ pub mod raw {
             self.next_correlation += 1;
             let frame = Self::encode(R::KEY, version, correlation_id, body);
             self.write_frame(&frame);
-            let mut resp = self.read_frame().unwrap_or_else(|| {
+            let resp = self.read_frame().unwrap_or_else(|| {
                 panic!(
                     "connection closed instead of answering API {} v{version}",
                     R::KEY
                 )
             });
-            let key = ApiKey::try_from(R::KEY).unwrap();
-            let header =
-                ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
-            assert_eq!(header.correlation_id, correlation_id);
-            let decoded = R::Response::decode(&mut resp, version).unwrap();
-            assert!(
-                resp.is_empty(),
-                "API {} v{version}: {} trailing response bytes",
-                R::KEY,
-                resp.len()
-            );
+            let (got, decoded) = strata_protocol::decode_response::<R>(resp, version)
+                .unwrap_or_else(|e| panic!("API {} v{version}: {e}", R::KEY));
+            assert_eq!(got, correlation_id);
             decoded
         }
     }
