@@ -21,9 +21,13 @@ fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
     None
 }
 
-/// The first record satisfying `wanted(timestamp)` in the uncompressed
-/// records area, as (timestamp, offset).
-fn scan(records: &[u8], header: &BatchHeader, wanted: &dyn Fn(i64) -> bool) -> Option<(i64, i64)> {
+/// The first record satisfying `wanted(timestamp, offset)` in the
+/// uncompressed records area, as (timestamp, offset).
+fn scan(
+    records: &[u8],
+    header: &BatchHeader,
+    wanted: &dyn Fn(i64, i64) -> bool,
+) -> Option<(i64, i64)> {
     let mut pos = 0;
     for _ in 0..header.record_count {
         let len = usize::try_from(varint(records, &mut pos)?).ok()?;
@@ -34,7 +38,7 @@ fn scan(records: &[u8], header: &BatchHeader, wanted: &dyn Fn(i64) -> bool) -> O
         let mut p = pos + 1; // attributes
         let timestamp = header.base_timestamp.wrapping_add(varint(records, &mut p)?);
         let offset = header.base_offset + varint(records, &mut p)?;
-        if wanted(timestamp) {
+        if wanted(timestamp, offset) {
             return Some((timestamp, offset));
         }
         pos = end;
@@ -42,16 +46,24 @@ fn scan(records: &[u8], header: &BatchHeader, wanted: &dyn Fn(i64) -> bool) -> O
     None
 }
 
-/// Finds in `batch` the first record with a timestamp `>= ts`, or with
-/// `max` the first record carrying the batch's max timestamp.
-pub fn first_record_at_or_after(batch: &Bytes, ts: i64, max: bool) -> Option<(i64, i64)> {
+/// Finds in `batch` the first record at or after offset `from` with a
+/// timestamp `>= ts`, or with `max` the first record carrying the batch's
+/// max timestamp. `from` is the log start: a batch may straddle it after
+/// DeleteRecords, and records below it are gone for clients.
+pub fn first_record_at_or_after(
+    batch: &Bytes,
+    ts: i64,
+    max: bool,
+    from: i64,
+) -> Option<(i64, i64)> {
     let header = BatchHeader::parse(batch).ok()?;
     if header.is_log_append_time() {
         // Every record of the batch has the broker's append time.
-        return Some((header.max_timestamp, header.base_offset));
+        return Some((header.max_timestamp, header.base_offset.max(from)));
     }
     let target = if max { header.max_timestamp } else { ts };
-    let wanted = move |t: i64| if max { t == target } else { t >= target };
+    let wanted =
+        move |t: i64, offset: i64| offset >= from && if max { t == target } else { t >= target };
     let mut area = batch.slice(HEADER_LEN..header.total_len().min(batch.len()));
     match header.compression() {
         0 => scan(&area, &header, &wanted),
@@ -116,13 +128,24 @@ mod tests {
             // Timestamps need not be ordered inside a batch.
             let b = batch(&[1000, 3000, 2000, 3000], c);
             assert_eq!(
-                first_record_at_or_after(&b, 1500, false),
+                first_record_at_or_after(&b, 1500, false, i64::MIN),
                 Some((3000, 101)),
                 "{c:?}"
             );
-            assert_eq!(first_record_at_or_after(&b, 0, false), Some((1000, 100)));
-            assert_eq!(first_record_at_or_after(&b, 3001, false), None);
-            assert_eq!(first_record_at_or_after(&b, 0, true), Some((3000, 101)));
+            assert_eq!(
+                first_record_at_or_after(&b, 0, false, i64::MIN),
+                Some((1000, 100))
+            );
+            assert_eq!(first_record_at_or_after(&b, 3001, false, i64::MIN), None);
+            assert_eq!(
+                first_record_at_or_after(&b, 0, true, i64::MIN),
+                Some((3000, 101))
+            );
+            assert_eq!(
+                first_record_at_or_after(&b, 0, false, 101),
+                Some((3000, 101)),
+                "records below the log start are skipped"
+            );
         }
     }
 
@@ -131,6 +154,9 @@ mod tests {
         let mut b = batch(&[1, 2], Compression::None).to_vec();
         // Claim two billion records: the scan stops at the end of the bytes.
         b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert_eq!(first_record_at_or_after(&Bytes::from(b), 10, false), None);
+        assert_eq!(
+            first_record_at_or_after(&Bytes::from(b), 10, false, i64::MIN),
+            None
+        );
     }
 }

@@ -744,7 +744,9 @@ impl Log {
                     best = Some(s);
                 }
             }
-            best.map(|s| s.offset_of_max_timestamp)
+            // After DeleteRecords the record may be below the log start,
+            // in the segment straddling it: the answer starts there.
+            best.map(|s| s.offset_of_max_timestamp.max(inner.log_start))
         };
         let Some(offset) = target else {
             return Ok(None);

@@ -230,13 +230,15 @@ impl RemotePartition {
     }
 
     /// The largest timestamp held remotely and the base offset of its
-    /// segment, for the max-timestamp query.
+    /// segment (or the log start, if that is inside it), for the
+    /// max-timestamp query.
     pub fn max_timestamp(&self) -> Option<(i64, Offset)> {
         let m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        let log_start = m.log_start_offset.unwrap_or(i64::MIN);
         let mut best: Option<(i64, Offset)> = None;
-        for s in m.finished() {
+        for s in m.finished().filter(|s| s.next_offset > log_start) {
             if best.is_none_or(|(ts, _)| s.max_timestamp > ts) {
-                best = Some((s.max_timestamp, Offset(s.base_offset)));
+                best = Some((s.max_timestamp, Offset(s.base_offset.max(log_start))));
             }
         }
         best
@@ -616,23 +618,28 @@ impl RemotePartition {
 
     /// The first remote batch holding a record with a timestamp `>= ts`.
     pub async fn batch_for_timestamp(&self, ts: i64) -> TieringResult<Option<Bytes>> {
-        let entry = self
-            .manifest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .finished()
-            .find(|s| s.max_timestamp >= ts)
-            .cloned();
+        let (entry, log_start) = {
+            let m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+            let log_start = m.log_start_offset.unwrap_or(i64::MIN);
+            let entry = m
+                .finished()
+                .filter(|s| s.next_offset > log_start)
+                .find(|s| s.max_timestamp >= ts)
+                .cloned();
+            (entry, log_start)
+        };
         let Some(entry) = entry else { return Ok(None) };
         let time_index = self.index(&entry, Kind::TimeIndex).await?;
-        let from = time_index_lookup(&time_index, Offset(entry.base_offset), ts);
+        // Records below the log start (DeleteRecords) are not searched.
+        let from =
+            time_index_lookup(&time_index, Offset(entry.base_offset), ts).max(Offset(log_start));
         let index = self.index(&entry, Kind::Index).await?;
         let (_, position) = offset_index_lookup(&index, Offset(entry.base_offset), from);
         let mut reader = SegmentReader::new(self, &entry);
         let mut pos = position as u64;
         while pos < entry.size {
             let header = reader.header(pos).await?;
-            if header.max_timestamp >= ts {
+            if header.max_timestamp >= ts && header.last_offset() >= log_start {
                 return reader.range(pos, header.total_len()).await.map(Some);
             }
             pos += header.total_len() as u64;

@@ -67,9 +67,10 @@ fn tiering(e: strata_tiering::TieringError) -> AdminError {
 
 /// (timestamp, offset) answering `query`, -1 for either when unknown.
 async fn lookup(p: &Arc<Partition>, query: i64) -> Result<(i64, i64), AdminError> {
+    let log_start = p.log_start().0;
     let in_record = |batch: Option<Bytes>, ts: i64, max: bool| {
         batch
-            .and_then(|b| first_record_at_or_after(&b, ts, max))
+            .and_then(|b| first_record_at_or_after(&b, ts, max, log_start))
             .unwrap_or((-1, -1))
     };
     Ok(match query {

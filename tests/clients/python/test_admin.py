@@ -6,7 +6,7 @@ import time
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from kafka import KafkaAdminClient
 
 from conftest import fill_tiered_topic
@@ -80,6 +80,15 @@ def test_delete_records_moves_the_log_start_across_both_tiers(tiered_broker):
         tp = TopicPartition(topic, 0, cut)
         deleted = admin.delete_records([tp], request_timeout=10)[tp].result(10)
         assert deleted.low_watermark == cut
+        # ListOffsets: the special timestamps, and a lookup by timestamp that
+        # would land in a batch straddling the cut, answer from the cut on.
+        part = TopicPartition(topic, 0)
+        for spec, want in [(OffsetSpec.earliest(), cut), (OffsetSpec.latest(), 4000),
+                           (OffsetSpec.for_timestamp(0), cut)]:
+            got = admin.list_offsets({part: spec}, request_timeout=10)[part].result(10)
+            assert got.offset == want, (spec, got)
+        newest = admin.list_offsets({part: OffsetSpec.max_timestamp()}, request_timeout=10)[part].result(10)
+        assert cut <= newest.offset < 4000
 
         consumer = Consumer({"bootstrap.servers": tiered_broker.addr, "group.id": f"trim-{cut}",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
