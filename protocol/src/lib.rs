@@ -148,12 +148,9 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
     }));
     match decoded {
         Ok(Ok((header, body))) => {
-            if frame.has_remaining() {
-                return Err(malformed(format!(
-                    "{} unexpected trailing bytes",
-                    frame.remaining()
-                )));
-            }
+            // Bytes after the last field are ignored, as Kafka's parser
+            // ignores them: librdkafka 2.x sends three after a Metadata v12
+            // request for all topics (`list_topics()`), and Kafka answers it.
             Ok(Request {
                 api_key,
                 header,
@@ -303,6 +300,22 @@ mod tests {
             .unwrap();
         body.encode(&mut buf, version).unwrap();
         buf.freeze()
+    }
+
+    /// The Metadata v12 request librdkafka 2.16 sends for `list_topics()`
+    /// (all topics), byte for byte: Kafka answers it, so Strata must too.
+    #[test]
+    fn librdkafka_list_topics_metadata_with_trailing_bytes_is_accepted() {
+        let hex = "0003000c00000003000772646b61666b610000000000010000";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let request = decode_request(Bytes::from(bytes)).unwrap();
+        match request.body {
+            RequestKind::Metadata(m) => assert!(m.topics.is_none(), "all topics"),
+            other => panic!("decoded as {other:?}"),
+        }
     }
 
     #[test]
