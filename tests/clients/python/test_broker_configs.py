@@ -136,3 +136,19 @@ def test_what_may_not_change_is_refused_with_kafkas_codes(broker):
     with pytest.raises(KafkaException) as e:
         admin.incremental_alter_configs([resource])[resource].result(10)
     assert e.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_legacy_alter_configs_replaces_the_brokers_dynamic_set(broker):
+    admin = AdminClient({"bootstrap.servers": broker.addr})
+    alter(admin, "0", ("log.retention.ms", "3600000", SET), ("log.roll.ms", "600000", SET))
+    # AlterConfigs (not incremental) replaces everything set on the resource.
+    resource = ConfigResource(ResourceType.BROKER, "0", set_config={"log.segment.bytes": "300000"})
+    admin.alter_configs([resource])[resource].result(10)
+    this = describe(admin, ResourceType.BROKER, "0")
+    dynamic = {k for k, e in this.items() if ConfigSource(e.source) == ConfigSource.DYNAMIC_BROKER_CONFIG}
+    assert dynamic == {"log.segment.bytes"}
+    bad = ConfigResource(ResourceType.BROKER, "0", set_config={"log.cleanup.policy": "compact"})
+    with pytest.raises(KafkaException) as e:
+        admin.alter_configs([bad])[bad].result(10)
+    assert e.value.args[0].code() == KafkaError.INVALID_REQUEST
+    assert describe(admin, ResourceType.BROKER, "0")["log.segment.bytes"].value == "300000"
