@@ -1,34 +1,109 @@
 //! The TCP server: one task per connection, requests answered in order.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use strata_protocol::{
     decode_request, encode_response, frame_len, unsupported_api_versions_response, ProtocolError,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::handlers;
 
-/// Accepts connections until `shutdown` turns true.
+/// The limits every connection shares: open connections (in total and per
+/// IP address) and requests in progress. Shared by the accept loop and
+/// every connection task.
+struct Limits {
+    connections: Arc<Semaphore>,
+    per_ip_max: usize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    requests: Arc<Semaphore>,
+}
+
+/// A connection's hold on the limits, given back when it closes.
+struct Admitted {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+    _connection: OwnedSemaphorePermit,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Limits {
+    /// Counts a new connection from `ip`, or refuses it when the address
+    /// already has `max.connections.per.ip` open.
+    fn admit(self: &Arc<Self>, ip: IpAddr, permit: OwnedSemaphorePermit) -> Option<Admitted> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.per_ip_max {
+            return None;
+        }
+        *n += 1;
+        Some(Admitted {
+            limits: Arc::clone(self),
+            ip,
+            _connection: permit,
+        })
+    }
+}
+
+fn permits(n: i64) -> usize {
+    (n.max(0) as usize).min(Semaphore::MAX_PERMITS)
+}
+
+/// Accepts connections until `shutdown` turns true. At `max.connections`
+/// open connections it stops accepting until one closes, as Kafka does; a
+/// connection beyond `max.connections.per.ip` is closed at once.
 pub async fn serve(
     broker: Arc<Broker>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let config = broker.config();
+    let limits = Arc::new(Limits {
+        connections: Arc::new(Semaphore::new(permits(config.i64("max.connections")))),
+        per_ip_max: permits(config.i64("max.connections.per.ip")),
+        per_ip: Mutex::new(HashMap::new()),
+        requests: Arc::new(Semaphore::new(permits(config.i64("queued.max.requests")))),
+    });
     loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&limits.connections).acquire_owned() => p.expect("never closed"),
+            _ = shutdown.changed() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(admitted) = limits.admit(peer.ip(), permit) else {
+                        metrics::counter!("strata_connections_refused_total", "reason" => "max.connections.per.ip").increment(1);
+                        debug!(%peer, "closing a connection beyond max.connections.per.ip");
+                        drop(stream);
+                        continue;
+                    };
                     let broker = Arc::clone(&broker);
                     let shutdown = shutdown.clone();
-                    tokio::spawn(async move { connection(broker, stream, peer, shutdown).await });
+                    let requests = Arc::clone(&limits.requests);
+                    tokio::spawn(async move {
+                        connection(broker, stream, peer, requests, shutdown).await;
+                        drop(admitted);
+                    });
                 }
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning.
@@ -41,10 +116,16 @@ pub async fn serve(
     }
 }
 
+/// Bytes buffered for reading from a connection: enough for the 4-byte
+/// prefix and a small request in one read; larger frames are read straight
+/// into their own buffer. Kept small so that idle connections cost little.
+const READ_BUFFER: usize = 8 * 1024;
+
 async fn connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
+    requests: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -52,9 +133,10 @@ async fn connection(
     metrics::counter!("strata_connections_accepted_total").increment(1);
     let open = metrics::gauge!("strata_connections_open");
     open.increment(1.0);
-    let (rd, wr) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, rd);
-    let mut writer = BufWriter::with_capacity(64 * 1024, wr);
+    // Responses are written whole with one write_all, so the writer needs
+    // no buffer of its own.
+    let (rd, mut writer) = stream.into_split();
+    let mut reader = BufReader::with_capacity(READ_BUFFER, rd);
     let max = broker.config().i64("socket.request.max.bytes") as usize;
     loop {
         let mut prefix = [0u8; 4];
@@ -69,6 +151,12 @@ async fn connection(
                 break;
             }
         };
+        // A request slot is taken before the frame's memory: at most
+        // `queued.max.requests` frames are held at once.
+        let mut slot = tokio::select! {
+            p = Arc::clone(&requests).acquire_owned() => Some(p.expect("never closed")),
+            _ = shutdown.changed() => break,
+        };
         let mut frame = BytesMut::zeroed(len);
         if reader.read_exact(&mut frame).await.is_err() {
             break;
@@ -77,6 +165,13 @@ async fn connection(
         let response = match decode_request(frame.freeze()) {
             Ok(request) => {
                 let api_key = request.api_key;
+                if api_key == ApiKey::Fetch {
+                    // A fetch may wait up to its max wait for records; its
+                    // small frame is decoded, so it gives its slot back
+                    // rather than hold it while parked, as Kafka's fetches
+                    // leave the request queue for purgatory.
+                    drop(slot.take());
+                }
                 let version = request.version();
                 let correlation_id = request.header.correlation_id;
                 let client = handlers::groups::Client {
@@ -117,7 +212,7 @@ async fn connection(
                 break;
             }
         };
-        if writer.write_all(&response).await.is_err() || writer.flush().await.is_err() {
+        if writer.write_all(&response).await.is_err() {
             break;
         }
     }
