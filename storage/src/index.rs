@@ -7,6 +7,7 @@
 //! entries, so the length of a sealed index tells how many entries it has.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapMut, MmapOptions};
@@ -22,7 +23,16 @@ struct MappedEntries<const N: usize> {
     mmap: Option<MmapMut>,
     entries: usize,
     capacity: usize,
+    /// Bytes from the start of the file known to have disk blocks. The
+    /// preallocated tail is sparse, and a store through the mapping into a
+    /// page the filesystem cannot back (a full disk) would kill the process
+    /// with SIGBUS; pages are therefore backed with a plain write first,
+    /// which fails cleanly with ENOSPC instead.
+    backed: usize,
 }
+
+/// Granularity of [`MappedEntries::backed`]: a page.
+const PAGE: usize = 4096;
 
 impl<const N: usize> MappedEntries<N> {
     /// Opens (creating if needed) the file, trusting its length to count the
@@ -46,6 +56,7 @@ impl<const N: usize> MappedEntries<N> {
             mmap: None,
             entries,
             capacity: 0,
+            backed: entries * N,
         };
         m.resize(entries.max(len / N))?;
         Ok(m)
@@ -58,6 +69,7 @@ impl<const N: usize> MappedEntries<N> {
             .set_len((capacity * N) as u64)
             .map_err(StorageError::io("resize index", &self.path))?;
         self.capacity = capacity;
+        self.backed = self.backed.min(capacity * N);
         if capacity > 0 {
             // SAFETY: the file is private to this broker's data directory and
             // is only resized through this struct, which drops the mapping
@@ -74,11 +86,39 @@ impl<const N: usize> MappedEntries<N> {
         mmap[i * N..(i + 1) * N].try_into().expect("N bytes")
     }
 
+    /// Makes sure the file has blocks under its first `end` bytes, writing
+    /// zeros from the backed end to the next page boundary. Returns false if
+    /// the filesystem refused (no space).
+    fn back(&mut self, end: usize) -> bool {
+        if end <= self.backed {
+            return true;
+        }
+        let to = end.div_ceil(PAGE) * PAGE;
+        let to = to.min(self.capacity * N).max(end);
+        let zeros = vec![0u8; to - self.backed];
+        match self.file.write_all_at(&zeros, self.backed as u64) {
+            Ok(()) => {
+                self.backed = to;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot extend an index; the entry is skipped (indexes are sparse)");
+                false
+            }
+        }
+    }
+
+    /// Appends an entry; false when the index is full. An entry the disk
+    /// has no room for is skipped (and true returned): a sparse index only
+    /// gets coarser without it.
     fn push(&mut self, entry: [u8; N]) -> bool {
         if self.entries >= self.capacity {
             return false;
         }
         let i = self.entries;
+        if !self.back((i + 1) * N) {
+            return true;
+        }
         let mmap = self.mmap.as_mut().expect("capacity > 0 means mapped");
         mmap[i * N..(i + 1) * N].copy_from_slice(&entry);
         self.entries += 1;

@@ -320,9 +320,12 @@ impl Segment {
     /// `headers` their parsed headers (with final offsets) and positions
     /// relative to `data`.
     pub fn append(&mut self, data: &[u8], headers: &[(usize, BatchHeader)]) -> StorageResult<()> {
-        self.file
-            .write_all_at(data, self.size)
-            .map_err(StorageError::io("append to segment", &*self.log_path))?;
+        if let Err(e) = self.file.write_all_at(data, self.size) {
+            // A partial write (a full disk) must not leave bytes past the
+            // end that a later clean start would take for batches.
+            let _ = self.file.set_len(self.size);
+            return Err(StorageError::io("append to segment", &*self.log_path)(e));
+        }
         for (rel, header) in headers {
             self.index_batch(header, self.size + *rel as u64);
         }
