@@ -59,6 +59,7 @@ pub fn strata_bin() -> PathBuf {
 /// removed with the harness.
 pub struct Broker {
     child: Option<Child>,
+    data: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
     metrics_addr: String,
@@ -76,8 +77,20 @@ impl Broker {
     /// Starts a broker with extra environment variables too (e.g. the
     /// `AWS_*` settings of an S3 server).
     pub fn start_with_env(args: &[&str], env: &[(String, String)]) -> Broker {
+        Self::start_in(None, args, env)
+    }
+
+    /// Starts a broker whose data directory is `data_dir` (for a test that
+    /// puts it on a filesystem of its own) instead of a fresh temporary one.
+    pub fn start_with_data_dir(data_dir: &Path, args: &[&str]) -> Broker {
+        Self::start_in(Some(data_dir.to_owned()), args, &[])
+    }
+
+    fn start_in(data_dir: Option<PathBuf>, args: &[&str], env: &[(String, String)]) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
+        let data = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let mut b = Broker {
+            data,
             child: None,
             dir,
             port: 0,
@@ -149,7 +162,7 @@ impl Broker {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// What the broker logged so far.
