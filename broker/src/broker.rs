@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strata_storage::{Log, Offset};
-use strata_tiering::{ChunkCache, PartitionKey, RemotePartition, RemoteStore, RetentionLimits};
+use strata_tiering::{
+    ChunkCache, PartitionKey, RemotePartition, RemoteStore, RetentionLimits, TieringError,
+};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -234,13 +236,23 @@ impl Broker {
             topic_id: id,
             partition: partition as i32,
         };
-        let remote = RemotePartition::open(
-            key,
-            self.remote_store.clone(),
-            Arc::clone(&self.cache),
-            &dir,
-        )
-        .map_err(|e| AdminError::Tiering(e.to_string()))?;
+        let open = |key: PartitionKey| {
+            RemotePartition::open(
+                key,
+                self.remote_store.clone(),
+                Arc::clone(&self.cache),
+                &dir,
+            )
+        };
+        let remote = match open(key.clone()) {
+            Ok(remote) => remote,
+            Err(e @ TieringError::Manifest { .. }) => {
+                warn!(topic, partition, error = %e, "the remote manifest is unreadable; restoring it from the copy in the object store");
+                self.restore_manifest(&key, &dir)?;
+                open(key).map_err(|e| AdminError::Tiering(e.to_string()))?
+            }
+            Err(e) => return Err(AdminError::Tiering(e.to_string())),
+        };
         Ok(Arc::new(Partition {
             log,
             remote: Arc::new(remote),
@@ -280,6 +292,36 @@ impl Broker {
         }
         info!(layer = ?layer, configs = ?next.dynamic(layer), "changed dynamic broker configs");
         Ok(())
+    }
+
+    /// Replaces an unreadable local manifest with the store's copy, or
+    /// explains why the partition cannot be opened. Blocking; called from
+    /// start-up, which runs on the runtime's blocking threads.
+    fn restore_manifest(&self, key: &PartitionKey, dir: &Path) -> Result<(), AdminError> {
+        let fail = |reason: String| {
+            AdminError::Tiering(format!(
+                "the remote manifest of {} is unreadable and {reason}; \
+                 move {}/remote-manifest.json aside to start without the cold tier's history",
+                key.dir(),
+                dir.display()
+            ))
+        };
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| fail("no runtime is available to read the store's copy".into()))?;
+        match runtime.block_on(RemotePartition::restore_manifest(
+            key,
+            &self.remote_store,
+            dir,
+        )) {
+            Ok(true) => {
+                info!(partition = %key.dir(), "restored the remote manifest from the object store");
+                Ok(())
+            }
+            Ok(false) => Err(fail("the object store has no copy".into())),
+            Err(e) => Err(fail(format!(
+                "its copy in the object store cannot be read: {e}"
+            ))),
+        }
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

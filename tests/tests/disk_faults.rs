@@ -176,6 +176,12 @@ fn torn_and_flipped_tails_are_cut_at_the_last_valid_batch_and_reported() {
 
 /// The base offset of the first batch a Fetch at `offset` returns.
 fn fetch_first_offset(c: &mut Conn, topic: &str, offset: i64) -> i64 {
+    try_fetch_first_offset(c, topic, offset).expect("records")
+}
+
+/// As [`fetch_first_offset`], `None` when the answer has no records yet (a
+/// cold-tier read still running).
+fn try_fetch_first_offset(c: &mut Conn, topic: &str, offset: i64) -> Option<i64> {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::{BrokerId, FetchRequest};
     let req = FetchRequest::default()
@@ -191,8 +197,8 @@ fn fetch_first_offset(c: &mut Conn, topic: &str, offset: i64) -> i64 {
     let r = c.request(4, &req);
     let p = &r.responses[0].partitions[0];
     assert_eq!(p.error_code, 0, "fetch at {offset}");
-    let records = p.records.as_ref().expect("records");
-    i64::from_be_bytes(records[..8].try_into().unwrap())
+    let records = p.records.as_ref()?;
+    (records.len() >= 8).then(|| i64::from_be_bytes(records[..8].try_into().unwrap()))
 }
 
 #[test]
@@ -251,4 +257,63 @@ fn a_corrupted_index_is_detected_and_rebuilt() {
         log_text.contains("index"),
         "the broker reports the rebuilt index:\n{log_text}"
     );
+}
+
+#[test]
+fn a_broken_remote_manifest_is_restored_from_the_store() {
+    let mut broker = Broker::start(&[
+        "--set",
+        "log.segment.bytes=20000",
+        "--set",
+        "remote.log.manager.task.interval.ms=100",
+        "--set",
+        "log.retention.check.interval.ms=100",
+    ]);
+    let mut c = Conn::connect(&broker.addr());
+    assert_eq!(
+        c.create_topic("m", 1, &[("local.retention.bytes", "1")])
+            .error_code,
+        0
+    );
+    fill(&mut c, "m", 100);
+    // Wait until the history has left the hot tier.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while c.list_offset("m", 0, -4).offset < 500 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let local_start = c.list_offset("m", 0, -4).offset;
+    assert!(local_start >= 500, "history did not move to the cold tier");
+    // Give the store's copy of the manifest a pass to catch up, then crash
+    // and break the local manifest: half of it gone, and a stray half-written
+    // temporary file beside it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    broker.kill();
+    let manifest = broker.data_dir().join("m-0/remote-manifest.json");
+    let text = fs::read(&manifest).unwrap();
+    fs::write(&manifest, &text[..text.len() / 2]).unwrap();
+    fs::write(manifest.with_extension("json.tmp"), &text[..10]).unwrap();
+
+    broker.restart();
+    let log_text = broker.log();
+    assert!(
+        log_text.contains("restored the remote manifest"),
+        "the broker says what it did:\n{log_text}"
+    );
+    let mut c = Conn::connect(&broker.addr());
+    assert_eq!(
+        c.list_offset("m", 0, -2).offset,
+        0,
+        "history is still there"
+    );
+    assert_eq!(c.list_offset("m", 0, -1).offset, 1000);
+    // Read from offset 0 through the cold tier.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let first = loop {
+        let r = try_fetch_first_offset(&mut c, "m", 0);
+        if r.is_some() || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(first, Some(0));
 }

@@ -137,6 +137,34 @@ impl RemotePartition {
         })
     }
 
+    /// Restores the partition's local manifest in `local_dir` from the copy
+    /// mirrored next to its segments in the store, for when the local one
+    /// cannot be read (a damaged disk). Returns false when the store has no
+    /// copy. The copy may trail the lost file by the last few changes: a
+    /// segment uploaded after it is uploaded again, and one deleted after it
+    /// reads as missing until retention drops it again.
+    pub async fn restore_manifest(
+        key: &PartitionKey,
+        store: &RemoteStore,
+        local_dir: &Path,
+    ) -> TieringResult<bool> {
+        let object = store.key(&format!("{}/manifest.json", key.dir()));
+        let bytes = match store.store.get(&object).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map_err(TieringError::store("read", &object))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(TieringError::store_failed("read", object.to_string(), e)),
+        };
+        let manifest = Manifest::from_json(&bytes, Path::new(object.as_ref()))?;
+        let path = local_dir.join("remote-manifest.json");
+        tokio::task::spawn_blocking(move || manifest.save(&path))
+            .await
+            .expect("manifest save does not panic")?;
+        Ok(true)
+    }
+
     fn object(&self, entry: &SegmentEntry, kind: Kind) -> ObjectPath {
         self.store.key(&format!(
             "{}/{:020}-{}.{}",
