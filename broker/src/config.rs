@@ -188,6 +188,18 @@ pub enum ConfigError {
     Unreadable { file: String, reason: String },
 }
 
+/// The error for a topic key given where a broker key belongs, pointing
+/// at the broker key that sets its default.
+fn topic_key_on_broker(d: &Def) -> ConfigError {
+    ConfigError::TopicKeyOnBroker {
+        key: d.name.into(),
+        hint: match d.broker_synonym {
+            Some(synonym) => format!("set the broker default {synonym} instead"),
+            None => "it has no broker default: set it per topic".into(),
+        },
+    }
+}
+
 /// Checks `value` against the definition's type and bounds.
 pub fn validate(def: &Def, value: &str) -> Result<(), ConfigError> {
     let bad = |reason: String| ConfigError::BadValue {
@@ -243,13 +255,7 @@ impl BrokerConfig {
         let value = value.trim();
         let d = def(key).ok_or_else(|| ConfigError::UnknownKey(key.into()))?;
         if d.scope == Scope::Topic {
-            return Err(ConfigError::TopicKeyOnBroker {
-                key: key.into(),
-                hint: match d.broker_synonym {
-                    Some(synonym) => format!("set the broker default {synonym} instead"),
-                    None => "it has no broker default: set it per topic".into(),
-                },
-            });
+            return Err(topic_key_on_broker(d));
         }
         validate(d, value)?;
         self.explicit.insert(key.into(), value.into());
@@ -320,13 +326,7 @@ impl BrokerConfig {
         for (k, v) in &configs {
             let d = def(k).ok_or_else(|| ConfigError::UnknownKey(k.clone()))?;
             if d.scope == Scope::Topic {
-                return Err(ConfigError::TopicKeyOnBroker {
-                    key: k.clone(),
-                    hint: match d.broker_synonym {
-                        Some(synonym) => format!("set the broker default {synonym} instead"),
-                        None => "it has no broker default: set it per topic".into(),
-                    },
-                });
+                return Err(topic_key_on_broker(d));
             }
             if !is_dynamic(d) {
                 static_only.push(k.as_str());

@@ -173,6 +173,13 @@ fn decode_parts(
     Ok((header, body))
 }
 
+/// Fills in the 4-byte length prefix reserved at the start of `buf`.
+fn with_length_prefix(mut buf: BytesMut) -> Bytes {
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    buf.freeze()
+}
+
 /// Encodes a response frame, length prefix included.
 pub fn encode_response(
     api_key: ApiKey,
@@ -193,9 +200,7 @@ pub fn encode_response(
         .map_err(|e| err(e.to_string()))?;
     body.encode(&mut buf, version)
         .map_err(|e| err(e.to_string()))?;
-    let len = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(with_length_prefix(buf))
 }
 
 /// A client's request frame, length prefix included: the request header
@@ -226,9 +231,7 @@ pub fn encode_request<R: kafka_protocol::protocol::Request>(
         .map_err(|e| err(e.to_string()))?;
     body.encode(&mut buf, version)
         .map_err(|e| err(e.to_string()))?;
-    let len = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(with_length_prefix(buf))
 }
 
 /// Decodes a response frame (without its length prefix) to a request `R`

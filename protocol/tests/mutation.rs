@@ -76,23 +76,6 @@ fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, LARGEST.with(|l| l.get()))
 }
 
-/// A small deterministic generator (xorshift64*), so that a failing round
-/// is replayed from the seed it prints.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn corpus() -> Vec<(String, Vec<u8>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
@@ -111,30 +94,30 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 /// Values that make length and count fields interesting.
 const BOUNDARY: &[u8] = &[0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff];
 
-fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut fastrand::Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
     let mut b = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + rng.usize(..4) {
         let len = b.len();
-        match rng.below(8) {
+        match rng.usize(..8) {
             0 if len > 0 => {
-                let i = rng.below(len);
-                b[i] ^= 1 << rng.below(8);
+                let i = rng.usize(..len);
+                b[i] ^= 1 << rng.usize(..8);
             }
             1 if len > 0 => {
-                let i = rng.below(len);
-                b[i] = BOUNDARY[rng.below(BOUNDARY.len())];
+                let i = rng.usize(..len);
+                b[i] = BOUNDARY[rng.usize(..BOUNDARY.len())];
             }
-            2 => b.truncate(rng.below(len + 1)),
+            2 => b.truncate(rng.usize(..=len)),
             3 => {
-                let extra = rng.below(64);
+                let extra = rng.usize(..64);
                 for _ in 0..extra {
-                    b.push(rng.next() as u8);
+                    b.push(rng.u8(..));
                 }
             }
             4 if len > 0 => {
                 // A 32-bit length or count made huge or negative.
-                let i = rng.below(len);
-                let value: [u8; 4] = match rng.below(3) {
+                let i = rng.usize(..len);
+                let value: [u8; 4] = match rng.usize(..3) {
                     0 => 0x7fff_ffffu32.to_be_bytes(),
                     1 => 0xffff_ffffu32.to_be_bytes(),
                     _ => 0x0010_0000u32.to_be_bytes(),
@@ -147,7 +130,7 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
             }
             5 if len > 0 => {
                 // A varint (compact length) made long: continuation bytes.
-                let i = rng.below(len);
+                let i = rng.usize(..len);
                 for k in 0..5 {
                     if let Some(x) = b.get_mut(i + k) {
                         *x = if k < 4 { 0xff } else { 0x0f };
@@ -156,15 +139,15 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
             }
             6 if !other.is_empty() => {
                 // Splice: this seed's head, another's tail.
-                let cut = rng.below(len + 1);
-                let from = rng.below(other.len());
+                let cut = rng.usize(..=len);
+                let from = rng.usize(..other.len());
                 b.truncate(cut);
                 b.extend_from_slice(&other[from..]);
             }
             _ if len > 8 => {
                 // Keep the header, shuffle a body range.
-                let i = 8 + rng.below(len - 8);
-                let j = 8 + rng.below(len - 8);
+                let i = 8 + rng.usize(..len - 8);
+                let j = 8 + rng.usize(..len - 8);
                 b.swap(i, j);
             }
             _ => {}
@@ -192,7 +175,7 @@ fn mutated_real_requests_never_panic_hang_or_allocate_from_lengths() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_cafe_f00d_u64);
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let deadline = Instant::now() + Duration::from_secs(secs);
 
     // The seeds themselves decode.
@@ -204,8 +187,8 @@ fn mutated_real_requests_never_panic_hang_or_allocate_from_lengths() {
     let (mut rounds, mut accepted, mut largest_ratio) = (0u64, 0u64, 0f64);
     'outer: for _ in 0..rounds_per_seed {
         for (i, (name, frame)) in seeds.iter().enumerate() {
-            let other = &seeds[(i + 1 + rng.below(seeds.len() - 1)) % seeds.len()].1;
-            let state = rng.0;
+            let other = &seeds[(i + 1 + rng.usize(..seeds.len() - 1)) % seeds.len()].1;
+            let state = rng.get_seed();
             let input = mutate(&mut rng, frame, other);
             let len = input.len();
             let (result, largest) =

@@ -17,22 +17,6 @@ use std::time::{Duration, Instant};
 use strata_storage::batch::{validate, HEADER_LEN};
 use strata_storage::{Log, LogConfig, Offset};
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Every valid v2 batch found inside the corpus' Produce frames (API key 0).
 fn seeds() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/tests/corpus");
@@ -60,25 +44,25 @@ fn seeds() -> Vec<Vec<u8>> {
     out
 }
 
-fn mutate(rng: &mut Rng, batch: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut fastrand::Rng, batch: &[u8]) -> Vec<u8> {
     let mut b = batch.to_vec();
-    for _ in 0..1 + rng.below(3) {
+    for _ in 0..1 + rng.usize(..3) {
         let len = b.len();
-        match rng.below(6) {
+        match rng.usize(..6) {
             0 if len > 0 => {
-                let i = rng.below(len);
-                b[i] ^= 1 << rng.below(8);
+                let i = rng.usize(..len);
+                b[i] ^= 1 << rng.usize(..8);
             }
-            1 => b.truncate(rng.below(len + 1)),
+            1 => b.truncate(rng.usize(..=len)),
             2 => {
-                for _ in 0..rng.below(80) {
-                    b.push(rng.next() as u8);
+                for _ in 0..rng.usize(..80) {
+                    b.push(rng.u8(..));
                 }
             }
             3 if len >= HEADER_LEN => {
                 // A header field made extreme: length, count, offset delta.
-                let at = [8usize, 23, 57][rng.below(3)];
-                let v = [0x7fff_ffffu32, 0xffff_ffff, 0, 1][rng.below(4)];
+                let at = [8usize, 23, 57][rng.usize(..3)];
+                let v = [0x7fff_ffffu32, 0xffff_ffff, 0, 1][rng.usize(..4)];
                 b[at..at + 4].copy_from_slice(&v.to_be_bytes());
             }
             4 => {
@@ -116,7 +100,7 @@ fn mutated_client_batches_are_refused_or_stored_intact() {
         .unwrap_or(0);
     let rounds = if secs > 0 { usize::MAX } else { 3000 };
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut rng = Rng(0x0bad_5eed_u64);
+    let mut rng = fastrand::Rng::with_seed(0x0bad_5eed);
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         segment_bytes: 256 * 1024,

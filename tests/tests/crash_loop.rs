@@ -32,22 +32,6 @@ const TOPIC: &str = "chaos";
 const PARTITIONS: i32 = 2;
 const GROUP: &str = "chaos-group";
 
-/// A small deterministic generator for the kill schedule (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
-
 /// What the producer learned: acknowledged records by (partition, offset),
 /// and how many deliveries failed.
 #[derive(Default)]
@@ -183,7 +167,7 @@ fn commit_loop(addr: String, stop: Arc<AtomicBool>) -> HashMap<i32, i64> {
 fn acknowledged_records_survive_a_crash_loop_through_both_tiers() {
     let cycles = cycles();
     let seed = seed();
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     println!("crash loop: {cycles} cycles, seed {seed}");
     let mut broker = Broker::start(&[
         "--set",
@@ -225,7 +209,7 @@ fn acknowledged_records_survive_a_crash_loop_through_both_tiers() {
     let sent = std::thread::scope(|s| {
         let producing = s.spawn(|| produce(&producer, &stop));
         for cycle in 0..cycles {
-            std::thread::sleep(Duration::from_millis(rng.between(50, 600)));
+            std::thread::sleep(Duration::from_millis(rng.u64(50..600)));
             broker.kill();
             let t = Instant::now();
             broker.restart();

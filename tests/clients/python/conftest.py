@@ -33,18 +33,16 @@ class Broker:
             stdout=subprocess.PIPE,
             stderr=self.log,
         )
+        self.addr = self._announced("strata listening on ")
+        self.metrics_addr = self._announced("strata metrics on ")
+
+    def _announced(self, prefix):
+        """The address on the broker's next stdout line, which starts with `prefix`."""
         line = self.proc.stdout.readline().decode().strip()
-        prefix = "strata listening on "
         if not line.startswith(prefix):
             self.stop()
-            raise RuntimeError(f"broker did not start: {line!r}")
-        self.addr = line[len(prefix):]
-        line = self.proc.stdout.readline().decode().strip()
-        prefix = "strata metrics on "
-        if not line.startswith(prefix):
-            self.stop()
-            raise RuntimeError(f"broker did not announce its metrics address: {line!r}")
-        self.metrics_addr = line[len(prefix):]
+            raise RuntimeError(f"broker did not announce {prefix!r}: {line!r}")
+        return line[len(prefix):]
 
     def metrics(self):
         """The Prometheus endpoint's samples as {(name, frozenset(labels)): value}."""
