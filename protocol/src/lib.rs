@@ -173,11 +173,23 @@ fn decode_parts(
     Ok((header, body))
 }
 
-/// Fills in the 4-byte length prefix reserved at the start of `buf`.
-fn with_length_prefix(mut buf: BytesMut) -> Bytes {
+/// A frame: the 4-byte length prefix, then what `write` puts after it (a
+/// header and a body).
+fn encode_frame(
+    api_key: ApiKey,
+    version: i16,
+    write: impl FnOnce(&mut BytesMut) -> Result<(), String>,
+) -> Result<Bytes, ProtocolError> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    write(&mut buf).map_err(|reason| ProtocolError::Encode {
+        api_key,
+        version,
+        reason,
+    })?;
     let len = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&len.to_be_bytes());
-    buf.freeze()
+    Ok(buf.freeze())
 }
 
 /// Encodes a response frame, length prefix included.
@@ -187,20 +199,13 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<Bytes, ProtocolError> {
-    let err = |reason: String| ProtocolError::Encode {
-        api_key,
-        version,
-        reason,
-    };
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut buf, api_key.response_header_version(version))
-        .map_err(|e| err(e.to_string()))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| err(e.to_string()))?;
-    Ok(with_length_prefix(buf))
+    encode_frame(api_key, version, |buf| {
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(buf, api_key.response_header_version(version))
+            .map_err(|e| e.to_string())?;
+        body.encode(buf, version).map_err(|e| e.to_string())
+    })
 }
 
 /// A client's request frame, length prefix included: the request header
@@ -213,25 +218,18 @@ pub fn encode_request<R: kafka_protocol::protocol::Request>(
     body: &R,
 ) -> Result<Bytes, ProtocolError> {
     let api_key = ApiKey::try_from(R::KEY).map_err(|_| ProtocolError::UnknownApiKey(R::KEY))?;
-    let err = |reason: String| ProtocolError::Encode {
-        api_key,
-        version,
-        reason,
-    };
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
-    kafka_protocol::messages::RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
-            client_id,
-        )))
-        .encode(&mut buf, api_key.request_header_version(version))
-        .map_err(|e| err(e.to_string()))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| err(e.to_string()))?;
-    Ok(with_length_prefix(buf))
+    encode_frame(api_key, version, |buf| {
+        kafka_protocol::messages::RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                client_id,
+            )))
+            .encode(buf, api_key.request_header_version(version))
+            .map_err(|e| e.to_string())?;
+        body.encode(buf, version).map_err(|e| e.to_string())
+    })
 }
 
 /// Decodes a response frame (without its length prefix) to a request `R`
