@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -184,10 +184,10 @@ async fn connection(
                     host: format!("/{}", peer.ip()),
                 };
                 let answer = dispatch(&broker, request.body, version, &client).await;
-                let api = format!("{api_key:?}");
-                metrics::counter!("strata_requests_total", "api" => api.clone()).increment(1);
-                metrics::histogram!("strata_request_duration_seconds", "api" => api)
-                    .record(arrived.elapsed().as_secs_f64());
+                if let Some((count, duration)) = api_metrics().get(&api_key) {
+                    count.increment(1);
+                    duration.record(arrived.elapsed().as_secs_f64());
+                }
                 match answer {
                     Some(body) => match encode_response(api_key, version, correlation_id, &body) {
                         Ok(bytes) => bytes,
@@ -218,6 +218,29 @@ async fn connection(
     }
     open.decrement(1.0);
     debug!(%peer, "connection closed");
+}
+
+/// The request counter and latency histogram of every supported API,
+/// registered once (on the first request, after the recorder is installed)
+/// so that a request costs no label formatting or registry lookup.
+fn api_metrics() -> &'static HashMap<ApiKey, (metrics::Counter, metrics::Histogram)> {
+    static METRICS: OnceLock<HashMap<ApiKey, (metrics::Counter, metrics::Histogram)>> =
+        OnceLock::new();
+    METRICS.get_or_init(|| {
+        strata_protocol::SUPPORTED_APIS
+            .iter()
+            .map(|&(key, _, _)| {
+                let api = format!("{key:?}");
+                (
+                    key,
+                    (
+                        metrics::counter!("strata_requests_total", "api" => api.clone()),
+                        metrics::histogram!("strata_request_duration_seconds", "api" => api),
+                    ),
+                )
+            })
+            .collect()
+    })
 }
 
 /// Routes a request to its handler. `None` means no response is sent
