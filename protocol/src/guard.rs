@@ -346,8 +346,18 @@ impl Cursor<'_> {
         Ok(Some(n as usize))
     }
 
+    /// A tagged-field section. Its count is a plain unsigned varint, not a
+    /// compact length (which stores the count plus one): reading it as one
+    /// would make the guard and the decoder disagree by a field.
     fn tagged_fields(&mut self) -> Check<()> {
-        let n = self.count(true, false)?.unwrap_or(0);
+        let n = self.uvarint()?;
+        if n > self.remaining() as u64 {
+            return Err(format!(
+                "{n} tagged fields at byte {} exceed the {} bytes left in the request",
+                self.pos,
+                self.remaining()
+            ));
+        }
         for _ in 0..n {
             self.uvarint()?;
             let size = self.uvarint()?;
@@ -437,5 +447,21 @@ mod tests {
         let mut flex = vec![0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0];
         flex.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
         assert!(check_request(&flex, ApiKey::Metadata, 12).is_err());
+    }
+
+    /// Found by the mutation fuzzer: an OffsetFetch v9 from librdkafka whose
+    /// header's tagged-field count was changed from 0 to 1. The decoder then
+    /// skips the first body bytes as a tagged field and reads a group count
+    /// of 805 million from the rest, which the guard must see too.
+    #[test]
+    fn counts_tagged_fields_as_the_decoder_does() {
+        let mut frame = vec![0, 9, 0, 9, 0, 0, 0, 8, 0, 7];
+        frame.extend_from_slice(b"rdkafka");
+        frame.extend_from_slice(&[
+            0x01, 0x02, 0x03, 0x67, 0x31, 0x00, 0xff, 0xff, 0xff, 0xff, 0x02, 0x03, 0x63, 0x31,
+            0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x01, 0x00, 0x00, 0x01, 0x00,
+        ]);
+        let e = check_request(&frame, ApiKey::OffsetFetch, 9).unwrap_err();
+        assert!(e.contains("exceeds"), "{e}");
     }
 }
