@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod fault_proxy;
+
 /// A librdkafka consumer assigned to partitions `0..partitions` of `topic`
 /// from the beginning. librdkafka wants a group id even for manual
 /// assignment; offsets are never committed, so no group coordinator is used.
@@ -339,8 +341,19 @@ impl S3Server {
 
     /// The `--remote` URL and environment a broker needs to use the bucket.
     pub fn broker_env(&self) -> (String, Vec<(String, String)>) {
+        self.broker_env_through(self.port)
+    }
+
+    /// The port the server listens on, for a proxy to forward to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// As [`S3Server::broker_env`], with the broker sending its requests to
+    /// `port` on 127.0.0.1 (a proxy in front of this server).
+    pub fn broker_env_through(&self, port: u16) -> (String, Vec<(String, String)>) {
         let env = [
-            ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
+            ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
             ("AWS_ACCESS_KEY_ID", "strata-test".to_string()),
             ("AWS_SECRET_ACCESS_KEY", "strata-test-secret".to_string()),
             ("AWS_REGION", "us-east-1".to_string()),

@@ -1,0 +1,351 @@
+//! An HTTP/1.1 proxy that sits between the broker and the S3 test server and
+//! misbehaves on a schedule: it delays requests, answers 500 and 503 itself,
+//! drops connections before or after the server has done the work, and cuts
+//! response bodies short. Requests are forwarded byte for byte (the `Host`
+//! header included), so the client's SigV4 signatures stay valid.
+//!
+//! It is deliberately simple: one thread per client connection, a fresh
+//! upstream connection per request, and whole messages held in memory, which
+//! is plenty for test objects of a few megabytes.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the proxy does to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// Forward it untouched.
+    Pass,
+    /// Wait this long, then forward it.
+    Delay(Duration),
+    /// Answer with this status (500 or 503) and an S3 error document,
+    /// without forwarding.
+    Status(u16),
+    /// Close the connection without forwarding: the server never saw it.
+    DropRequest,
+    /// Forward it, then close the connection instead of answering: the work
+    /// was done but the client cannot know.
+    DropResponse,
+    /// Forward it, then send the response head and half of its body (the
+    /// `Content-Length` still promising all of it) and close.
+    TruncateBody,
+}
+
+impl Fault {
+    /// A name for counting, without the parameters.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Fault::Pass => "pass",
+            Fault::Delay(_) => "delay",
+            Fault::Status(500) => "status 500",
+            Fault::Status(503) => "status 503",
+            Fault::Status(_) => "status",
+            Fault::DropRequest => "drop request",
+            Fault::DropResponse => "drop response",
+            Fault::TruncateBody => "truncate body",
+        }
+    }
+}
+
+/// How the proxy treats the requests it receives from now on.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// Every request passes.
+    Pass,
+    /// Each request gets a fault with probability `rate` (chosen uniformly
+    /// among the kinds, delays up to `max_delay`), from a generator seeded
+    /// with the proxy's seed.
+    Faults { rate: f64, max_delay: Duration },
+    /// Requests are held unanswered until the mode changes, then their
+    /// connection is closed: a store that has stopped responding.
+    Stall,
+}
+
+struct Shared {
+    mode: Mutex<(Mode, fastrand::Rng)>,
+    /// Requests seen per fault kind (`"delay"`), per method (`"GET"`) and per
+    /// both (`"GET delay"`).
+    counts: Mutex<BTreeMap<String, usize>>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn next_fault(&self) -> Fault {
+        let mut guard = self.mode.lock().unwrap();
+        let (mode, rng) = &mut *guard;
+        match *mode {
+            Mode::Pass | Mode::Stall => Fault::Pass,
+            Mode::Faults { rate, max_delay } => {
+                if rng.f64() >= rate {
+                    return Fault::Pass;
+                }
+                match rng.u8(0..6) {
+                    0 => Fault::Delay(Duration::from_millis(
+                        rng.u64(1..=max_delay.as_millis().max(1) as u64),
+                    )),
+                    1 => Fault::Status(500),
+                    2 => Fault::Status(503),
+                    3 => Fault::DropRequest,
+                    4 => Fault::DropResponse,
+                    _ => Fault::TruncateBody,
+                }
+            }
+        }
+    }
+
+    fn stalled(&self) -> bool {
+        matches!(self.mode.lock().unwrap().0, Mode::Stall)
+    }
+
+    fn count(&self, key: &str) {
+        *self
+            .counts
+            .lock()
+            .unwrap()
+            .entry(key.to_string())
+            .or_default() += 1;
+    }
+}
+
+/// A running proxy on 127.0.0.1; stops when dropped. Safe to use from any
+/// thread: its mode and counters are behind mutexes.
+pub struct FaultProxy {
+    port: u16,
+    shared: Arc<Shared>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of `127.0.0.1:upstream_port`, passing
+    /// everything until [`FaultProxy::set_mode`] says otherwise.
+    pub fn start(upstream_port: u16, seed: u64) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(Shared {
+            mode: Mutex::new((Mode::Pass, fastrand::Rng::with_seed(seed))),
+            counts: Mutex::new(BTreeMap::new()),
+            stop: AtomicBool::new(false),
+        });
+        let s = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            while !s.stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let s = Arc::clone(&s);
+                        std::thread::spawn(move || {
+                            let _ = serve(client, upstream_port, &s);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FaultProxy { port, shared }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.shared.mode.lock().unwrap().0 = mode;
+    }
+
+    /// Requests seen so far, per fault kind, per HTTP method and per both
+    /// (`"PUT drop response"`).
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        self.shared.counts.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One HTTP message as read off the wire: the head (start line and headers,
+/// with the blank line) and the body in its wire framing.
+struct Message {
+    head: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Reads one message's head, or `None` at a clean end of stream.
+fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<(Vec<u8>, Vec<(String, String)>)>> {
+    let mut head = Vec::new();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        head.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            return Ok(Some((head, headers)));
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Reads a body framed by `Content-Length` or chunked encoding, keeping the
+/// framing; with neither, a request has no body and a response runs to the
+/// end of the stream.
+fn read_body(
+    r: &mut impl BufRead,
+    headers: &[(String, String)],
+    is_response: bool,
+) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    if header(headers, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line)?;
+            body.extend_from_slice(line.as_bytes());
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| std::io::Error::other("bad chunk size"))?;
+            if size == 0 {
+                // Trailers, up to the blank line.
+                loop {
+                    let mut t = String::new();
+                    r.read_line(&mut t)?;
+                    body.extend_from_slice(t.as_bytes());
+                    if t == "\r\n" || t.is_empty() {
+                        return Ok(body);
+                    }
+                }
+            }
+            let start = body.len();
+            body.resize(start + size + 2, 0);
+            r.read_exact(&mut body[start..])?;
+        }
+    } else if let Some(len) = header(headers, "content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| std::io::Error::other("bad content-length"))?;
+        body.resize(len, 0);
+        r.read_exact(&mut body)?;
+    } else if is_response {
+        r.read_to_end(&mut body)?;
+    }
+    Ok(body)
+}
+
+/// Serves one client connection until it closes or a fault closes it.
+fn serve(client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io::Result<()> {
+    client.set_nonblocking(false)?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut writer = client;
+    loop {
+        let Some((head, headers)) = read_head(&mut reader)? else {
+            return Ok(());
+        };
+        let body = read_body(&mut reader, &headers, false)?;
+        let method = String::from_utf8_lossy(&head)
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        shared.count(&method);
+
+        if shared.stalled() {
+            shared.count("stall");
+            let until = Instant::now() + Duration::from_secs(120);
+            while shared.stalled() && Instant::now() < until && !shared.stop.load(Ordering::Relaxed)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = writer.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+
+        let fault = shared.next_fault();
+        shared.count(fault.kind());
+        shared.count(&format!("{method} {}", fault.kind()));
+        match fault {
+            Fault::Status(code) => {
+                let (name, reason) = if code == 503 {
+                    ("SlowDown", "Service Unavailable")
+                } else {
+                    ("InternalError", "Internal Server Error")
+                };
+                let doc = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                     <Error><Code>{name}</Code><Message>injected by the test proxy</Message></Error>"
+                );
+                write!(
+                    writer,
+                    "HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{doc}",
+                    doc.len()
+                )?;
+                continue;
+            }
+            Fault::DropRequest => {
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            Fault::Delay(d) => std::thread::sleep(d),
+            _ => {}
+        }
+
+        let response = forward(upstream_port, &method, &head, &body)?;
+        match fault {
+            Fault::DropResponse => {
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            Fault::TruncateBody => {
+                writer.write_all(&response.head)?;
+                writer.write_all(&response.body[..response.body.len() / 2])?;
+                writer.flush()?;
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            _ => {
+                writer.write_all(&response.head)?;
+                writer.write_all(&response.body)?;
+                writer.flush()?;
+            }
+        }
+    }
+}
+
+/// Sends one request to the server on a fresh connection and reads its
+/// whole response.
+fn forward(upstream_port: u16, method: &str, head: &[u8], body: &[u8]) -> std::io::Result<Message> {
+    let mut up = TcpStream::connect(("127.0.0.1", upstream_port))?;
+    up.write_all(head)?;
+    up.write_all(body)?;
+    up.flush()?;
+    let mut r = BufReader::new(up);
+    let (head, headers) = read_head(&mut r)?.ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    let status: u16 = String::from_utf8_lossy(&head)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status)
+    {
+        Vec::new()
+    } else {
+        read_body(&mut r, &headers, true)?
+    };
+    Ok(Message { head, body })
+}
