@@ -126,11 +126,27 @@ impl ChunkCache {
             match inflight.get(&ck) {
                 Some(d) => d.clone(),
                 None => {
-                    let d = self
-                        .clone()
-                        .download(store.clone(), key.clone(), object_size, ck.clone())
-                        .boxed()
-                        .shared();
+                    // The download runs as its own task, so that a reader
+                    // that stops waiting (a fetch at its deadline) leaves it
+                    // going into the cache for the next fetch instead of
+                    // suspending it with nobody polling.
+                    let task = tokio::spawn(self.clone().download(
+                        store.clone(),
+                        key.clone(),
+                        object_size,
+                        ck.clone(),
+                    ));
+                    let task_key = key.to_string();
+                    let d = async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(Arc::new(TieringError::Download {
+                                key: task_key,
+                                reason: e.to_string(),
+                            }))
+                        })
+                    }
+                    .boxed()
+                    .shared();
                     inflight.insert(ck.clone(), d.clone());
                     d
                 }

@@ -118,3 +118,41 @@ def test_idle_connections_cost_little_memory():
         for s in conns:
             s.close()
         b.stop()
+
+
+def open_fds(pid):
+    import os
+
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_many_partitions_cost_little_memory_and_few_files():
+    """A thousand partitions with data: each holds its open segment and its
+    two memory-mapped indexes (a page of each touched), not buffers sized
+    by the configured maximums."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    b = Broker()
+    try:
+        admin = AdminClient({"bootstrap.servers": b.addr})
+        admin.create_topics([NewTopic("warm", 1, 1)])["warm"].result(10)
+        producer = Producer({"bootstrap.servers": b.addr, "linger.ms": 5})
+        producer.produce("warm", value=b"w", partition=0)
+        assert producer.flush(10) == 0
+        time.sleep(0.5)
+        rss_before, fds_before = rss_kib(b.proc.pid), open_fds(b.proc.pid)
+
+        n = 1000
+        admin.create_topics([NewTopic("many", n, 1)])["many"].result(30)
+        for p in range(n):
+            producer.produce("many", value=b"v" * 100, partition=p)
+        assert producer.flush(30) == 0
+        time.sleep(0.5)
+        per_partition = (rss_kib(b.proc.pid) - rss_before) * 1024 / n
+        fds = (open_fds(b.proc.pid) - fds_before) / n
+        print(f"{n} partitions: {per_partition / 1024:.1f} KiB and {fds:.1f} open files each")
+        assert per_partition < 64 * 1024, per_partition
+        assert fds <= 4, fds
+    finally:
+        b.stop()
