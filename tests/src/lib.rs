@@ -57,6 +57,19 @@ pub fn strata_bin() -> PathBuf {
     bin
 }
 
+/// Small segments, frequent upload and retention passes, and a hot tier
+/// that keeps nothing once it is uploaded.
+pub const SMALL_TIERED: &[&str] = &[
+    "--set",
+    "log.segment.bytes=65536",
+    "--set",
+    "remote.log.manager.task.interval.ms=200",
+    "--set",
+    "log.retention.check.interval.ms=200",
+    "--set",
+    "log.local.retention.bytes=1",
+];
+
 /// A running broker. Dropping it kills the process; the data directory is
 /// removed with the harness.
 pub struct Broker {

@@ -21,7 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use strata_tests::fault_proxy::{FaultProxy, Mode};
 use strata_tests::raw::{topic_name, Conn};
-use strata_tests::{Broker, S3Server};
+use strata_tests::{Broker, S3Server, SMALL_TIERED};
 
 const HISTORY: &str = "history";
 const HOT: &str = "hot";
@@ -223,27 +223,18 @@ async fn store_faults_delay_tiering_but_lose_and_corrupt_nothing() {
     let s3 = S3Server::start();
     let proxy = FaultProxy::start(s3.port(), seed);
     let (url, env) = s3.broker_env_through(proxy.port());
-    let broker = Broker::start_with_env(
-        &[
-            "--remote",
-            &url,
-            "--set",
-            "log.segment.bytes=65536",
-            "--set",
-            "remote.log.manager.task.interval.ms=200",
-            "--set",
-            "log.retention.check.interval.ms=200",
-            "--set",
-            "log.local.retention.bytes=1",
-            // Small chunks and a cache of four of them, so that reading
-            // history goes to the store again and again.
-            "--set",
-            "remote.log.reader.chunk.bytes=65536",
-            "--set",
-            "remote.log.reader.cache.bytes=262144",
-        ],
-        &env,
-    );
+    let mut args = SMALL_TIERED.to_vec();
+    args.extend([
+        "--remote",
+        &url,
+        // Small chunks and a cache of four of them, so that reading history
+        // goes to the store again and again.
+        "--set",
+        "remote.log.reader.chunk.bytes=65536",
+        "--set",
+        "remote.log.reader.cache.bytes=262144",
+    ]);
+    let broker = Broker::start_with_env(&args, &env);
     proxy.set_mode(Mode::Faults {
         rate: 0.35,
         max_delay: Duration::from_millis(700),

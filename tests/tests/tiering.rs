@@ -18,7 +18,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use rskafka::client::partition::UnknownTopicHandling;
 use rskafka::client::ClientBuilder;
 use strata_tests::raw::Conn;
-use strata_tests::{files_under, Broker, S3Server};
+use strata_tests::{files_under, Broker, S3Server, SMALL_TIERED};
 
 const BASE_TS: i64 = 1_650_000_000_000;
 
@@ -39,19 +39,6 @@ fn record(i: i64) -> Rec {
         timestamp: BASE_TS + i,
     }
 }
-
-/// Small segments, frequent upload and retention passes, and a hot tier
-/// that keeps nothing once it is uploaded.
-const TIERED: &[&str] = &[
-    "--set",
-    "log.segment.bytes=65536",
-    "--set",
-    "remote.log.manager.task.interval.ms=200",
-    "--set",
-    "log.retention.check.interval.ms=200",
-    "--set",
-    "log.local.retention.bytes=1",
-];
 
 async fn produce(broker: &Broker, topic: &str, range: std::ops::Range<i64>) {
     let producer: FutureProducer = ClientConfig::new()
@@ -276,7 +263,7 @@ fn offsets_for_timestamp(broker: &Broker, topic: &str, ts: i64) -> Offset {
 async fn s3_tiering_replay_restart_timestamps_and_total_retention() {
     let s3 = S3Server::start();
     let (url, env) = s3.broker_env();
-    let mut args = TIERED.to_vec();
+    let mut args = SMALL_TIERED.to_vec();
     args.extend(["--remote", &url]);
     let mut broker = Broker::start_with_env(&args, &env);
     let n = 20_000;
@@ -354,7 +341,7 @@ async fn s3_tiering_replay_restart_timestamps_and_total_retention() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn local_directory_store_is_the_default() {
-    let broker = Broker::start(TIERED);
+    let broker = Broker::start(SMALL_TIERED);
     let remote_dir = broker.data_dir().join("remote");
     tier_and_replay(&broker, "local-tier", 8_000, &|| files_under(&remote_dir)).await;
     assert!(files_under(&remote_dir)
@@ -377,7 +364,7 @@ async fn local_directory_store_is_the_default() {
 async fn store_outage_does_not_stop_produce_or_lose_records() {
     let mut s3 = S3Server::start();
     let (url, env) = s3.broker_env();
-    let mut args = TIERED.to_vec();
+    let mut args = SMALL_TIERED.to_vec();
     args.extend(["--remote", &url]);
     let broker = Broker::start_with_env(&args, &env);
     produce(&broker, "outage", 0..4_000).await;
