@@ -26,13 +26,18 @@ use strata_tests::{Broker, S3Server, SMALL_TIERED};
 const HISTORY: &str = "history";
 const HOT: &str = "hot";
 const HISTORY_RECORDS: i64 = 12_000;
+/// A topic whose 9 MiB segments are uploaded in multipart uploads (parts of
+/// 8 MiB), so that faults hit their create, part and complete requests.
+const BIG: &str = "big";
+const BIG_RECORDS: i64 = 10_000;
 
 /// Kafka's KAFKA_STORAGE_ERROR: retriable, clients refresh metadata and
 /// fetch again.
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
 fn value(topic: &str, i: i64) -> Vec<u8> {
-    format!("{topic}-{i}-{}", "x".repeat((i % 300) as usize)).into_bytes()
+    let pad = if topic == BIG { 1000 } else { i % 300 };
+    format!("{topic}-{i}-{}", "x".repeat(pad as usize)).into_bytes()
 }
 
 fn producer(broker: &Broker) -> FutureProducer {
@@ -250,32 +255,32 @@ async fn store_faults_delay_tiering_but_lose_and_corrupt_nothing() {
     ));
 
     // History, acknowledged while uploads fail around it.
+    let mut c = Conn::connect(&broker.addr());
+    let created = c.create_topic(BIG, 1, &[("segment.bytes", "9437184")]);
+    assert_eq!(created.error_code, 0, "{:?}", created.error_message);
     let p = producer(&broker);
-    let pending: Vec<_> = (0..HISTORY_RECORDS)
-        .map(|i| {
-            let v = value(HISTORY, i);
-            p.send_result(
-                FutureRecord::<(), [u8]>::to(HISTORY)
-                    .partition(0)
-                    .payload(&v),
-            )
-            .map_err(|(e, _)| e)
-            .expect("enqueue")
-        })
-        .collect();
-    for (i, d) in pending.into_iter().enumerate() {
-        let d = d
-            .await
-            .unwrap()
-            .unwrap_or_else(|(e, _)| panic!("history record {i} not acknowledged: {e}"));
-        assert_eq!(d.offset, i as i64);
+    for (topic, n) in [(HISTORY, HISTORY_RECORDS), (BIG, BIG_RECORDS)] {
+        let pending: Vec<_> = (0..n)
+            .map(|i| {
+                let v = value(topic, i);
+                p.send_result(FutureRecord::<(), [u8]>::to(topic).partition(0).payload(&v))
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue")
+            })
+            .collect();
+        for (i, d) in pending.into_iter().enumerate() {
+            let d = d
+                .await
+                .unwrap()
+                .unwrap_or_else(|(e, _)| panic!("{topic} record {i} not acknowledged: {e}"));
+            assert_eq!(d.offset, i as i64);
+        }
     }
     wait_until(
         "history was uploaded through the faults and left the hot tier",
         Duration::from_secs(240),
-        || local_segments(&broker, HISTORY) <= 2,
+        || local_segments(&broker, HISTORY) <= 2 && local_segments(&broker, BIG) == 1,
     );
-    let mut c = Conn::connect(&broker.addr());
     let local_start = c.list_offset(HISTORY, 0, -4).offset;
     assert!(
         local_start > HISTORY_RECORDS / 2,
@@ -283,7 +288,10 @@ async fn store_faults_delay_tiering_but_lose_and_corrupt_nothing() {
     );
 
     // A replay through the faults sees every record once, intact.
+    let replay_started = Instant::now();
     replay(&broker, HISTORY, HISTORY_RECORDS);
+    replay(&broker, BIG, BIG_RECORDS);
+    let replay_took = replay_started.elapsed();
 
     // Raw fetches of the cold tier: the right bytes or a retriable error,
     // each answer within the fetch wait.
@@ -352,7 +360,8 @@ async fn store_faults_delay_tiering_but_lose_and_corrupt_nothing() {
     println!(
         "store faults: {counts:?}; {answers} raw history fetches, {storage_errors} \
          KAFKA_STORAGE_ERROR, slowest answer {slowest:?}; hot producer {hot_acked} acked \
-         ({acked_during_stall} during the stall), slowest acks (latency, record) {:?}",
+         ({acked_during_stall} during the stall), slowest acks (latency, record) {:?}; \
+         replay of history through the faults {replay_took:?}",
         load.slowest.lock().unwrap()
     );
     for kind in [

@@ -73,6 +73,16 @@ impl ChunkCache {
         self.chunk_bytes
     }
 
+    /// The most record bytes one read should return: two chunks' worth, so
+    /// that the (at most three) chunks it walks through are still in memory
+    /// when it copies its answer out of them. With chunks far smaller than a
+    /// fetch (a test setting), a read spanning more chunks than the cache
+    /// holds would evict its own first chunks and download them again on
+    /// every attempt.
+    pub fn read_budget(&self) -> usize {
+        (self.chunk_bytes * (HOT_CHUNKS as u64 / 2)) as usize
+    }
+
     fn file(&self, key: &ChunkKey) -> PathBuf {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);

@@ -573,7 +573,8 @@ impl RemotePartition {
 
     /// Reads whole batches from the remote segment holding `offset`, as the
     /// local log does: starting with the batch that holds it, up to
-    /// `max_bytes` (at least one batch with `min_one_batch`). `None` when no
+    /// `max_bytes` and the cache's read budget (at least one batch with
+    /// `min_one_batch`). `None` when no
     /// remote segment holds the offset. Starts reading ahead.
     pub async fn read(
         &self,
@@ -595,7 +596,7 @@ impl RemotePartition {
         let mut reader = SegmentReader::new(self, &entry);
         let mut pos = position as u64;
         let (mut start, mut end) = (None, pos);
-        let mut remaining = max_bytes;
+        let mut remaining = max_bytes.min(self.cache.read_budget());
         while pos < entry.size {
             let header = reader.header(pos).await?;
             let len = header.total_len();
