@@ -175,8 +175,12 @@ struct Message {
     body: Vec<u8>,
 }
 
-/// Reads one message's head, or `None` at a clean end of stream.
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<(Vec<u8>, Vec<(String, String)>)>> {
+/// Header names (lower case) and values.
+type Headers = Vec<(String, String)>;
+
+/// Reads one message's head (raw, and its headers parsed), or `None` at a
+/// clean end of stream.
+fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<(Vec<u8>, Headers)>> {
     let mut head = Vec::new();
     let mut headers = Vec::new();
     loop {

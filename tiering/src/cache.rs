@@ -146,11 +146,17 @@ impl ChunkCache {
                         object_size,
                         ck.clone(),
                     ));
-                    let task_key = key.to_string();
+                    let (this, task_ck) = (Arc::clone(self), ck.clone());
                     let d = async move {
                         task.await.unwrap_or_else(|e| {
+                            // The task ended without its own clean-up; let
+                            // the next reader try again.
+                            this.inflight
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(&task_ck);
                             Err(Arc::new(TieringError::Download {
-                                key: task_key,
+                                key: task_ck.0,
                                 reason: e.to_string(),
                             }))
                         })

@@ -574,8 +574,8 @@ impl RemotePartition {
     /// Reads whole batches from the remote segment holding `offset`, as the
     /// local log does: starting with the batch that holds it, up to
     /// `max_bytes` and the cache's read budget (at least one batch with
-    /// `min_one_batch`). `None` when no
-    /// remote segment holds the offset. Starts reading ahead.
+    /// `min_one_batch`). `None` when no remote segment holds the offset.
+    /// Starts reading ahead.
     pub async fn read(
         &self,
         offset: Offset,
