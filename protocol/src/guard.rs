@@ -29,6 +29,13 @@ enum Ty {
     Array(&'static [F]),
     ArrayI32,
     ArrayStr,
+    /// A struct in place, not in an array.
+    Struct(&'static [F]),
+    /// A tagged field the decoder knows: wherever its tag appears in the
+    /// struct's tagged-field section, the decoder reads it as this type from
+    /// the bytes that follow, whatever size the section claims for it. The
+    /// guard must step over it the same way, or the two part ways there.
+    Tagged(u32, &'static Ty),
 }
 
 /// A field present from version `since` to version `until`, inclusive.
@@ -69,7 +76,9 @@ const FETCH_PARTITION: &[F] = &[
     f(12, ANY, I32),
     f(5, ANY, I64),
     all(I32),
+    f(17, ANY, Tagged(0, &Uuid)),
 ];
+const FETCH_REPLICA_STATE: &[F] = &[all(I32), all(I64)];
 const FETCH_TOPIC: &[F] = &[f(0, 12, Str), f(13, ANY, Uuid), all(Array(FETCH_PARTITION))];
 const FORGOTTEN_TOPIC: &[F] = &[f(0, 12, Str), f(13, ANY, Uuid), all(ArrayI32)];
 const FETCH: &[F] = &[
@@ -83,6 +92,8 @@ const FETCH: &[F] = &[
     all(Array(FETCH_TOPIC)),
     f(7, ANY, Array(FORGOTTEN_TOPIC)),
     f(11, ANY, Str),
+    f(12, ANY, Tagged(0, &Str)),
+    f(15, ANY, Tagged(1, &Struct(FETCH_REPLICA_STATE))),
 ];
 
 // ListOffsets v1-v9.
@@ -348,8 +359,10 @@ impl Cursor<'_> {
 
     /// A tagged-field section. Its count is a plain unsigned varint, not a
     /// compact length (which stores the count plus one): reading it as one
-    /// would make the guard and the decoder disagree by a field.
-    fn tagged_fields(&mut self) -> Check<()> {
+    /// would make the guard and the decoder disagree by a field. Tags in
+    /// `fields` (those of the struct's, for `version`) are walked as their
+    /// type; others are skipped by their size, as the decoder does.
+    fn tagged_fields(&mut self, fields: &[F], version: i16) -> Check<()> {
         let n = self.uvarint()?;
         if n > self.remaining() as u64 {
             return Err(format!(
@@ -359,9 +372,20 @@ impl Cursor<'_> {
             ));
         }
         for _ in 0..n {
-            self.uvarint()?;
+            let tag = self.uvarint()?;
             let size = self.uvarint()?;
-            self.skip(usize::try_from(size).map_err(|_| "tagged field too large".to_string())?)?;
+            let known = fields.iter().find_map(|f| match f.ty {
+                Tagged(t, ty) if t as u64 == tag && f.since <= version && version <= f.until => {
+                    Some(*ty)
+                }
+                _ => None,
+            });
+            match known {
+                Some(ty) => self.field(ty, version, true)?,
+                None => self.skip(
+                    usize::try_from(size).map_err(|_| "tagged field too large".to_string())?,
+                )?,
+            }
         }
         Ok(())
     }
@@ -371,39 +395,48 @@ impl Cursor<'_> {
             .iter()
             .filter(|f| f.since <= version && version <= f.until)
         {
-            match field.ty {
-                I8 | Bool => self.skip(1)?,
-                I16 => self.skip(2)?,
-                I32 => self.skip(4)?,
-                I64 => self.skip(8)?,
-                Uuid => self.skip(16)?,
-                Str => {
-                    let n = self.count(flexible, false)?.unwrap_or(0);
-                    self.skip(n)?
-                }
-                Bytes => {
-                    let n = self.count(flexible, true)?.unwrap_or(0);
-                    self.skip(n)?
-                }
-                ArrayI32 => {
-                    let n = self.count(flexible, true)?.unwrap_or(0);
-                    self.skip(n.saturating_mul(4))?
-                }
-                ArrayStr => {
-                    for _ in 0..self.count(flexible, true)?.unwrap_or(0) {
-                        let n = self.count(flexible, false)?.unwrap_or(0);
-                        self.skip(n)?;
-                    }
-                }
-                Array(element) => {
-                    for _ in 0..self.count(flexible, true)?.unwrap_or(0) {
-                        self.walk(element, version, flexible)?;
-                    }
-                }
-            }
+            self.field(field.ty, version, flexible)?;
         }
         if flexible {
-            self.tagged_fields()?;
+            self.tagged_fields(fields, version)?;
+        }
+        Ok(())
+    }
+
+    /// Steps over one field in its place in the struct; tagged fields have
+    /// no place there and are walked in the tagged-field section.
+    fn field(&mut self, ty: Ty, version: i16, flexible: bool) -> Check<()> {
+        match ty {
+            I8 | Bool => self.skip(1)?,
+            I16 => self.skip(2)?,
+            I32 => self.skip(4)?,
+            I64 => self.skip(8)?,
+            Uuid => self.skip(16)?,
+            Str => {
+                let n = self.count(flexible, false)?.unwrap_or(0);
+                self.skip(n)?
+            }
+            Bytes => {
+                let n = self.count(flexible, true)?.unwrap_or(0);
+                self.skip(n)?
+            }
+            ArrayI32 => {
+                let n = self.count(flexible, true)?.unwrap_or(0);
+                self.skip(n.saturating_mul(4))?
+            }
+            ArrayStr => {
+                for _ in 0..self.count(flexible, true)?.unwrap_or(0) {
+                    let n = self.count(flexible, false)?.unwrap_or(0);
+                    self.skip(n)?;
+                }
+            }
+            Array(element) => {
+                for _ in 0..self.count(flexible, true)?.unwrap_or(0) {
+                    self.walk(element, version, flexible)?;
+                }
+            }
+            Struct(fields) => self.walk(fields, version, flexible)?,
+            Tagged(..) => {}
         }
         Ok(())
     }
@@ -423,7 +456,7 @@ pub(crate) fn check_request(frame: &[u8], api_key: ApiKey, version: i16) -> Resu
     c.skip(client_id)?;
     let flexible = version >= first_flexible;
     if api_key.request_header_version(version) >= 2 {
-        c.tagged_fields()?;
+        c.tagged_fields(&[], version)?;
     }
     c.walk(body, version, flexible)
 }
@@ -463,5 +496,49 @@ mod tests {
         ]);
         let e = check_request(&frame, ApiKey::OffsetFetch, 9).unwrap_err();
         assert!(e.contains("exceeds"), "{e}");
+    }
+
+    /// Found by the mutation fuzzer: a Fetch v17 whose partition carries
+    /// tagged field 0 (the replica directory id) with a claimed size of 0.
+    /// The decoder reads the 16-byte id anyway; a guard that skipped the
+    /// claimed size saw the id's bytes as the rest of the request, while the
+    /// decoder read a forgotten-topics count of half a billion after them and
+    /// aborted the broker on a 24 GiB allocation.
+    #[test]
+    fn walks_known_tagged_fields_as_the_decoder_does() {
+        // Header v2: Fetch v17, correlation id, null client id, no tags.
+        let mut frame = vec![0, 1, 0, 17, 0, 0, 0, 1, 0xff, 0xff, 0];
+        // max wait, min bytes, max bytes, isolation, session id and epoch.
+        frame.extend_from_slice(&[0; 4 * 3 + 1 + 4 * 2]);
+        // One topic (by id) with one partition.
+        frame.push(2);
+        frame.extend_from_slice(&[7; 16]);
+        frame.push(2);
+        frame.extend_from_slice(&[0; 4 + 4 + 8 + 4 + 8 + 4]);
+        // The partition's tagged fields: tag 0, claimed size 0, then the
+        // id's 16 bytes, which read as the end of the request when the
+        // claimed size is believed: no topic tags, no forgotten topics, an
+        // empty rack id, no request tags.
+        frame.extend_from_slice(&[1, 0, 0]);
+        let id_start = frame.len();
+        frame.extend_from_slice(&[0, 1, 1, 0]);
+        frame.resize(id_start + 16, 0);
+        // After the id as the decoder reads it: no topic tags, then a
+        // forgotten-topics count of 2^29.
+        frame.extend_from_slice(&[0, 0x80, 0x80, 0x80, 0x80, 0x02, 1, 0]);
+        let e = check_request(&frame, ApiKey::Fetch, 17).unwrap_err();
+        assert!(e.contains("exceeds"), "{e}");
+        // With the size it should claim and a forgotten-topics count that
+        // fits, the same request passes.
+        frame[id_start - 1] = 16;
+        let n = frame.len();
+        frame[n - 7..].copy_from_slice(&[1, 1, 0, 0, 0, 0, 0]);
+        check_request(&frame, ApiKey::Fetch, 17).unwrap();
+        let req = crate::decode_request(bytes::Bytes::from(frame)).unwrap();
+        let kafka_protocol::messages::RequestKind::Fetch(fetch) = req.body else {
+            panic!("not a fetch: {req:?}");
+        };
+        assert_eq!(fetch.topics[0].partitions.len(), 1);
+        assert!(fetch.forgotten_topics_data.is_empty());
     }
 }
