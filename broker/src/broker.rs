@@ -50,6 +50,27 @@ pub struct Topic {
     pub id: Uuid,
     pub configs: BTreeMap<String, String>,
     pub partitions: Vec<Arc<Partition>>,
+    pub counters: TopicCounters,
+}
+
+/// A topic's traffic counters, registered once when the topic is opened so
+/// that produce and fetch only add to them (no label formatting or registry
+/// lookup per request). Cheap to clone; safe to use from any thread.
+#[derive(Clone)]
+pub struct TopicCounters {
+    pub bytes_in: metrics::Counter,
+    pub records_in: metrics::Counter,
+    pub bytes_out: metrics::Counter,
+}
+
+impl TopicCounters {
+    pub fn new(topic: &str) -> TopicCounters {
+        TopicCounters {
+            bytes_in: metrics::counter!("strata_topic_bytes_in_total", "topic" => topic.to_string()),
+            records_in: metrics::counter!("strata_topic_records_in_total", "topic" => topic.to_string()),
+            bytes_out: metrics::counter!("strata_topic_bytes_out_total", "topic" => topic.to_string()),
+        }
+    }
 }
 
 impl Topic {
@@ -204,6 +225,7 @@ impl Broker {
             topics.insert(
                 rec.name.clone(),
                 Arc::new(Topic {
+                    counters: TopicCounters::new(&rec.name),
                     name: rec.name,
                     id: rec.id,
                     configs: rec.configs,
@@ -398,6 +420,7 @@ impl Broker {
                 id,
                 configs,
                 partitions: Vec::new(),
+                counters: TopicCounters::new(name),
             }));
         }
         let parts = (0..partitions as usize)
@@ -408,6 +431,7 @@ impl Broker {
             id,
             configs,
             partitions: parts,
+            counters: TopicCounters::new(name),
         });
         let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
         map.insert(name.into(), Arc::clone(&topic));
@@ -508,6 +532,7 @@ impl Broker {
                 id: topic.id,
                 configs: topic.configs.clone(),
                 partitions,
+                counters: topic.counters.clone(),
             },
             topic,
         )?;
@@ -542,6 +567,7 @@ impl Broker {
                 id: topic.id,
                 configs,
                 partitions,
+                counters: topic.counters.clone(),
             },
             topic,
         )?;

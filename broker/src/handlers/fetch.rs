@@ -120,15 +120,14 @@ fn count_bytes_out(broker: &Broker, req: &FetchRequest, topics: &[FetchableTopic
         if bytes == 0 {
             continue;
         }
-        let name = if asked.topic.0.is_empty() {
-            match broker.topic_by_id(asked.topic_id) {
-                Some(t) => t.name.clone(),
-                None => continue,
-            }
+        let topic = if asked.topic.0.is_empty() {
+            broker.topic_by_id(asked.topic_id)
         } else {
-            asked.topic.0.to_string()
+            broker.topic(&asked.topic.0)
         };
-        metrics::counter!("strata_topic_bytes_out_total", "topic" => name).increment(bytes as u64);
+        if let Some(t) = topic {
+            t.counters.bytes_out.increment(bytes as u64);
+        }
     }
 }
 

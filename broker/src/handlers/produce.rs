@@ -83,11 +83,10 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
             let mut data = BytesMut::from(records);
             match partition.log.append(&mut data, now_ms()) {
                 Ok(info) => {
-                    if !info.duplicate {
-                        let topic = topic_data.name.0.to_string();
-                        metrics::counter!("strata_topic_bytes_in_total", "topic" => topic.clone())
-                            .increment(data.len() as u64);
-                        metrics::counter!("strata_topic_records_in_total", "topic" => topic)
+                    if let (false, Some(t)) = (info.duplicate, &topic) {
+                        t.counters.bytes_in.increment(data.len() as u64);
+                        t.counters
+                            .records_in
                             .increment((info.last_offset.0 - info.base_offset.0 + 1) as u64);
                     }
                     if info.rolled {
