@@ -590,7 +590,7 @@ impl Broker {
     pub fn init_producer_id(&self, current: Option<(i64, i16)>) -> Result<(i64, i16), AdminError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         match current {
-            Some((id, epoch)) if id >= 0 && epoch >= 0 && epoch < i16::MAX - 1 => {
+            Some((id, epoch)) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => {
                 Ok((id, epoch + 1))
             }
             _ => Ok((self.meta.next_producer_id()?, 0)),

@@ -276,6 +276,9 @@ async fn run(
     Ok(())
 }
 
+/// A background pass run by [`spawn_periodic`].
+type PeriodicJob = fn(Arc<Broker>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Runs `job` on `runtime` every `interval_key` milliseconds until
 /// shutdown, one run at a time.
 fn spawn_periodic(
@@ -283,7 +286,7 @@ fn spawn_periodic(
     broker: &Arc<Broker>,
     interval_key: &str,
     mut stop: watch::Receiver<bool>,
-    job: fn(Arc<Broker>) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+    job: PeriodicJob,
 ) {
     let period = Duration::from_millis(broker.config().i64(interval_key).max(1) as u64);
     let broker = Arc::clone(broker);
