@@ -1,119 +1,28 @@
-//! The broker's shared state: configuration, topics and their partitions
-//! (hot-tier log and cold-tier state), and the wake-up signal for
-//! long-polling fetches.
+//! The broker's shared state: the configuration in force, the topic
+//! registry and its admin changes (create, delete, add partitions, configs),
+//! producer ids, and start-up and shutdown. Background passes are in
+//! `tasks.rs`; each partition is a `strata_tiering::TieredPartition`.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use strata_storage::{Log, Offset};
+use strata_storage::Log;
 use strata_tiering::{
-    ChunkCache, PartitionKey, RemotePartition, RemoteStore, RetentionLimits, TieringError,
+    ChunkCache, IndexCache, PartitionKey, RemotePartition, RemoteStore, TieredPartition,
+    TieringError,
 };
-use tokio::sync::Notify;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::clock::now_ms;
 use crate::config::{BrokerConfig, Layer};
 use crate::error::AdminError;
-use crate::groups::Coordinator;
-use crate::meta::{MetaError, MetaStore, TopicRecord};
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// One partition: its hot tier (the local log) and its cold tier (the
-/// remote manifest and reads). Shared by every task serving it.
-pub struct Partition {
-    pub log: Arc<Log>,
-    pub remote: Arc<RemotePartition>,
-}
-
-impl Partition {
-    /// The partition's log start offset across both tiers.
-    pub fn log_start(&self) -> Offset {
-        let local = self.log.log_start_offset();
-        self.remote.log_start().map_or(local, |r| r.min(local))
-    }
-}
-
-/// A topic as it is now. Immutable: changes replace the whole `Arc<Topic>`
-/// in the broker's map, sharing the partitions that stay.
-pub struct Topic {
-    pub name: String,
-    pub id: Uuid,
-    pub configs: BTreeMap<String, String>,
-    pub partitions: Vec<Arc<Partition>>,
-    pub counters: TopicCounters,
-}
-
-/// A topic's traffic counters, registered once when the topic is opened so
-/// that produce and fetch only add to them (no label formatting or registry
-/// lookup per request). Cheap to clone; safe to use from any thread.
-#[derive(Clone)]
-pub struct TopicCounters {
-    pub bytes_in: metrics::Counter,
-    pub records_in: metrics::Counter,
-    pub bytes_out: metrics::Counter,
-}
-
-impl TopicCounters {
-    pub fn new(topic: &str) -> TopicCounters {
-        TopicCounters {
-            bytes_in: metrics::counter!("strata_topic_bytes_in_total", "topic" => topic.to_string()),
-            records_in: metrics::counter!("strata_topic_records_in_total", "topic" => topic.to_string()),
-            bytes_out: metrics::counter!("strata_topic_bytes_out_total", "topic" => topic.to_string()),
-        }
-    }
-}
-
-impl Topic {
-    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.partitions.get(i))
-    }
-
-    fn record(&self) -> TopicRecord {
-        TopicRecord {
-            name: self.name.clone(),
-            id: self.id,
-            partitions: self.partitions.len() as u32,
-            configs: self.configs.clone(),
-        }
-    }
-}
-
-/// Kafka's topic name rules.
-pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
-    let invalid = |why: &str| {
-        Err(AdminError::InvalidTopic(format!(
-            "Topic name \"{name}\" is illegal, {why}"
-        )))
-    };
-    if name.is_empty() {
-        return invalid("it can't be empty");
-    }
-    if name == "." || name == ".." {
-        return invalid("it can't be '.' or '..'");
-    }
-    if name.len() > 249 {
-        return invalid("it can't be longer than 249 characters");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return invalid("it contains a character other than ASCII alphanumerics, '.', '_' and '-'");
-    }
-    Ok(())
-}
+use crate::group::Coordinator;
+use crate::meta::{MetaError, MetaStore};
+use crate::topic::{validate_topic_name, Topic, TopicCounters};
 
 /// Shared by every connection task. Lookups take a read lock for a map
 /// access; admin changes are serialized by `admin` and run on blocking
@@ -127,12 +36,13 @@ pub struct Broker {
     pub advertised_port: i32,
     pub remote_store: RemoteStore,
     pub cache: Arc<ChunkCache>,
+    /// Remote segments' indexes, bounded by
+    /// `remote.log.index.file.cache.total.size.bytes`.
+    pub index_cache: Arc<IndexCache>,
     data_dir: PathBuf,
     meta: MetaStore,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     admin: Mutex<()>,
-    /// Woken after every append so that long-polling fetches re-check.
-    pub appended: Notify,
     /// Consumer groups and their committed offsets.
     pub groups: Coordinator,
 }
@@ -186,6 +96,9 @@ impl Broker {
         remote_store: RemoteStore,
         cache: Arc<ChunkCache>,
     ) -> Result<Broker, AdminError> {
+        let index_cache = Arc::new(IndexCache::new(
+            config.i64("remote.log.index.file.cache.total.size.bytes") as u64,
+        ));
         fs::create_dir_all(data_dir).map_err(|source| MetaError::Io {
             op: "create",
             path: data_dir.to_owned(),
@@ -210,11 +123,11 @@ impl Broker {
             advertised_port: advertised.1,
             remote_store,
             cache,
+            index_cache,
             data_dir: data_dir.to_owned(),
             meta,
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
-            appended: Notify::new(),
             groups,
         };
         let mut topics = BTreeMap::new();
@@ -245,7 +158,7 @@ impl Broker {
         configs: &BTreeMap<String, String>,
         partition: usize,
         clean: bool,
-    ) -> Result<Arc<Partition>, AdminError> {
+    ) -> Result<Arc<TieredPartition>, AdminError> {
         let dir = partition_dir(&self.data_dir, topic, partition);
         let log = Arc::new(Log::open(
             &dir,
@@ -263,6 +176,7 @@ impl Broker {
                 key,
                 self.remote_store.clone(),
                 Arc::clone(&self.cache),
+                Arc::clone(&self.index_cache),
                 &dir,
             )
         };
@@ -275,10 +189,7 @@ impl Broker {
             }
             Err(e) => return Err(AdminError::Tiering(e.to_string())),
         };
-        Ok(Arc::new(Partition {
-            log,
-            remote: Arc::new(remote),
-        }))
+        Ok(Arc::new(TieredPartition::new(log, Arc::new(remote))))
     }
 
     /// The configuration in force now.
@@ -309,7 +220,7 @@ impl Broker {
         for topic in self.topics() {
             let log_config = next.log_config(&topic.configs);
             for p in &topic.partitions {
-                p.log.set_config(log_config.clone());
+                p.log().set_config(log_config.clone());
             }
         }
         info!(layer = ?layer, configs = ?next.dynamic(layer), "changed dynamic broker configs");
@@ -464,13 +375,14 @@ impl Broker {
         // before removal so that a crash midway leaves only `-delete`
         // directories, which the next start removes.
         for p in &topic.partitions {
-            let mut doomed = p.log.dir().as_os_str().to_owned();
+            let log = p.log();
+            let mut doomed = log.dir().as_os_str().to_owned();
             doomed.push(format!(".{}-delete", Uuid::new_v4().simple()));
             let doomed = PathBuf::from(doomed);
-            if let Err(e) = fs::rename(p.log.dir(), &doomed) {
-                warn!(dir = %p.log.dir().display(), error = %e, "could not rename a deleted partition");
+            if let Err(e) = fs::rename(log.dir(), &doomed) {
+                warn!(dir = %log.dir().display(), error = %e, "could not rename a deleted partition");
             }
-            if let Err(e) = p.log.delete() {
+            if let Err(e) = log.delete() {
                 warn!(error = %e, "could not mark a deleted partition");
             }
             if let Err(e) = fs::remove_dir_all(&doomed) {
@@ -478,7 +390,7 @@ impl Broker {
             }
         }
         if let Some(first) = topic.partitions.first() {
-            let remote = Arc::clone(&first.remote);
+            let remote = Arc::clone(first.remote());
             let topic_name = name.to_string();
             tokio::runtime::Handle::current().spawn(async move {
                 let mut delay = Duration::from_millis(200);
@@ -498,7 +410,10 @@ impl Broker {
             });
         }
         self.groups.forget_topic(name);
-        self.appended.notify_waiters();
+        // Fetches parked on the topic answer now that it is gone.
+        for p in &topic.partitions {
+            p.wake_waiters();
+        }
         info!(topic = name, "deleted topic");
         Ok(topic.id)
     }
@@ -557,7 +472,7 @@ impl Broker {
         }
         let log_config = self.config().log_config(&configs);
         for p in &topic.partitions {
-            p.log.set_config(log_config.clone());
+            p.log().set_config(log_config.clone());
         }
         let partitions = topic.partitions.clone();
         self.replace(
@@ -597,129 +512,9 @@ impl Broker {
         }
     }
 
-    /// Uploads sealed segments of topics with the cold tier enabled.
-    pub async fn upload_pass(self: Arc<Self>) {
-        for topic in self.topics() {
-            if !self.config().tier_config(&topic.configs).remote {
-                continue;
-            }
-            for p in &topic.partitions {
-                // Failures are logged and backed off inside; the hot tier
-                // is not affected.
-                let _ = p.remote.upload_pending(&p.log).await;
-            }
-        }
-    }
-
-    /// Runs retention on every partition: total retention on both tiers,
-    /// then local retention, which for tiered topics only deletes segments
-    /// whose upload is finished.
-    pub async fn retention_pass(self: Arc<Self>) {
-        let now = now_ms();
-        for topic in self.topics() {
-            let tier = self.config().tier_config(&topic.configs);
-            for (index, p) in topic.partitions.iter().enumerate() {
-                if let Err(e) = self.retain(p, tier, now).await {
-                    warn!(topic = %topic.name, partition = index, error = %e, "retention failed");
-                }
-            }
-        }
-    }
-
-    async fn retain(
-        &self,
-        p: &Arc<Partition>,
-        tier: crate::config::TierConfig,
-        now: i64,
-    ) -> Result<(), AdminError> {
-        if !tier.remote && p.remote.remote_segments() == 0 {
-            let log = Arc::clone(&p.log);
-            crate::handlers::blocking(move || log.enforce_retention(now)).await?;
-            return Ok(());
-        }
-        let local_only = p
-            .log
-            .bytes_from(p.remote.uploaded_end().unwrap_or(Offset(i64::MIN)));
-        let limits = RetentionLimits {
-            retention_ms: tier.retention_ms,
-            retention_bytes: tier.retention_bytes,
-        };
-        // Store failures back off inside and leave the hot tier alone.
-        let _ = p.remote.enforce_retention(now, limits, local_only).await;
-        let (log, uploaded_end) = (Arc::clone(&p.log), p.remote.uploaded_end());
-        crate::handlers::blocking(move || {
-            if tier.retention_ms >= 0 {
-                log.roll_if_older_than(now, tier.retention_ms)?;
-            }
-            log.delete_oldest_while(|seg, local_bytes| {
-                let uploaded = uploaded_end.is_some_and(|end| seg.next_offset <= end);
-                let age = now - seg.last_modified_ms;
-                let local_expired = (tier.local_retention_ms >= 0 && age > tier.local_retention_ms)
-                    || (tier.local_retention_bytes >= 0
-                        && local_bytes - seg.size >= tier.local_retention_bytes as u64);
-                let total_expired = tier.retention_ms >= 0 && age > tier.retention_ms;
-                (uploaded && local_expired) || total_expired
-            })
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// Sets the per-partition gauges of the metrics endpoint from the
-    /// partitions' current state: log sizes per tier, offsets, and the
-    /// sealed segments the uploader has not copied yet. Called at each
-    /// scrape; reads in-memory state only.
-    pub fn record_partition_gauges(&self) {
-        for topic in self.topics() {
-            let remote_enabled = self.config().tier_config(&topic.configs).remote;
-            for (index, p) in topic.partitions.iter().enumerate() {
-                let labels = [
-                    ("topic", topic.name.clone()),
-                    ("partition", index.to_string()),
-                ];
-                let gauge = |name: &'static str, extra: Option<(&'static str, &'static str)>| {
-                    let mut l: Vec<(&'static str, String)> = labels.to_vec();
-                    if let Some((k, v)) = extra {
-                        l.push((k, v.to_string()));
-                    }
-                    metrics::gauge!(name, &l)
-                };
-                gauge("strata_partition_bytes", Some(("tier", "local")))
-                    .set(p.log.size_bytes() as f64);
-                gauge("strata_partition_bytes", Some(("tier", "remote")))
-                    .set(p.remote.remote_bytes() as f64);
-                gauge("strata_partition_log_start_offset", None).set(p.log_start().0 as f64);
-                gauge("strata_partition_local_start_offset", None)
-                    .set(p.log.log_start_offset().0 as f64);
-                gauge("strata_partition_high_watermark", None).set(p.log.high_watermark().0 as f64);
-                let (segments, bytes) = if remote_enabled {
-                    p.log
-                        .sealed_from(p.remote.uploaded_end().unwrap_or(Offset(i64::MIN)))
-                } else {
-                    (0, 0)
-                };
-                gauge("strata_partition_upload_lag_segments", None).set(segments as f64);
-                gauge("strata_partition_upload_lag_bytes", None).set(bytes as f64);
-            }
-        }
-    }
-
     /// The directory of partitions and metadata.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
-    }
-
-    /// fsyncs partitions whose `flush.ms` has passed, and segments sealed
-    /// since the last pass whose fsync is still pending. Blocking.
-    pub fn flush_due(&self) {
-        let now = now_ms();
-        for topic in self.topics() {
-            for (index, p) in topic.partitions.iter().enumerate() {
-                if let Err(e) = p.log.maybe_flush(now).and_then(|()| p.log.flush_sealed()) {
-                    warn!(topic = %topic.name, partition = index, error = %e, "flush failed");
-                }
-            }
-        }
     }
 
     /// Flushes and seals every log and records the clean shutdown. Blocking.
@@ -727,7 +522,7 @@ impl Broker {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         for topic in self.topics() {
             for p in &topic.partitions {
-                p.log.close()?;
+                p.log().close()?;
             }
         }
         self.groups.close()?;

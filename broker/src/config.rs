@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use strata_storage::{LogConfig, TimestampType};
+use strata_tiering::TierPolicy;
 
 /// The type of a config value, as DescribeConfigs reports it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -100,6 +101,8 @@ pub static DEFS: &[Def] = &[
     def!("remote.log.reader.cache.bytes", Broker, Kind::Long, "1073741824", 0, None, "Size of the on-disk cache of remote segment chunks."),
     def!("remote.log.reader.chunk.bytes", Broker, Kind::Int, "4194304", 65536, None, "Size of one ranged GET of a remote segment, and of one cache entry."),
     def!("remote.fetch.max.wait.ms", Broker, Kind::Int, "500", 1, None, "How long a Fetch waits for the cold tier before answering without those records."),
+    def!("remote.log.index.file.cache.total.size.bytes", Broker, Kind::Long, "1073741824", 1, None, "Memory for remote segments' offset and time indexes, over all partitions; the least recently used go first."),
+    def!("producer.id.expiration.ms", Broker, Kind::Int, "86400000", 1, None, "An idempotent producer that appends nothing to a partition for this long is forgotten there."),
     def!("log.retention.bytes", Broker, Kind::Long, "-1", -1, None, "Default retention.bytes; -1 is unlimited."),
     def!("log.retention.check.interval.ms", Broker, Kind::Long, "300000", 1, None, "How often retention runs."),
     def!("log.flush.interval.messages", Broker, Kind::Long, I64_MAX, 1, None, "Default flush.messages."),
@@ -135,6 +138,7 @@ const DYNAMIC_EXTRA: &[&str] = &[
     "log.retention.hours",
     "log.roll.hours",
     "remote.fetch.max.wait.ms",
+    "producer.id.expiration.ms",
 ];
 
 /// Whether a broker key may be changed at run time (AlterConfigs on the
@@ -417,14 +421,14 @@ impl BrokerConfig {
 
     /// The tiering settings for a topic with these overrides, the local
     /// limits resolved (-2 means "as the total").
-    pub fn tier_config(&self, overrides: &BTreeMap<String, String>) -> TierConfig {
+    pub fn tier_policy(&self, overrides: &BTreeMap<String, String>) -> TierPolicy {
         let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
         let resolve = |local: i64, total: i64| match (local, total) {
             (-2, _) => total,
             (_, t) if t >= 0 && (local < 0 || local > t) => t,
             _ => local,
         };
-        TierConfig {
+        TierPolicy {
             remote: self.bool("remote.log.storage.system.enable")
                 && self.topic_value("remote.storage.enable", overrides).0 == "true",
             retention_ms: n("retention.ms"),
@@ -497,19 +501,9 @@ impl BrokerConfig {
             } else {
                 TimestampType::CreateTime
             },
+            producer_id_expiration_ms: self.i64("producer.id.expiration.ms"),
         }
     }
-}
-
-/// A topic's retention across the two tiers; negative limits are unlimited.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct TierConfig {
-    /// Whether sealed segments are uploaded.
-    pub remote: bool,
-    pub retention_ms: i64,
-    pub retention_bytes: i64,
-    pub local_retention_ms: i64,
-    pub local_retention_bytes: i64,
 }
 
 /// Where a config value comes from, with Kafka's DescribeConfigs codes.
@@ -751,7 +745,7 @@ mod tests {
                 ("local.retention.bytes", "-2")
             ]))
             .is_ok());
-        let t = c.tier_config(&set(&[("retention.bytes", "1000")]));
+        let t = c.tier_policy(&set(&[("retention.bytes", "1000")]));
         assert_eq!(
             (
                 t.remote,

@@ -3,6 +3,7 @@
 use kafka_protocol::ResponseError;
 use strata_storage::producer::ProducerError;
 use strata_storage::StorageError;
+use strata_tiering::TieringError;
 
 use crate::config::ConfigError;
 use crate::meta::MetaError;
@@ -72,5 +73,14 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::Producer(ProducerError::OutOfOrder { .. }) => {
             ResponseError::OutOfOrderSequenceNumber.code()
         }
+    }
+}
+
+/// The Kafka error code for a cold-tier error: a local storage error keeps
+/// its own code; a store failure is KAFKA_STORAGE_ERROR, which clients retry.
+pub fn tiering_code(e: &TieringError) -> i16 {
+    match e {
+        TieringError::Storage(e) => storage_code(e),
+        _ => ResponseError::KafkaStorageError.code(),
     }
 }

@@ -2,14 +2,18 @@
 
 mod broker;
 mod cli;
+mod clock;
 mod config;
 mod error;
-mod groups;
+mod group;
 mod handlers;
+mod internal_log;
 mod meta;
 mod metrics;
 mod records;
 mod server;
+mod tasks;
+mod topic;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
 use strata_storage::batch::{BatchHeader, HEADER_LEN};
+use strata_storage::Offset;
 
 /// A zigzag-encoded varint, as records use them; `None` if malformed.
 fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
@@ -73,6 +74,12 @@ pub fn first_record_at_or_after(
         4 => Zstd::decompress(&mut area, |b: &mut Bytes| Ok(scan(b, &header, &wanted))).ok()?,
         _ => None,
     }
+}
+
+/// [`first_record_at_or_after`] in the shape the tiered partition asks for
+/// (its `RecordFinder`), with offsets as `Offset`.
+pub fn find_record(batch: &Bytes, ts: i64, max: bool, from: Offset) -> Option<(i64, Offset)> {
+    first_record_at_or_after(batch, ts, max, from.0).map(|(t, o)| (t, Offset(o)))
 }
 
 #[cfg(test)]

@@ -161,6 +161,25 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// The length of the longest run of whole batches at the start of
+/// `records` that fits in `limit` bytes; with `min_one_batch` the first batch
+/// counts even when it is larger (KIP-74). Used to cut an answer assembled
+/// from several reads to a request's byte limit without splitting a batch.
+pub fn whole_batches_within(records: &[u8], limit: usize, min_one_batch: bool) -> usize {
+    let mut end = 0;
+    while end < records.len() {
+        let Ok(header) = BatchHeader::parse(&records[end..]) else {
+            break;
+        };
+        let next = end + header.total_len();
+        if next > records.len() || (next > limit && !(end == 0 && min_one_batch)) {
+            break;
+        }
+        end = next;
+    }
+    end
+}
+
 /// Writes a new base offset. The base offset is outside the CRC, so the
 /// checksum stays valid.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {

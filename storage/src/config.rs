@@ -32,6 +32,9 @@ pub struct LogConfig {
     pub flush_ms: i64,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `producer.id.expiration.ms`: an idempotent producer that appends
+    /// nothing for this long is forgotten.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -48,6 +51,7 @@ impl Default for LogConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             timestamp_type: TimestampType::CreateTime,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -20,15 +20,10 @@ mod offset;
 pub mod producer;
 mod scan;
 mod segment;
+mod segment_file;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::{StorageError, StorageResult};
 pub use log::{AppendInfo, FetchData, Log, RetentionOutcome, SealedSegment, SegmentInfo};
 pub use offset::Offset;
-
-/// Name of a segment's files: the base offset zero-padded to 20 digits, as
-/// Kafka names them, followed by the given extension (`log`, `index`,
-/// `timeindex`).
-pub fn segment_file_name(base_offset: Offset, extension: &str) -> String {
-    format!("{:020}.{extension}", base_offset.0)
-}
+pub use segment_file::SegmentFile;

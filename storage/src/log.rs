@@ -13,7 +13,7 @@ use crate::error::{StorageError, StorageResult};
 use crate::producer::ProducerState;
 use crate::scan::{Scanner, Step};
 use crate::segment::{OpenMode, Segment, SCAN_CHUNK};
-use crate::{LogConfig, Offset, TimestampType};
+use crate::{LogConfig, Offset, SegmentFile, TimestampType};
 
 /// Result of a successful append.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -258,7 +258,7 @@ impl Log {
         };
         {
             let mut inner = log.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let producers = log.rebuild_producers(&inner)?;
+            let producers = log.rebuild_producers(&inner, now_ms)?;
             inner.producers = producers;
         }
         debug!(dir = %dir.display(), log_start = log_start.0, log_end = log.log_end_offset().0, "opened log");
@@ -388,8 +388,8 @@ impl Log {
         let only: Vec<BatchHeader> = headers.iter().map(|(_, h)| *h).collect();
         if let Some(original) = inner.producers.check_all(&only)? {
             return Ok(AppendInfo {
-                base_offset: Offset(original.base_offset),
-                last_offset: Offset(original.last_offset),
+                base_offset: original.base_offset,
+                last_offset: original.last_offset,
                 log_append_time_ms: -1,
                 log_start_offset: inner.log_start,
                 duplicate: true,
@@ -419,7 +419,7 @@ impl Log {
         inner.active_mut().append(data, &headers)?;
         for (_, h) in &headers {
             if crate::producer::is_idempotent(h) {
-                inner.producers.update(h);
+                inner.producers.update(h, now_ms);
             }
         }
 
@@ -527,7 +527,7 @@ impl Log {
     }
 
     fn snapshot_path(&self, offset: Offset) -> PathBuf {
-        self.dir.join(crate::segment_file_name(offset, "snapshot"))
+        SegmentFile::ProducerSnapshot.path(&self.dir, offset)
     }
 
     /// Offsets of the producer snapshots in the directory, oldest first.
@@ -566,8 +566,10 @@ impl Log {
     }
 
     /// The producer state at the log end: the newest snapshot at or below
-    /// it, then the batches after the snapshot.
-    fn rebuild_producers(&self, inner: &Inner) -> StorageResult<ProducerState> {
+    /// it, then the batches after the snapshot. Producers seen only in
+    /// those batches count as active at `now_ms`, as their append times are
+    /// not stored.
+    fn rebuild_producers(&self, inner: &Inner, now_ms: i64) -> StorageResult<ProducerState> {
         let end = inner.log_end();
         let mut state = ProducerState::default();
         let mut from = inner.log_start;
@@ -577,7 +579,7 @@ impl Log {
             }
             if let Some(s) = fs::read(self.snapshot_path(offset))
                 .ok()
-                .and_then(|b| ProducerState::from_bytes(&b))
+                .and_then(|b| ProducerState::from_bytes(&b, now_ms))
             {
                 state = s;
                 from = offset.max(inner.log_start);
@@ -593,7 +595,7 @@ impl Log {
             let mut scanner = Scanner::new(&seg.file, &seg.log_path, start, seg.size, SCAN_CHUNK);
             while let Step::Batch { header, .. } = scanner.peek(false)? {
                 if header.base_offset >= from.0 && crate::producer::is_idempotent(&header) {
-                    state.update(&header);
+                    state.update(&header, now_ms);
                 }
                 scanner.advance(&header);
             }
@@ -849,8 +851,8 @@ impl Log {
                 size: s.size,
                 max_timestamp: s.max_timestamp,
                 file: Arc::clone(&s.file),
-                index_path: self.dir.join(crate::segment_file_name(s.base, "index")),
-                time_index_path: self.dir.join(crate::segment_file_name(s.base, "timeindex")),
+                index_path: SegmentFile::OffsetIndex.path(&self.dir, s.base),
+                time_index_path: SegmentFile::TimeIndex.path(&self.dir, s.base),
             })
             .collect())
     }
@@ -866,6 +868,19 @@ impl Log {
             inner.unflushed_records = 0;
         }
         Ok(())
+    }
+
+    /// Forgets idempotent producers that have appended nothing for
+    /// `producer.id.expiration.ms`; returns how many went. The next
+    /// snapshot no longer has them.
+    pub fn expire_producers(&self, now_ms: i64) -> StorageResult<usize> {
+        let mut inner = self.lock()?;
+        let expiration = inner.config.producer_id_expiration_ms;
+        let removed = inner.producers.remove_expired(now_ms, expiration);
+        if removed > 0 {
+            debug!(dir = %self.dir.display(), removed, "expired idle producers");
+        }
+        Ok(removed)
     }
 
     /// fsyncs the active segment.
@@ -1079,8 +1094,7 @@ mod tests {
         drop(f);
         // And a corrupted index of a sealed segment.
         fs::write(
-            dir.path()
-                .join(crate::segment_file_name(Offset(0), "index")),
+            dir.path().join(SegmentFile::OffsetIndex.name(Offset(0))),
             [0xffu8; 24],
         )
         .unwrap();
@@ -1281,12 +1295,12 @@ mod tests {
             log.close().unwrap();
         }
         for ext in ["index", "timeindex"] {
-            fs::remove_file(dir.path().join(crate::segment_file_name(Offset(0), ext))).unwrap();
+            fs::remove_file(dir.path().join(format!("{:020}.{ext}", 0))).unwrap();
         }
         let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
         assert!(dir
             .path()
-            .join(crate::segment_file_name(Offset(0), "index"))
+            .join(SegmentFile::OffsetIndex.name(Offset(0)))
             .exists());
         assert_eq!(
             offsets_in(&log.read(Offset(3), 1 << 20, true).unwrap().records)[0],

@@ -2,11 +2,14 @@
 //! sequence numbers and offsets of its last five batches, so that a retried
 //! batch is recognised as a duplicate and a gap is refused, as Kafka does.
 //! The state is snapshotted beside the segments (see FORMAT.md) and rebuilt
-//! from the last snapshot and the batches after it when the log opens.
+//! from the last snapshot and the batches after it when the log opens. A
+//! producer that has appended nothing for `producer.id.expiration.ms` is
+//! forgotten, as Kafka forgets it.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::batch::BatchHeader;
+use crate::Offset;
 
 /// How many batches per producer are remembered for duplicate detection
 /// (Kafka's `max.in.flight.requests.per.connection` limit for idempotence).
@@ -17,14 +20,17 @@ pub const CACHED_BATCHES: usize = 5;
 pub struct ProducerBatch {
     pub first_seq: i32,
     pub last_seq: i32,
-    pub base_offset: i64,
-    pub last_offset: i64,
+    pub base_offset: Offset,
+    pub last_offset: Offset,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Entry {
     epoch: i16,
     batches: VecDeque<ProducerBatch>,
+    /// The broker's clock at the producer's last append (or when its state
+    /// was loaded without one), for `producer.id.expiration.ms`.
+    last_append_ms: i64,
 }
 
 /// Why a batch of an idempotent producer was refused.
@@ -117,18 +123,20 @@ impl ProducerState {
         Ok(None)
     }
 
-    /// Records an appended batch (with its final offsets).
-    pub fn update(&mut self, h: &BatchHeader) {
+    /// Records an appended batch (with its final offsets), appended at
+    /// `now_ms` by the broker's clock.
+    pub fn update(&mut self, h: &BatchHeader, now_ms: i64) {
         let entry = self.producers.entry(h.producer_id).or_default();
         if h.producer_epoch != entry.epoch {
             entry.batches.clear();
             entry.epoch = h.producer_epoch;
         }
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
         entry.batches.push_back(ProducerBatch {
             first_seq: h.base_sequence,
             last_seq: last_seq(h),
-            base_offset: h.base_offset,
-            last_offset: h.last_offset(),
+            base_offset: Offset(h.base_offset),
+            last_offset: Offset(h.last_offset()),
         });
         while entry.batches.len() > CACHED_BATCHES {
             entry.batches.pop_front();
@@ -165,10 +173,22 @@ impl ProducerState {
                         got: h.base_sequence,
                     });
                 }
-                None => scratch.update(h),
+                None => scratch.update(h, 0),
             }
         }
         Ok(None)
+    }
+
+    /// Forgets the producers that have appended nothing for at least
+    /// `expiration_ms` (`producer.id.expiration.ms`); returns how many. A
+    /// forgotten producer that comes back is treated as a new one, so its
+    /// next batch must start a sequence (OUT_OF_ORDER_SEQUENCE_NUMBER
+    /// otherwise), as in Kafka.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < expiration_ms);
+        before - self.producers.len()
     }
 
     pub fn len(&self) -> usize {
@@ -179,13 +199,14 @@ impl ProducerState {
         self.producers.is_empty()
     }
 
-    /// The snapshot file's bytes: `STPS`, version 1 (u16), producer count
-    /// (u32), per producer its id (i64), epoch (i16), batch count (u8) and
-    /// batches (first and last sequence i32, base and last offset i64), then
-    /// a CRC-32C of everything before. Big-endian.
+    /// The snapshot file's bytes: `STPS`, version 2 (u16), producer count
+    /// (u32), per producer its id (i64), epoch (i16), last append time
+    /// (i64, milliseconds), batch count (u8) and batches (first and last
+    /// sequence i32, base and last offset i64), then a CRC-32C of everything
+    /// before. Big-endian. Version 1 is the same without the append time.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = b"STPS".to_vec();
-        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
         out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
         ids.sort();
@@ -193,12 +214,13 @@ impl ProducerState {
             let e = &self.producers[&id];
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_append_ms.to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
                 out.extend_from_slice(&b.last_seq.to_be_bytes());
-                out.extend_from_slice(&b.base_offset.to_be_bytes());
-                out.extend_from_slice(&b.last_offset.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.0.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.0.to_be_bytes());
             }
         }
         let crc = crc32c::crc32c(&out);
@@ -206,9 +228,15 @@ impl ProducerState {
         out
     }
 
-    /// Parses a snapshot; `None` if it is not one or is damaged.
-    pub fn from_bytes(b: &[u8]) -> Option<ProducerState> {
-        if b.len() < 14 || &b[..4] != b"STPS" || b[4..6] != 1u16.to_be_bytes() {
+    /// Parses a snapshot; `None` if it is not one or is damaged. Producers
+    /// of a version 1 snapshot, which has no append times, count as active
+    /// at `loaded_at_ms`.
+    pub fn from_bytes(b: &[u8], loaded_at_ms: i64) -> Option<ProducerState> {
+        if b.len() < 14 || &b[..4] != b"STPS" {
+            return None;
+        }
+        let version = u16::from_be_bytes([b[4], b[5]]);
+        if version != 1 && version != 2 {
             return None;
         }
         let (body, crc) = b.split_at(b.len() - 4);
@@ -226,17 +254,29 @@ impl ProducerState {
         for _ in 0..count {
             let id = i64::from_be_bytes(take(8)?.try_into().ok()?);
             let epoch = i16::from_be_bytes(take(2)?.try_into().ok()?);
+            let last_append_ms = if version >= 2 {
+                i64::from_be_bytes(take(8)?.try_into().ok()?)
+            } else {
+                loaded_at_ms
+            };
             let n = take(1)?[0] as usize;
             let mut batches = VecDeque::with_capacity(n.min(CACHED_BATCHES));
             for _ in 0..n {
                 batches.push_back(ProducerBatch {
                     first_seq: i32::from_be_bytes(take(4)?.try_into().ok()?),
                     last_seq: i32::from_be_bytes(take(4)?.try_into().ok()?),
-                    base_offset: i64::from_be_bytes(take(8)?.try_into().ok()?),
-                    last_offset: i64::from_be_bytes(take(8)?.try_into().ok()?),
+                    base_offset: Offset(i64::from_be_bytes(take(8)?.try_into().ok()?)),
+                    last_offset: Offset(i64::from_be_bytes(take(8)?.try_into().ok()?)),
                 });
             }
-            state.producers.insert(id, Entry { epoch, batches });
+            state.producers.insert(
+                id,
+                Entry {
+                    epoch,
+                    batches,
+                    last_append_ms,
+                },
+            );
         }
         Some(state)
     }
@@ -275,16 +315,16 @@ mod tests {
             })
         );
         assert_eq!(s.check(&header(7, 0, 0, 2, 0)), Ok(None));
-        s.update(&header(7, 0, 0, 2, 10));
+        s.update(&header(7, 0, 0, 2, 10), 0);
         assert_eq!(s.check(&header(7, 0, 2, 3, 0)), Ok(None));
-        s.update(&header(7, 0, 2, 3, 12));
+        s.update(&header(7, 0, 2, 3, 12), 0);
         // A retry of the first batch is a duplicate with its original offsets.
         assert_eq!(
             s.check(&header(7, 0, 0, 2, 0))
                 .unwrap()
                 .unwrap()
                 .base_offset,
-            10
+            Offset(10)
         );
         assert!(matches!(
             s.check(&header(7, 0, 9, 1, 0)),
@@ -292,16 +332,63 @@ mod tests {
         ));
         // A new epoch starts at 0 and fences the old one.
         assert_eq!(s.check(&header(7, 1, 0, 1, 0)), Ok(None));
-        s.update(&header(7, 1, 0, 1, 15));
+        s.update(&header(7, 1, 0, 1, 15), 0);
         assert!(matches!(
             s.check(&header(7, 0, 5, 1, 0)),
             Err(ProducerError::Fenced { .. })
         ));
 
-        let back = ProducerState::from_bytes(&s.to_bytes()).unwrap();
+        let back = ProducerState::from_bytes(&s.to_bytes(), 0).unwrap();
         assert_eq!(back, s);
         let mut damaged = s.to_bytes();
         damaged[10] ^= 1;
-        assert!(ProducerState::from_bytes(&damaged).is_none());
+        assert!(ProducerState::from_bytes(&damaged, 0).is_none());
+    }
+
+    #[test]
+    fn producers_idle_for_the_expiration_are_forgotten() {
+        const DAY: i64 = 86_400_000;
+        let mut s = ProducerState::default();
+        s.update(&header(7, 0, 0, 2, 10), 1_000);
+        s.update(&header(8, 0, 0, 1, 12), 1_000);
+        s.update(&header(8, 0, 1, 1, 13), 1_000 + DAY / 2);
+        assert_eq!(s.remove_expired(1_000 + DAY - 1, DAY), 0);
+        // Producer 7 has been idle for a day; 8 appended half a day later.
+        assert_eq!(s.remove_expired(1_000 + DAY, DAY), 1);
+        assert_eq!(s.len(), 1);
+        // A forgotten producer is a new one: its sequence must start at 0.
+        assert!(matches!(
+            s.check(&header(7, 0, 2, 1, 0)),
+            Err(ProducerError::OutOfOrder { expected: 0, .. })
+        ));
+        assert_eq!(s.check(&header(8, 0, 2, 1, 0)), Ok(None));
+        // The append time survives a snapshot.
+        let back = ProducerState::from_bytes(&s.to_bytes(), 0).unwrap();
+        assert_eq!(back, s);
+        let mut again = back.clone();
+        assert_eq!(again.remove_expired(1_000 + DAY + DAY / 2, DAY), 1);
+    }
+
+    #[test]
+    fn a_version_1_snapshot_loads_with_its_producers_active_at_load() {
+        let mut s = ProducerState::default();
+        s.update(&header(7, 3, 0, 2, 10), 5);
+        // Version 1: no append time after the epoch.
+        let mut v1 = b"STPS".to_vec();
+        v1.extend_from_slice(&1u16.to_be_bytes());
+        v1.extend_from_slice(&1u32.to_be_bytes());
+        v1.extend_from_slice(&7i64.to_be_bytes());
+        v1.extend_from_slice(&3i16.to_be_bytes());
+        v1.push(1);
+        for v in [0i32, 1] {
+            v1.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [10i64, 11] {
+            v1.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        let loaded = ProducerState::from_bytes(&v1, 5).unwrap();
+        assert_eq!(loaded, s);
     }
 }

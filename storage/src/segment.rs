@@ -11,7 +11,7 @@ use crate::batch::BatchHeader;
 use crate::error::{StorageError, StorageResult};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::scan::{Scanner, Step};
-use crate::{segment_file_name, LogConfig, Offset};
+use crate::{LogConfig, Offset, SegmentFile};
 
 /// Chunk size for sequential scans of a segment.
 pub(crate) const SCAN_CHUNK: usize = 256 * 1024;
@@ -68,9 +68,9 @@ pub(crate) struct Segment {
 
 fn paths(dir: &Path, base: Offset) -> (PathBuf, PathBuf, PathBuf) {
     (
-        dir.join(segment_file_name(base, "log")),
-        dir.join(segment_file_name(base, "index")),
-        dir.join(segment_file_name(base, "timeindex")),
+        SegmentFile::Log.path(dir, base),
+        SegmentFile::OffsetIndex.path(dir, base),
+        SegmentFile::TimeIndex.path(dir, base),
     )
 }
 

@@ -7,12 +7,24 @@
 
 mod cache;
 mod error;
+mod index_cache;
+mod keys;
 mod manifest;
-mod partition;
+mod remote_partition;
+mod remote_read;
+mod remote_retention;
 mod store;
+mod tiered_partition;
+mod upload;
 
 pub use cache::ChunkCache;
 pub use error::{TieringError, TieringResult};
+pub use index_cache::IndexCache;
+pub use keys::PartitionKey;
 pub use manifest::{Manifest, SegmentEntry, SegmentState, MANIFEST_FORMAT_VERSION};
-pub use partition::{PartitionKey, RemotePartition, RemoteRead, RetentionLimits};
+pub use remote_partition::{RemotePartition, RetentionLimits};
+pub use remote_read::RemoteRead;
 pub use store::RemoteStore;
+pub use tiered_partition::{
+    HotRead, OffsetQuery, PartitionOffsets, RecordFinder, TierPolicy, TieredPartition,
+};

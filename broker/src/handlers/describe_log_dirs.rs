@@ -43,8 +43,8 @@ pub fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
                     .with_partition_size(size as i64)
                     .with_offset_lag(0)
             };
-            l.push(entry(p.log.size_bytes()));
-            r.push(entry(p.remote.remote_bytes()));
+            l.push(entry(p.log().size_bytes()));
+            r.push(entry(p.remote().remote_bytes()));
         }
         let name = TopicName(str_bytes(topic.name.clone()));
         local.push(

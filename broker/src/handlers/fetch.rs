@@ -5,11 +5,14 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
+use strata_storage::batch::whole_batches_within;
 use strata_storage::{Offset, StorageError};
+use strata_tiering::{HotRead, TieredPartition};
+use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use super::blocking;
-use crate::broker::{Broker, Partition};
+use crate::broker::Broker;
 use crate::error::storage_code;
 
 /// Upper bound on a long poll, whatever the client asks.
@@ -21,21 +24,34 @@ const LATE_REMOTE_WAIT: Duration = Duration::from_millis(20);
 
 /// A partition whose fetch offset is below the hot tier: read from the
 /// cold tier after the local pass.
-struct RemoteNeeded {
+struct ColdRead {
     topic: usize,
     partition: usize,
-    handle: Arc<Partition>,
+    handle: Arc<TieredPartition>,
     offset: Offset,
     limit: usize,
-    min_one: bool,
+}
+
+/// What one pass over the hot tiers found.
+struct HotPass {
+    topics: Vec<FetchableTopicResponse>,
+    /// Record bytes in `topics`.
+    bytes: usize,
+    /// Whether any partition answered with an error.
+    errors: bool,
+    /// Partitions to read from the cold tier, in request order.
+    cold: Vec<ColdRead>,
 }
 
 /// Fetch: reads whole batches from each partition, long-polling until
-/// `min_bytes` are available or `max_wait_ms` passes; woken by appends.
-/// Offsets below the hot tier are read from the cold tier, each within
-/// `remote.fetch.max.wait.ms`: a slow store delays only this response.
-/// Fetch sessions are not kept: every response is a full one with session
-/// id 0, which clients treat as "no session" and keep sending full fetches.
+/// `min_bytes` are available or `max_wait_ms` passes; woken only by appends
+/// to the partitions it reads. Offsets below the hot tier are read from the
+/// cold tier, all such partitions at once within `remote.fetch.max.wait.ms`:
+/// a slow store delays only this response. The answer respects the
+/// request's `max_bytes` across both tiers (except for one first batch, as
+/// KIP-74 allows). Fetch sessions are not kept: every response is a full one
+/// with session id 0, which clients treat as "no session" and keep sending
+/// full fetches.
 pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
     if req.session_id != 0 {
         return FetchResponse::default()
@@ -45,16 +61,24 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     let deadline =
         Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let remote_wait = Duration::from_millis(broker.config().i64("remote.fetch.max.wait.ms") as u64);
+    let max_bytes = if req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    // Registered with every partition read, before it is read, so that an
+    // append between the read and the wait leaves a permit here.
+    let waker = Arc::new(Notify::new());
     let mut first_pass = true;
     loop {
-        // Register for the wake-up before reading so that an append between
-        // the read and the wait is not missed.
-        let appended = broker.appended.notified();
-        tokio::pin!(appended);
-        appended.as_mut().enable();
-        let (b, r) = (Arc::clone(broker), Arc::clone(&req));
-        let (mut topics, mut bytes, mut errors, remote) =
-            blocking(move || read_all(&b, &r, version)).await;
+        metrics::counter!("strata_fetch_passes_total").increment(1);
+        let (b, r, w) = (Arc::clone(broker), Arc::clone(&req), Arc::clone(&waker));
+        let HotPass {
+            mut topics,
+            mut bytes,
+            mut errors,
+            cold,
+        } = blocking(move || read_hot(&b, &r, version, max_bytes, &w)).await;
         // The first pass gives the cold tier its full wait; a later pass (woken
         // by an append, or at the deadline) only what is left of the client's
         // wait, so that the answer comes within max(max_wait_ms,
@@ -68,34 +92,45 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                 .clamp(LATE_REMOTE_WAIT, remote_wait.max(LATE_REMOTE_WAIT))
         };
         first_pass = false;
-        // One deadline for all the partitions read from the cold tier.
-        let remote_deadline = tokio::time::Instant::now() + wait;
-        for need in remote {
-            let data = &mut topics[need.topic].partitions[need.partition];
-            match tokio::time::timeout_at(
-                remote_deadline,
-                need.handle
-                    .remote
-                    .read(need.offset, need.limit, need.min_one),
-            )
-            .await
-            {
-                Ok(Ok(Some(read))) => {
-                    bytes += read.records.len();
-                    data.records = Some(read.records);
+        if !cold.is_empty() {
+            let hot_bytes = bytes;
+            let remote_deadline = tokio::time::Instant::now() + wait;
+            // Every cold partition is read at once, under one deadline.
+            let reads = futures::future::join_all(cold.iter().map(|c| {
+                tokio::time::timeout_at(
+                    remote_deadline,
+                    c.handle.read_cold(c.offset, c.limit, hot_bytes == 0),
+                )
+            }))
+            .await;
+            for (c, read) in cold.iter().zip(reads) {
+                let data = &mut topics[c.topic].partitions[c.partition];
+                match read {
+                    Ok(Ok(Some(records))) => {
+                        // Concurrent reads each had the whole budget left by
+                        // the hot tiers; in request order, each keeps what
+                        // still fits.
+                        let keep = whole_batches_within(
+                            &records,
+                            max_bytes.saturating_sub(bytes),
+                            bytes == 0,
+                        );
+                        bytes += keep;
+                        data.records = Some(records.slice(..keep));
+                    }
+                    Ok(Ok(None)) => data.error_code = ResponseError::OffsetOutOfRange.code(),
+                    Ok(Err(e)) => {
+                        warn!(offset = c.offset.0, error = %e, retriable = e.is_retriable(), "remote read failed");
+                        data.error_code = ResponseError::KafkaStorageError.code();
+                        errors = true;
+                    }
+                    // Answer without these records; the consumer fetches again
+                    // and finds the chunks the read left downloading.
+                    Err(_) => debug!(
+                        offset = c.offset.0,
+                        "remote read still running at remote.fetch.max.wait.ms"
+                    ),
                 }
-                Ok(Ok(None)) => data.error_code = ResponseError::OffsetOutOfRange.code(),
-                Ok(Err(e)) => {
-                    warn!(offset = need.offset.0, error = %e, retriable = e.is_retriable(), "remote read failed");
-                    data.error_code = ResponseError::KafkaStorageError.code();
-                    errors = true;
-                }
-                // Answer without these records; the consumer fetches again
-                // and finds the chunks the read left downloading.
-                Err(_) => debug!(
-                    offset = need.offset.0,
-                    "remote read still running at remote.fetch.max.wait.ms"
-                ),
             }
         }
         let now = Instant::now();
@@ -103,7 +138,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             count_bytes_out(broker, &req, &topics);
             return FetchResponse::default().with_responses(topics);
         }
-        let _ = tokio::time::timeout(deadline - now, appended).await;
+        let _ = tokio::time::timeout(deadline - now, waker.notified()).await;
     }
 }
 
@@ -131,22 +166,19 @@ fn count_bytes_out(broker: &Broker, req: &FetchRequest, topics: &[FetchableTopic
     }
 }
 
-/// One pass over the requested partitions' hot tiers: the response topics,
-/// the record bytes returned, whether any partition had an error, and the
-/// partitions to read from the cold tier.
-fn read_all(
+/// One pass over the requested partitions' hot tiers, registering `waker`
+/// with each partition before reading it.
+fn read_hot(
     broker: &Broker,
     req: &FetchRequest,
     version: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool, Vec<RemoteNeeded>) {
-    let mut remaining = if req.max_bytes > 0 {
-        req.max_bytes as usize
-    } else {
-        usize::MAX
-    };
+    max_bytes: usize,
+    waker: &Arc<Notify>,
+) -> HotPass {
+    let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut errors = false;
-    let mut remote = Vec::new();
+    let mut cold = Vec::new();
     let mut out = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
         let (topic, unknown_code) = if version >= 13 {
@@ -180,35 +212,34 @@ fn read_all(
                 partitions.push(base.with_error_code(code));
                 continue;
             };
+            partition.register_waiter(waker);
             let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
             let offset = Offset(fp.fetch_offset);
-            match partition.log.read(offset, limit, total == 0) {
-                Ok(data) => {
+            let read = partition.read_hot(offset, limit, total == 0);
+            let offsets = partition.offsets();
+            let base = base
+                .with_high_watermark(offsets.high_watermark.0)
+                .with_last_stable_offset(offsets.last_stable.0)
+                .with_log_start_offset(offsets.log_start.0);
+            match read {
+                Ok(HotRead::Records(data)) => {
                     total += data.records.len();
                     remaining = remaining.saturating_sub(data.records.len());
                     partitions.push(
                         base.with_high_watermark(data.high_watermark.0)
                             .with_last_stable_offset(data.high_watermark.0)
-                            .with_log_start_offset(partition.log_start().0)
                             .with_records(Some(data.records)),
                     );
                 }
-                Err(StorageError::OffsetOutOfRange {
-                    log_start, log_end, ..
-                }) if offset < log_start && partition.remote.covers(offset) => {
-                    remote.push(RemoteNeeded {
+                Ok(HotRead::Cold) => {
+                    cold.push(ColdRead {
                         topic: out.len(),
                         partition: partitions.len(),
                         handle: Arc::clone(partition),
                         offset,
                         limit,
-                        min_one: total == 0,
                     });
-                    partitions.push(
-                        base.with_high_watermark(log_end.0)
-                            .with_last_stable_offset(log_end.0)
-                            .with_log_start_offset(partition.log_start().0),
-                    );
+                    partitions.push(base);
                 }
                 Err(e) => {
                     errors = true;
@@ -219,8 +250,7 @@ fn read_all(
                     partitions.push(
                         base.with_error_code(storage_code(&e))
                             .with_high_watermark(hw)
-                            .with_last_stable_offset(hw)
-                            .with_log_start_offset(partition.log_start().0),
+                            .with_last_stable_offset(hw),
                     );
                 }
             }
@@ -236,5 +266,10 @@ fn read_all(
                 .with_partitions(partitions),
         );
     }
-    (out, total, errors, remote)
+    HotPass {
+        topics: out,
+        bytes: total,
+        errors,
+        cold,
+    }
 }

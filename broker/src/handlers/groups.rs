@@ -1,6 +1,6 @@
 //! The classic group protocol and committed offsets: FindCoordinator,
 //! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-//! ListGroups and DescribeGroups. The state machine is in `crate::groups`.
+//! ListGroups and DescribeGroups. The state machine is in `crate::group`.
 
 use std::sync::Arc;
 
@@ -20,9 +20,11 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use strata_storage::Offset;
+
 use super::{blocking, str_bytes};
 use crate::broker::Broker;
-use crate::groups::{Committed, JoinArgs};
+use crate::group::{Committed, JoinArgs};
 
 /// Who sent a request, for DescribeGroups.
 pub struct Client {
@@ -177,66 +179,77 @@ pub fn leave(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGrou
     )
 }
 
+/// OffsetCommit: the coordinator checks the member's generation and
+/// writes the offsets as one step (see `Coordinator::commit`); partitions
+/// of unknown topics are answered UNKNOWN_TOPIC_OR_PARTITION.
 pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = req.group_id.0.to_string();
-    let check =
-        broker
-            .groups
-            .check_commit(&group, req.generation_id_or_member_epoch, &req.member_id);
     let mut accepted = Vec::new();
-    let mut topics = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
+    let mut known = Vec::new();
+    for t in &req.topics {
         let topic = broker.topic(&t.name.0);
-        let partitions = t
-            .partitions
-            .into_iter()
-            .map(|p| {
-                let code = if check != 0 {
-                    check
-                } else if topic
-                    .as_ref()
-                    .and_then(|tp| tp.partition(p.partition_index))
-                    .is_none()
-                {
-                    ResponseError::UnknownTopicOrPartition.code()
-                } else {
-                    accepted.push((
-                        t.name.0.to_string(),
-                        p.partition_index,
-                        Committed {
-                            offset: p.committed_offset,
-                            leader_epoch: p.committed_leader_epoch,
-                            metadata: p.committed_metadata.map(|m| m.to_string()),
-                        },
-                    ));
-                    0
-                };
-                OffsetCommitResponsePartition::default()
-                    .with_partition_index(p.partition_index)
-                    .with_error_code(code)
-            })
-            .collect();
-        topics.push(
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions),
-        );
-    }
-    if !accepted.is_empty() {
-        let b = Arc::clone(broker);
-        let stored = blocking(move || b.groups.commit(&group, accepted)).await;
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, "could not store committed offsets");
-            for t in &mut topics {
-                for p in &mut t.partitions {
-                    if p.error_code == 0 {
-                        p.error_code = ResponseError::KafkaStorageError.code();
-                    }
-                }
+        for p in &t.partitions {
+            let exists = topic
+                .as_ref()
+                .and_then(|tp| tp.partition(p.partition_index))
+                .is_some();
+            known.push(exists);
+            if exists {
+                accepted.push((
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    Committed {
+                        offset: Offset(p.committed_offset),
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    },
+                ));
             }
         }
     }
+    let (b, generation, member) = (
+        Arc::clone(broker),
+        req.generation_id_or_member_epoch,
+        req.member_id.to_string(),
+    );
+    let stored = blocking(move || b.groups.commit(&group, generation, &member, accepted)).await;
+    // A membership error answers every partition; otherwise unknown
+    // partitions are named as such and the rest share the write's outcome.
+    let (check, written) = match stored {
+        Ok(check) => (check, 0),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not store committed offsets");
+            (0, ResponseError::KafkaStorageError.code())
+        }
+    };
+    let mut known = known.into_iter();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let exists = known.next().unwrap_or(false);
+                    let code = if check != 0 {
+                        check
+                    } else if !exists {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        written
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
     OffsetCommitResponse::default().with_topics(topics)
 }
 
@@ -268,7 +281,7 @@ fn committed_offsets(
                 .map(|p| match broker.groups.committed(group, &name.0, p) {
                     Some(c) => (
                         p,
-                        c.offset,
+                        c.offset.0,
                         c.leader_epoch,
                         Some(str_bytes(c.metadata.unwrap_or_default())),
                     ),

@@ -10,7 +10,8 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::{blocking, str_bytes};
-use crate::broker::{validate_topic_name, Broker, Topic};
+use crate::broker::Broker;
+use crate::topic::{validate_topic_name, Topic};
 
 /// Authorized operations are not computed (no ACLs yet): Kafka's "omitted".
 const OPERATIONS_OMITTED: i32 = i32::MIN;

@@ -48,7 +48,7 @@ pub fn handle(broker: &Broker, req: OffsetForLeaderEpochRequest) -> OffsetForLea
                     }
                     answer
                         .with_leader_epoch(EPOCH)
-                        .with_end_offset(partition.log.log_end_offset().0)
+                        .with_end_offset(partition.log().log_end_offset().0)
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

@@ -8,7 +8,8 @@ use strata_storage::{Log, StorageError};
 use tracing::{debug, warn};
 
 use super::{blocking, str_bytes};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::error::storage_code;
 
 /// Produce: validates and appends each partition's batches. The append is
@@ -17,8 +18,8 @@ use crate::error::storage_code;
 pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
     let b = Arc::clone(broker);
+    // Each append wakes the fetches waiting on its own partition.
     let (responses, rolled) = blocking(move || append_all(&b, req)).await;
-    broker.appended.notify_waiters();
     if !rolled.is_empty() {
         // The segments these appends sealed are fsynced in the background,
         // so that this response (and the ones queued behind it on the
@@ -81,7 +82,7 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
             // Offsets are assigned by rewriting the batch headers in place,
             // which needs a private copy of the request's bytes.
             let mut data = BytesMut::from(records);
-            match partition.log.append(&mut data, now_ms()) {
+            match partition.append(&mut data, now_ms()) {
                 Ok(info) => {
                     if let (false, Some(t)) = (info.duplicate, &topic) {
                         t.counters.bytes_in.increment(data.len() as u64);
@@ -90,7 +91,7 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
                             .increment((info.last_offset.0 - info.base_offset.0 + 1) as u64);
                     }
                     if info.rolled {
-                        rolled.push(Arc::clone(&partition.log));
+                        rolled.push(Arc::clone(partition.log()));
                     }
                     partitions.push(
                         PartitionProduceResponse::default()

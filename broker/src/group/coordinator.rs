@@ -1,0 +1,531 @@
+//! The group coordinator: every group's state machine (`state.rs`) behind a
+//! lock of its own, the waiting that JoinGroup and SyncGroup do, session
+//! expiry, and committed offsets kept durable in the offset store.
+//!
+//! Group membership lives in memory: after a restart, consumers rejoin as
+//! they do when a Kafka coordinator moves. Committed offsets are appended to
+//! the offsets log before a commit is acknowledged and replayed at start.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use strata_storage::StorageError;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::offset_store::{Committed, OffsetStore};
+use super::state::{Group, JoinArgs, JoinResult, Member, Poll, State, SyncResult};
+
+/// Kafka's bounds on a member's session timeout.
+const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
+const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+
+type GroupRef = Arc<Mutex<Group>>;
+
+/// The coordinator of every group; shared by all connections and safe to
+/// call from any thread. The map of groups is behind one mutex held only to
+/// find or insert a group; each group is behind its own mutex, never held
+/// across an await. The blocking methods (commits and deletions of offsets)
+/// hold a group's mutex while they append to the offsets log, so that a
+/// membership check and the write it allows happen as one step, as in
+/// Kafka's coordinator; they run on blocking threads.
+pub struct Coordinator {
+    groups: Mutex<HashMap<String, GroupRef>>,
+    /// Woken whenever a group changes in a way that waiting joins and syncs
+    /// must see.
+    changed: Notify,
+    store: OffsetStore,
+    initial_delay: Duration,
+    offsets_retention: Duration,
+    /// Called inside a commit just before the offsets log append, so that a
+    /// test can hold a commit there and see what else can happen meanwhile.
+    #[cfg(test)]
+    before_append: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+}
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+fn lock(g: &GroupRef) -> MutexGuard<'_, Group> {
+    g.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Coordinator {
+    /// Opens the offsets log in `data_dir` and replays it. Blocking.
+    pub fn open(
+        data_dir: &Path,
+        initial_delay: Duration,
+        offsets_retention: Duration,
+        clean: bool,
+    ) -> Result<Coordinator, StorageError> {
+        let (store, offsets) = OffsetStore::open(data_dir, clean)?;
+        let now = Instant::now();
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        for ((group, topic, partition), c) in offsets {
+            groups
+                .entry(group)
+                .or_insert_with(|| Group::new(now, initial_delay))
+                .offsets
+                .insert((topic, partition), c);
+        }
+        info!(groups = groups.len(), "loaded committed offsets");
+        Ok(Coordinator {
+            groups: Mutex::new(
+                groups
+                    .into_iter()
+                    .map(|(k, g)| (k, Arc::new(Mutex::new(g))))
+                    .collect(),
+            ),
+            changed: Notify::new(),
+            store,
+            initial_delay,
+            offsets_retention,
+            #[cfg(test)]
+            before_append: Mutex::new(None),
+        })
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, GroupRef>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The group, created empty if `create` and it does not exist.
+    fn group(&self, id: &str, create: bool) -> Option<GroupRef> {
+        let mut map = self.map();
+        if let Some(g) = map.get(id) {
+            return Some(Arc::clone(g));
+        }
+        if !create {
+            return None;
+        }
+        let g = Arc::new(Mutex::new(Group::new(Instant::now(), self.initial_delay)));
+        map.insert(id.to_string(), Arc::clone(&g));
+        Some(g)
+    }
+
+    /// Removes `id` from the map if it still maps to `g` (a group removed
+    /// and created again in between is left alone).
+    fn remove_if_same(&self, id: &str, g: &GroupRef) {
+        let mut map = self.map();
+        if map.get(id).is_some_and(|cur| Arc::ptr_eq(cur, g)) {
+            map.remove(id);
+        }
+    }
+
+    pub async fn join(&self, a: JoinArgs) -> JoinResult {
+        if a.group.is_empty() {
+            return JoinResult::error(code(ResponseError::InvalidGroupId), a.member_id);
+        }
+        if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&a.session_timeout_ms) {
+            return JoinResult::error(code(ResponseError::InvalidSessionTimeout), a.member_id);
+        }
+        let g = self.group(&a.group, true).expect("created");
+        let ticket = {
+            let (ticket, changed) = lock(&g).join(&a, Instant::now());
+            if changed {
+                self.changed.notify_waiters();
+            }
+            match ticket {
+                Ok(t) => t,
+                Err(e) => return e,
+            }
+        };
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // The group as the map has it now: a deleted group answers
+            // UNKNOWN_MEMBER_ID, as the state machine does for a stranger.
+            let Some(g) = self.group(&a.group, false) else {
+                return JoinResult::error(code(ResponseError::UnknownMemberId), ticket.member_id);
+            };
+            let (poll, changed) = lock(&g).poll_join(&ticket, Instant::now());
+            if changed {
+                self.changed.notify_waiters();
+            }
+            match poll {
+                Poll::Ready(r) => return r,
+                Poll::Wait(wait) => {
+                    let _ = tokio::time::timeout(wait, notified).await;
+                }
+            }
+        }
+    }
+
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let err = |e: ResponseError| (e.code(), None, None, Bytes::new());
+        let Some(g) = self.group(group_id, false) else {
+            return err(ResponseError::UnknownMemberId);
+        };
+        let wait_until = {
+            let (r, changed) = lock(&g).sync(generation, member_id, assignments, Instant::now());
+            if changed {
+                self.changed.notify_waiters();
+            }
+            match r {
+                Ok(t) => t,
+                Err(c) => return (c, None, None, Bytes::new()),
+            }
+        };
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let Some(g) = self.group(group_id, false) else {
+                return err(ResponseError::UnknownMemberId);
+            };
+            if let Some(r) = lock(&g).poll_sync(generation, member_id) {
+                return r;
+            }
+            let now = Instant::now();
+            if now >= wait_until {
+                return err(ResponseError::RebalanceInProgress);
+            }
+            let _ = tokio::time::timeout(wait_until - now, notified).await;
+        }
+    }
+
+    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+        match self.group(group_id, false) {
+            Some(g) => lock(&g).heartbeat(generation, member_id, Instant::now()),
+            None => code(ResponseError::UnknownMemberId),
+        }
+    }
+
+    /// Removes members; returns the overall code and one per member.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> (i16, Vec<i16>) {
+        let Some(g) = self.group(group_id, false) else {
+            return (
+                code(ResponseError::UnknownMemberId),
+                vec![code(ResponseError::UnknownMemberId); members.len()],
+            );
+        };
+        let codes = lock(&g).leave(members, Instant::now());
+        self.changed.notify_waiters();
+        let overall = if members.len() == 1 { codes[0] } else { 0 };
+        (overall, codes)
+    }
+
+    /// Drops members whose session expired and finishes rebalances whose
+    /// deadline passed with no one waiting. Called periodically.
+    pub fn expire(&self) {
+        let groups: Vec<(String, GroupRef)> = self
+            .map()
+            .iter()
+            .map(|(k, g)| (k.clone(), Arc::clone(g)))
+            .collect();
+        let now = Instant::now();
+        let mut changed = false;
+        for (name, g) in groups {
+            changed |= lock(&g).expire(&name, now);
+        }
+        if changed {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// OffsetCommit: checks the member's generation and, if it may commit,
+    /// stores the offsets durably and then in memory, all under the group's
+    /// lock, so that a rebalance cannot fence the member between the check
+    /// and the write. Returns the check's error code (0: committed).
+    /// Blocking.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        offsets: Vec<(String, i32, Committed)>,
+    ) -> Result<i16, StorageError> {
+        let g = self.group(group_id, true).expect("created");
+        let rolled = {
+            let mut group = lock(&g);
+            let check = group.check_commit(generation, member_id, Instant::now());
+            if check != 0 || offsets.is_empty() {
+                return Ok(check);
+            }
+            #[cfg(test)]
+            if let Some(hook) = &*self.before_append.lock().unwrap() {
+                hook();
+            }
+            let rolled = self.store.append(group_id, &offsets)?;
+            group.apply_commit(offsets, Instant::now());
+            rolled
+        };
+        // The fsync of a sealed segment happens outside the group's lock.
+        if rolled {
+            self.store.flush_sealed()?;
+        }
+        Ok(0)
+    }
+
+    /// DeleteGroups for one group: only an empty group goes, with its
+    /// offsets. Blocking.
+    pub fn delete_group(&self, group_id: &str) -> i16 {
+        let Some(g) = self.group(group_id, false) else {
+            return code(ResponseError::GroupIdNotFound);
+        };
+        let group = lock(&g);
+        if !group.members.is_empty() {
+            return code(ResponseError::NonEmptyGroup);
+        }
+        let keys: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
+        if let Err(e) = self.store.delete(group_id, &keys) {
+            warn!(group = group_id, error = %e, "could not record deleted offsets");
+            return code(ResponseError::KafkaStorageError);
+        }
+        drop(group);
+        self.remove_if_same(group_id, &g);
+        0
+    }
+
+    /// OffsetDelete: removes offsets of partitions whose topic no member
+    /// of the group subscribes to. Returns the group error and one code per
+    /// partition. Blocking.
+    pub fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> (i16, Vec<i16>) {
+        let Some(g) = self.group(group_id, false) else {
+            return (code(ResponseError::GroupIdNotFound), Vec::new());
+        };
+        let mut group = lock(&g);
+        let subscribed = group.subscribed_topics();
+        let mut codes = Vec::new();
+        let mut doomed = Vec::new();
+        for (t, p) in partitions {
+            if subscribed.contains(t) {
+                codes.push(code(ResponseError::GroupSubscribedToTopic));
+            } else {
+                codes.push(0);
+                doomed.push((t.clone(), *p));
+            }
+        }
+        if let Err(e) = self.store.delete(group_id, &doomed) {
+            warn!(group = group_id, error = %e, "could not record deleted offsets");
+            return (code(ResponseError::KafkaStorageError), codes);
+        }
+        for k in &doomed {
+            group.offsets.remove(k);
+        }
+        (0, codes)
+    }
+
+    /// Expires the offsets of groups that have been empty for longer than
+    /// `offsets.retention.minutes`. Blocking.
+    pub fn expire_offsets(&self) {
+        let groups: Vec<(String, GroupRef)> = self
+            .map()
+            .iter()
+            .map(|(k, g)| (k.clone(), Arc::clone(g)))
+            .collect();
+        let now = Instant::now();
+        for (name, g) in groups {
+            let group = lock(&g);
+            if !group.expired_offsets(now, self.offsets_retention) {
+                continue;
+            }
+            let keys: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
+            if self.store.delete(&name, &keys).is_ok() {
+                info!(group = %name, partitions = keys.len(), "expired the offsets of an empty group");
+                drop(group);
+                self.remove_if_same(&name, &g);
+            }
+        }
+    }
+
+    pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<Committed> {
+        let g = self.group(group_id, false)?;
+        let c = lock(&g)
+            .offsets
+            .get(&(topic.to_string(), partition))
+            .cloned();
+        c
+    }
+
+    /// Every (topic, partition) the group has offsets for.
+    pub fn committed_partitions(&self, group_id: &str) -> Vec<(String, i32, Committed)> {
+        let Some(g) = self.group(group_id, false) else {
+            return Vec::new();
+        };
+        let group = lock(&g);
+        group
+            .offsets
+            .iter()
+            .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+            .collect()
+    }
+
+    /// Forgets a deleted topic's offsets in every group. Blocking.
+    pub fn forget_topic(&self, topic: &str) {
+        let groups: Vec<(String, GroupRef)> = self
+            .map()
+            .iter()
+            .map(|(k, g)| (k.clone(), Arc::clone(g)))
+            .collect();
+        for (name, g) in groups {
+            let mut group = lock(&g);
+            let keys: Vec<(String, i32)> = group
+                .offsets
+                .keys()
+                .filter(|(t, _)| t == topic)
+                .cloned()
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.store.delete(&name, &keys) {
+                warn!(group = %name, error = %e, "could not record deleted offsets");
+            }
+            for k in keys {
+                group.offsets.remove(&k);
+            }
+        }
+    }
+
+    /// (group id, protocol type, state) of every group.
+    pub fn list(&self) -> Vec<(String, String, State)> {
+        let groups: Vec<(String, GroupRef)> = self
+            .map()
+            .iter()
+            .map(|(k, g)| (k.clone(), Arc::clone(g)))
+            .collect();
+        groups
+            .into_iter()
+            .map(|(name, g)| {
+                let group = lock(&g);
+                (
+                    name,
+                    group.protocol_type.clone().unwrap_or_default(),
+                    group.state,
+                )
+            })
+            .collect()
+    }
+
+    /// A snapshot for DescribeGroups.
+    pub fn describe(&self, group_id: &str) -> Option<(State, String, String, Vec<Member>)> {
+        let g = self.group(group_id, false)?;
+        let group = lock(&g);
+        Some((
+            group.state,
+            group.protocol_type.clone().unwrap_or_default(),
+            group.protocol.clone().unwrap_or_default(),
+            group.members.values().cloned().collect(),
+        ))
+    }
+
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.store.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::group::state::JoinArgs;
+    use strata_storage::Offset;
+
+    fn committed(offset: i64) -> Vec<(String, i32, Committed)> {
+        vec![(
+            "t".into(),
+            0,
+            Committed {
+                offset: Offset(offset),
+                leader_epoch: -1,
+                metadata: None,
+            },
+        )]
+    }
+
+    /// A group with one member, stable at generation 1.
+    async fn stable_group(c: &Coordinator) -> (String, i32) {
+        let joined = c
+            .join(JoinArgs {
+                group: "g".into(),
+                member_id: String::new(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 10_000,
+                protocol_type: "consumer".into(),
+                protocols: vec![("range".into(), Bytes::new())],
+                require_member_id: false,
+            })
+            .await;
+        assert_eq!(joined.error, 0);
+        let member = joined.member_id;
+        let synced = c
+            .sync("g", joined.generation, &member, vec![(member.clone(), Bytes::new())])
+            .await;
+        assert_eq!(synced.0, 0);
+        (member, joined.generation)
+    }
+
+    /// A member that leaves (or is fenced by a rebalance) while its commit
+    /// is being written cannot slip in between the commit's membership check
+    /// and its write: the check and the write are one step under the group's
+    /// lock, and the leave waits for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_is_checked_and_written_as_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(
+            Coordinator::open(dir.path(), Duration::ZERO, Duration::from_secs(60), true).unwrap(),
+        );
+        let (member, generation) = stable_group(&c).await;
+
+        let (entered_tx, entered_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
+        *c.before_append.lock().unwrap() = Some(Box::new(move || {
+            entered_tx.send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }));
+
+        let commit = {
+            let (c, member) = (Arc::clone(&c), member.clone());
+            std::thread::spawn(move || c.commit("g", generation, &member, committed(7)))
+        };
+        entered_rx.recv().unwrap();
+        // The commit has passed its check and is about to write.
+        let left = Arc::new(AtomicBool::new(false));
+        let leave = {
+            let (c, member, left) = (Arc::clone(&c), member.clone(), Arc::clone(&left));
+            std::thread::spawn(move || {
+                let r = c.leave("g", &[(member, None)]);
+                left.store(true, Ordering::SeqCst);
+                r
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !left.load(Ordering::SeqCst),
+            "the member left while its commit was between check and write"
+        );
+        go_tx.send(()).unwrap();
+        assert_eq!(commit.join().unwrap().unwrap(), 0);
+        *c.before_append.lock().unwrap() = None;
+        assert_eq!(leave.join().unwrap().0, 0);
+        // Memory and the log agree, and the member is fenced from now on.
+        assert_eq!(c.committed("g", "t", 0).unwrap().offset, Offset(7));
+        assert_eq!(
+            c.commit("g", generation, &member, committed(8)).unwrap(),
+            ResponseError::UnknownMemberId.code()
+        );
+        c.close().unwrap();
+        let reopened =
+            Coordinator::open(dir.path(), Duration::ZERO, Duration::from_secs(60), true).unwrap();
+        assert_eq!(reopened.committed("g", "t", 0).unwrap().offset, Offset(7));
+    }
+}

@@ -1,0 +1,121 @@
+//! The durable store of committed offsets: the internal log
+//! `__consumer_offsets-0` (see FORMAT.md), one record per partition with key
+//! `{"g","t","p"}` and value `{"offset","leader_epoch","metadata"}` as JSON,
+//! a null value for a deletion.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use strata_storage::{Offset, StorageError};
+
+use crate::internal_log::KeyedLog;
+
+/// The log's directory name in the data directory.
+const NAME: &str = "__consumer_offsets-0";
+
+/// A partition's committed offset, as OffsetCommit gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    #[serde(with = "offset_as_number")]
+    pub offset: Offset,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// An `Offset` is stored as the plain JSON number it has always been.
+mod offset_as_number {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use strata_storage::Offset;
+
+    pub fn serialize<S: Serializer>(o: &Offset, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(o.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Offset, D::Error> {
+        i64::deserialize(d).map(Offset)
+    }
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct OffsetKey {
+    g: String,
+    t: String,
+    p: i32,
+}
+
+/// Committed offsets by (group, topic, partition).
+pub type Offsets = BTreeMap<(String, String, i32), Committed>;
+
+/// May be called from any thread; every method does blocking file I/O.
+pub struct OffsetStore {
+    log: KeyedLog,
+}
+
+impl OffsetStore {
+    /// Opens the store in `data_dir` and replays it. Blocking.
+    pub fn open(data_dir: &Path, clean: bool) -> Result<(OffsetStore, Offsets), StorageError> {
+        let (log, latest) = KeyedLog::open(data_dir, NAME, "committed offsets", clean, 4)?;
+        let mut offsets = Offsets::new();
+        for (k, v) in latest {
+            // A record this build cannot read is left out, as a deletion.
+            let (Ok(key), Ok(c)) = (
+                serde_json::from_slice::<OffsetKey>(&k),
+                serde_json::from_slice::<Committed>(&v),
+            ) else {
+                continue;
+            };
+            offsets.insert((key.g, key.t, key.p), c);
+        }
+        Ok((OffsetStore { log }, offsets))
+    }
+
+    fn key(group: &str, topic: &str, partition: i32) -> Bytes {
+        let key = OffsetKey {
+            g: group.into(),
+            t: topic.into(),
+            p: partition,
+        };
+        Bytes::from(serde_json::to_vec(&key).expect("serializable"))
+    }
+
+    /// Stores a group's commit durably; returns whether a segment was
+    /// sealed, to be fsynced with [`OffsetStore::flush_sealed`]. Blocking.
+    pub fn append(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, Committed)],
+    ) -> Result<bool, StorageError> {
+        let records: Vec<(Bytes, Option<Bytes>)> = offsets
+            .iter()
+            .map(|(t, p, c)| {
+                let value = Bytes::from(serde_json::to_vec(c).expect("serializable"));
+                (Self::key(group, t, *p), Some(value))
+            })
+            .collect();
+        self.log.append(&records)
+    }
+
+    /// Deletes a group's offsets for these partitions durably. Blocking.
+    pub fn delete(&self, group: &str, keys: &[(String, i32)]) -> Result<(), StorageError> {
+        let records: Vec<(Bytes, Option<Bytes>)> = keys
+            .iter()
+            .map(|(t, p)| (Self::key(group, t, *p), None))
+            .collect();
+        if self.log.append(&records)? {
+            self.log.flush_sealed()?;
+        }
+        Ok(())
+    }
+
+    /// fsyncs the segments appends have sealed. Blocking.
+    pub fn flush_sealed(&self) -> Result<(), StorageError> {
+        self.log.flush_sealed()
+    }
+
+    /// Flushes and seals the log for a clean shutdown. Blocking.
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.log.close()
+    }
+}

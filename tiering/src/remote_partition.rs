@@ -1,0 +1,421 @@
+//! One partition's cold tier state: its remote manifest (which segments
+//! the store holds, and where the remote log starts), kept on local disk and
+//! mirrored into the store, with the backoff its store operations share.
+//! Uploads (`upload.rs`), remote retention (`remote_retention.rs`) and reads
+//! (`remote_read.rs`) are further `impl` blocks of the same type.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+use strata_storage::{Offset, SegmentFile};
+use tracing::{debug, warn};
+
+use crate::cache::ChunkCache;
+use crate::error::{TieringError, TieringResult};
+use crate::index_cache::IndexCache;
+use crate::keys::PartitionKey;
+use crate::manifest::{Manifest, SegmentEntry};
+use crate::store::RemoteStore;
+
+/// Backoff bounds for failed uploads and deletions.
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Total retention, for both tiers: Kafka's `retention.ms` and
+/// `retention.bytes`, negative for unlimited.
+#[derive(Clone, Copy, Debug)]
+pub struct RetentionLimits {
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+}
+
+struct Backoff {
+    until: Option<Instant>,
+    delay: Duration,
+}
+
+/// Shared by the uploader, retention and every fetch of the partition. The
+/// manifest is behind a mutex held only for in-memory changes; `writer`
+/// serializes the tasks that change the store (uploads and deletions) so
+/// that their manifest records stay in order.
+pub struct RemotePartition {
+    pub(crate) key: PartitionKey,
+    pub(crate) store: RemoteStore,
+    pub(crate) cache: Arc<ChunkCache>,
+    manifest_path: PathBuf,
+    pub(crate) manifest: Mutex<Manifest>,
+    /// Remote segments' indexes, shared by every partition of the broker.
+    pub(crate) indexes: Arc<IndexCache>,
+    pub(crate) writer: tokio::sync::Mutex<()>,
+    backoff: Mutex<Backoff>,
+    mirror_dirty: AtomicBool,
+}
+
+impl RemotePartition {
+    /// Opens the partition's cold tier state from `local_dir` (the
+    /// partition's directory), starting empty if it has none. Blocking.
+    pub fn open(
+        key: PartitionKey,
+        store: RemoteStore,
+        cache: Arc<ChunkCache>,
+        indexes: Arc<IndexCache>,
+        local_dir: &Path,
+    ) -> TieringResult<Self> {
+        let manifest_path = local_dir.join("remote-manifest.json");
+        let manifest = Manifest::load(&manifest_path)?
+            .unwrap_or_else(|| Manifest::new(&key.topic, key.topic_id, key.partition));
+        Ok(RemotePartition {
+            key,
+            store,
+            cache,
+            manifest_path,
+            manifest: Mutex::new(manifest),
+            indexes,
+            writer: tokio::sync::Mutex::new(()),
+            backoff: Mutex::new(Backoff {
+                until: None,
+                delay: MIN_BACKOFF,
+            }),
+            mirror_dirty: AtomicBool::new(false),
+        })
+    }
+
+    /// Restores the partition's local manifest in `local_dir` from the copy
+    /// mirrored next to its segments in the store, for when the local one
+    /// cannot be read (a damaged disk). Returns false when the store has no
+    /// copy. The copy may trail the lost file by the last few changes: a
+    /// segment uploaded after it is uploaded again, and one deleted after it
+    /// reads as missing until retention drops it again.
+    pub async fn restore_manifest(
+        key: &PartitionKey,
+        store: &RemoteStore,
+        local_dir: &Path,
+    ) -> TieringResult<bool> {
+        let object = store.key(&key.manifest_object());
+        let bytes = match store.store.get(&object).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map_err(TieringError::store("read", &object))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(TieringError::store_failed("read", object.to_string(), e)),
+        };
+        let manifest = Manifest::from_json(&bytes, Path::new(object.as_ref()))?;
+        let path = local_dir.join("remote-manifest.json");
+        tokio::task::spawn_blocking(move || manifest.save(&path))
+            .await
+            .expect("manifest save does not panic")?;
+        Ok(true)
+    }
+
+    pub(crate) fn object(&self, entry: &SegmentEntry, file: SegmentFile) -> ObjectPath {
+        self.store.key(
+            &self
+                .key
+                .segment_object(Offset(entry.base_offset), entry.id, file),
+        )
+    }
+
+    fn manifest_object(&self) -> ObjectPath {
+        self.store.key(&self.key.manifest_object())
+    }
+
+    pub(crate) fn snapshot(&self) -> Manifest {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies `change` to the manifest and persists it locally before
+    /// returning: the crash-safe record of each step.
+    pub(crate) async fn record(&self, change: impl FnOnce(&mut Manifest)) -> TieringResult<()> {
+        let updated = {
+            let mut m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+            change(&mut m);
+            m.clone()
+        };
+        let path = self.manifest_path.clone();
+        tokio::task::spawn_blocking(move || updated.save(&path))
+            .await
+            .expect("manifest save does not panic")?;
+        self.mirror_dirty.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Copies the manifest to the store next to the segments, so that the
+    /// cold tier describes itself; retried until it succeeds.
+    pub(crate) async fn mirror(&self) {
+        if !self.mirror_dirty.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let json = self.snapshot().to_json();
+        let key = self.manifest_object();
+        if let Err(e) = self.store.store.put(&key, PutPayload::from(json)).await {
+            metrics::counter!("strata_object_store_errors_total", "op" => "mirror").increment(1);
+            self.mirror_dirty.store(true, Ordering::Relaxed);
+            debug!(key = %key, error = %e, "manifest mirror failed; will retry");
+        }
+    }
+
+    /// First offset held remotely.
+    pub fn log_start(&self) -> Option<Offset> {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .start()
+    }
+
+    /// Offset after the last record held remotely.
+    pub fn uploaded_end(&self) -> Option<Offset> {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .uploaded_end()
+    }
+
+    pub fn remote_bytes(&self) -> u64 {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remote_bytes()
+    }
+
+    pub fn remote_segments(&self) -> usize {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished()
+            .count()
+    }
+
+    /// Whether a finished remote segment holds `offset`.
+    pub fn covers(&self, offset: Offset) -> bool {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segment_for(offset)
+            .is_some()
+    }
+
+    /// The largest timestamp held remotely and the base offset of its
+    /// segment (or the log start, if that is inside it), for the
+    /// max-timestamp query.
+    pub fn max_timestamp(&self) -> Option<(i64, Offset)> {
+        let m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        let log_start = m.log_start_offset.unwrap_or(i64::MIN);
+        let mut best: Option<(i64, Offset)> = None;
+        for s in m.finished().filter(|s| s.next_offset > log_start) {
+            if best.is_none_or(|(ts, _)| s.max_timestamp > ts) {
+                best = Some((s.max_timestamp, Offset(s.base_offset.max(log_start))));
+            }
+        }
+        best
+    }
+
+    pub(crate) fn backing_off(&self) -> bool {
+        let b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        b.until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Records how a pass (`op`) ended: a failure starts or lengthens the
+    /// backoff after which the pass is retried.
+    pub(crate) fn note_outcome<T>(&self, op: &'static str, result: &TieringResult<T>) {
+        let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => {
+                *b = Backoff {
+                    until: None,
+                    delay: MIN_BACKOFF,
+                }
+            }
+            Err(e) => {
+                metrics::counter!("strata_object_store_retries_total", "op" => op).increment(1);
+                b.until = Some(Instant::now() + b.delay);
+                warn!(partition = %self.key.dir(), error = %e, retriable = e.is_retriable(), retry_in_ms = b.delay.as_millis() as u64, "cold tier operation failed");
+                b.delay = (b.delay * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::SegmentState;
+    use strata_storage::batch::{BatchHeader, HEADER_LEN};
+    use strata_storage::{Log, LogConfig};
+    use uuid::Uuid;
+
+    /// A v2 batch of one record, enough for the log (it checks the header
+    /// and the CRC, never the records).
+    fn batch(timestamp: i64) -> Vec<u8> {
+        let mut b = vec![0u8; HEADER_LEN + 20];
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[16] = 2;
+        b[27..35].copy_from_slice(&timestamp.to_be_bytes());
+        b[35..43].copy_from_slice(&timestamp.to_be_bytes());
+        b[57..61].copy_from_slice(&1i32.to_be_bytes());
+        // Not from an idempotent producer: producer id, epoch and sequence -1.
+        b[43..57].fill(0xff);
+        let crc = strata_storage::batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn setup() -> (tempfile::TempDir, Arc<Log>, RemotePartition, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 300,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        };
+        let log = Arc::new(Log::open(&dir.path().join("t-0"), config, true, 0).unwrap());
+        for ts in 0..20 {
+            log.append(&mut batch(1000 + ts), 0).unwrap();
+        }
+        // Sealed segments are uploaded once fsynced.
+        log.flush_sealed().unwrap();
+        let remote_dir = dir.path().join("remote");
+        let store = RemoteStore::local(&remote_dir).unwrap();
+        let cache = ChunkCache::new(dir.path().join("cache"), 1 << 20, 64 * 1024).unwrap();
+        let indexes = Arc::new(IndexCache::new(1 << 20));
+        let key = PartitionKey {
+            topic: "t".into(),
+            topic_id: Uuid::nil(),
+            partition: 0,
+        };
+        let remote = RemotePartition::open(key, store, cache, indexes, log.dir()).unwrap();
+        (dir, log, remote, remote_dir)
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_copy_is_cleaned_up_and_uploaded_again() {
+        let (_dir, log, remote, remote_dir) = setup();
+        // A crash after recording a copy as started and writing part of it.
+        let stale = SegmentEntry {
+            id: Uuid::new_v4(),
+            base_offset: 0,
+            next_offset: 5,
+            size: 1,
+            max_timestamp: 0,
+            state: SegmentState::CopyStarted,
+        };
+        remote
+            .record(|m| m.segments.push(stale.clone()))
+            .await
+            .unwrap();
+        let stale_key = remote.object(&stale, SegmentFile::Log);
+        remote
+            .store
+            .store
+            .put(&stale_key, PutPayload::from(vec![1u8]))
+            .await
+            .unwrap();
+
+        let sealed = log.sealed_segments().unwrap().len();
+        assert!(
+            sealed >= 3,
+            "{sealed} sealed segments, log end {}",
+            log.log_end_offset()
+        );
+        assert_eq!(remote.upload_pending(&log).await.unwrap(), sealed);
+        let m = Manifest::load(&log.dir().join("remote-manifest.json"))
+            .unwrap()
+            .unwrap();
+        assert!(m
+            .segments
+            .iter()
+            .all(|s| s.state == SegmentState::CopyFinished));
+        assert!(
+            !m.segments.iter().any(|s| s.id == stale.id),
+            "the interrupted entry is gone"
+        );
+        assert!(
+            !remote_dir.join(stale_key.as_ref()).exists(),
+            "its objects are deleted"
+        );
+        assert_eq!(
+            remote.uploaded_end(),
+            log.sealed_segments().unwrap().last().map(|s| s.next_offset)
+        );
+
+        // Reading the uploaded history gives the local bytes back.
+        let local = log.read(Offset(0), 1 << 20, true).unwrap().records;
+        let read = remote
+            .read(Offset(0), 1 << 20, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .records;
+        assert_eq!(&local[..read.len()], &read[..]);
+        let by_time = remote.batch_for_timestamp(1002).await.unwrap().unwrap();
+        assert_eq!(BatchHeader::parse(&by_time).unwrap().max_timestamp, 1002);
+
+        // Nothing left to upload; a second pass is a no-op.
+        assert_eq!(remote.upload_pending(&log).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn total_retention_deletes_remote_segments_oldest_first() {
+        let (_dir, log, remote, _remote_dir) = setup();
+        remote.upload_pending(&log).await.unwrap();
+        let before = remote.remote_segments();
+        let limits = RetentionLimits {
+            retention_ms: -1,
+            retention_bytes: (remote.remote_bytes() / 2) as i64,
+        };
+        let deleted = remote.enforce_retention(0, limits, 0).await.unwrap();
+        assert!(deleted > 0 && remote.remote_segments() == before - deleted);
+        assert!(remote.log_start().unwrap() > Offset(0));
+        assert!(
+            remote.read(Offset(0), 100, true).await.unwrap().is_none(),
+            "deleted history is not served"
+        );
+    }
+
+    #[tokio::test]
+    async fn remote_indexes_stay_within_the_index_cache_bound() {
+        let (dir, log, _, _) = setup();
+        // Room for two of the test segments' indexes and no more.
+        let store = RemoteStore::local(&dir.path().join("remote2")).unwrap();
+        let cache = ChunkCache::new(dir.path().join("cache2"), 1 << 20, 64 * 1024).unwrap();
+        let indexes = Arc::new(IndexCache::new(48));
+        let key = PartitionKey {
+            topic: "t".into(),
+            topic_id: Uuid::nil(),
+            partition: 0,
+        };
+        let remote =
+            RemotePartition::open(key, store, cache, Arc::clone(&indexes), log.dir()).unwrap();
+        let segments = remote.upload_pending(&log).await.unwrap();
+        assert!(segments >= 3);
+        let mut offset = Offset(0);
+        let mut reads = 0;
+        while let Some(read) = remote.read(offset, 1 << 20, true).await.unwrap() {
+            let last =
+                strata_storage::batch::BatchHeader::parse(&read.records[read.records.len() - 81..])
+                    .ok()
+                    .filter(|h| h.total_len() == 81);
+            reads += 1;
+            assert!(
+                indexes.bytes() <= 48,
+                "{} bytes of indexes cached after {reads} reads",
+                indexes.bytes()
+            );
+            // Every test batch is 81 bytes, one record each.
+            offset = offset.plus((read.records.len() / 81) as i64);
+            assert!(last.is_some());
+            if remote.uploaded_end().is_some_and(|end| offset >= end) {
+                break;
+            }
+        }
+        assert!(reads >= 3, "read {reads} remote segments");
+        assert!(indexes.bytes() > 0);
+    }
+}

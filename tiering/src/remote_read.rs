@@ -1,0 +1,238 @@
+//! Reads of a partition's history from the cold tier: the manifest finds
+//! the segment, its offset or time index (from the broker-wide index cache)
+//! the position, and the chunk cache the bytes, read ahead after each read.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStoreExt;
+use strata_storage::batch::{BatchHeader, HEADER_LEN};
+use strata_storage::index::{offset_index_lookup, time_index_lookup};
+use strata_storage::{Offset, SegmentFile};
+
+use crate::error::{TieringError, TieringResult};
+use crate::manifest::SegmentEntry;
+use crate::remote_partition::RemotePartition;
+
+/// Batches read from the cold tier.
+#[derive(Clone, Debug)]
+pub struct RemoteRead {
+    pub records: Bytes,
+}
+
+impl RemotePartition {
+    /// A remote segment's offset or time index, from the broker-wide index
+    /// cache or downloaded whole into it.
+    async fn index(&self, entry: &SegmentEntry, kind: SegmentFile) -> TieringResult<Bytes> {
+        let k = (entry.id, kind);
+        if let Some(b) = self.indexes.get(&k) {
+            return Ok(b);
+        }
+        let key = self.object(entry, kind);
+        let bytes = self
+            .store
+            .store
+            .get(&key)
+            .await
+            .map_err(TieringError::store("read", &key))?
+            .bytes()
+            .await
+            .map_err(TieringError::store("read", &key))?;
+        self.indexes.insert(k, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// Reads whole batches from the remote segment holding `offset`, as the
+    /// local log does: starting with the batch that holds it, up to
+    /// `max_bytes` and the cache's read budget (at least one batch with
+    /// `min_one_batch`). `None` when no remote segment holds the offset.
+    /// Starts reading ahead.
+    pub async fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> TieringResult<Option<RemoteRead>> {
+        let Some(entry) = self
+            .manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segment_for(offset)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let index = self.index(&entry, SegmentFile::OffsetIndex).await?;
+        let (_, position) = offset_index_lookup(&index, Offset(entry.base_offset), offset);
+        let mut reader = SegmentReader::new(self, &entry);
+        let mut pos = position as u64;
+        let (mut start, mut end) = (None, pos);
+        let mut remaining = max_bytes.min(self.cache.read_budget());
+        while pos < entry.size {
+            let header = reader.header(pos).await?;
+            let len = header.total_len();
+            if header.last_offset() < offset.0 {
+                pos += len as u64;
+                continue;
+            }
+            if len > remaining && !(start.is_none() && min_one_batch) {
+                break;
+            }
+            start.get_or_insert(pos);
+            remaining = remaining.saturating_sub(len);
+            pos += len as u64;
+            end = pos;
+        }
+        let records = match start {
+            Some(s) => reader.range(s, (end - s) as usize).await?,
+            None => Bytes::new(),
+        };
+        self.read_ahead(&entry, end);
+        Ok(Some(RemoteRead { records }))
+    }
+
+    /// Starts downloading the two chunks after `position`, or the start of
+    /// the next segment when this one ends.
+    fn read_ahead(&self, entry: &SegmentEntry, position: u64) {
+        let chunk = self.cache.chunk_bytes();
+        let next = position / chunk + 1;
+        if position < entry.size {
+            for c in [position / chunk, next] {
+                self.cache.prefetch(
+                    &self.store,
+                    &self.object(entry, SegmentFile::Log),
+                    entry.size,
+                    c,
+                );
+            }
+        } else if let Some(following) = self
+            .manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segment_for(Offset(entry.next_offset))
+        {
+            self.cache.prefetch(
+                &self.store,
+                &self.object(following, SegmentFile::Log),
+                following.size,
+                0,
+            );
+        }
+    }
+
+    /// The first remote batch holding a record with a timestamp `>= ts`.
+    pub async fn batch_for_timestamp(&self, ts: i64) -> TieringResult<Option<Bytes>> {
+        let (entry, log_start) = {
+            let m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
+            let log_start = m.log_start_offset.unwrap_or(i64::MIN);
+            let entry = m
+                .finished()
+                .filter(|s| s.next_offset > log_start)
+                .find(|s| s.max_timestamp >= ts)
+                .cloned();
+            (entry, log_start)
+        };
+        let Some(entry) = entry else { return Ok(None) };
+        let time_index = self.index(&entry, SegmentFile::TimeIndex).await?;
+        // Records below the log start (DeleteRecords) are not searched.
+        let from =
+            time_index_lookup(&time_index, Offset(entry.base_offset), ts).max(Offset(log_start));
+        let index = self.index(&entry, SegmentFile::OffsetIndex).await?;
+        let (_, position) = offset_index_lookup(&index, Offset(entry.base_offset), from);
+        let mut reader = SegmentReader::new(self, &entry);
+        let mut pos = position as u64;
+        while pos < entry.size {
+            let header = reader.header(pos).await?;
+            if header.max_timestamp >= ts && header.last_offset() >= log_start {
+                return reader.range(pos, header.total_len()).await.map(Some);
+            }
+            pos += header.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The batch starting at or holding `offset`, for the max-timestamp query.
+    pub async fn batch_at(&self, offset: Offset) -> TieringResult<Option<Bytes>> {
+        Ok(self
+            .read(offset, 1, true)
+            .await?
+            .map(|r| r.records)
+            .filter(|r| !r.is_empty()))
+    }
+}
+
+/// Reads byte ranges of one remote segment through the chunk cache, keeping
+/// the chunks it used for the rest of one request.
+struct SegmentReader<'a> {
+    partition: &'a RemotePartition,
+    key: ObjectPath,
+    size: u64,
+    chunks: HashMap<u64, Bytes>,
+}
+
+impl<'a> SegmentReader<'a> {
+    fn new(partition: &'a RemotePartition, entry: &SegmentEntry) -> Self {
+        SegmentReader {
+            partition,
+            key: partition.object(entry, SegmentFile::Log),
+            size: entry.size,
+            chunks: HashMap::new(),
+        }
+    }
+
+    async fn chunk(&mut self, index: u64) -> TieringResult<Bytes> {
+        if let Some(c) = self.chunks.get(&index) {
+            return Ok(c.clone());
+        }
+        let c = self
+            .partition
+            .cache
+            .get(&self.partition.store, &self.key, self.size, index)
+            .await?;
+        self.chunks.insert(index, c.clone());
+        Ok(c)
+    }
+
+    async fn range(&mut self, start: u64, len: usize) -> TieringResult<Bytes> {
+        let end = start + len as u64;
+        if end > self.size {
+            return Err(TieringError::Corrupt {
+                key: self.key.to_string(),
+                reason: format!("range {start}..{end} past {} bytes", self.size),
+            });
+        }
+        let chunk = self.partition.cache.chunk_bytes();
+        let (first, last) = (start / chunk, (end.max(start + 1) - 1) / chunk);
+        if first == last {
+            let c = self.chunk(first).await?;
+            let from = (start - first * chunk) as usize;
+            return Ok(c.slice(from..from + len));
+        }
+        let mut out = BytesMut::with_capacity(len);
+        for i in first..=last {
+            let c = self.chunk(i).await?;
+            let c_start = i * chunk;
+            let from = start.max(c_start) - c_start;
+            let to = end.min(c_start + c.len() as u64) - c_start;
+            out.extend_from_slice(&c[from as usize..to as usize]);
+        }
+        Ok(out.freeze())
+    }
+
+    async fn header(&mut self, pos: u64) -> TieringResult<BatchHeader> {
+        let len = (HEADER_LEN as u64).min(self.size - pos) as usize;
+        let bytes = self.range(pos, len).await?;
+        let header = BatchHeader::parse(&bytes).map_err(|e| TieringError::Corrupt {
+            key: self.key.to_string(),
+            reason: e.to_string(),
+        })?;
+        if pos + header.total_len() as u64 > self.size {
+            return Err(TieringError::Corrupt {
+                key: self.key.to_string(),
+                reason: format!("batch at {pos} runs past the segment end"),
+            });
+        }
+        Ok(header)
+    }
+}
