@@ -123,9 +123,9 @@ pub fn create_topic(client: &Client, topic: &str, settings: &TopicSettings) -> R
 
 /// Delivery bookkeeping: the send instant travels with each record as its
 /// opaque. librdkafka calls `delivery` from its own polling thread only.
-struct Timing {
-    latencies: Mutex<Latencies>,
-    acked: AtomicU64,
+pub(crate) struct Timing {
+    pub(crate) latencies: Mutex<Latencies>,
+    pub(crate) acked: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
@@ -152,7 +152,7 @@ impl ProducerContext for Timing {
     }
 }
 
-fn producer(client: &Client, s: &ProducerSettings) -> Result<ThreadedProducer<Timing>> {
+pub(crate) fn producer(client: &Client, s: &ProducerSettings) -> Result<ThreadedProducer<Timing>> {
     let mut defaults = vec![
         ("acks", s.acks.clone()),
         ("compression.type", s.compression.clone()),
@@ -175,7 +175,12 @@ fn producer(client: &Client, s: &ProducerSettings) -> Result<ThreadedProducer<Ti
 }
 
 /// Sends one record, waiting while librdkafka's queue is full.
-fn send(p: &ThreadedProducer<Timing>, topic: &str, partition: i32, value: &[u8]) -> Result<()> {
+pub(crate) fn send(
+    p: &ThreadedProducer<Timing>,
+    topic: &str,
+    partition: i32,
+    value: &[u8],
+) -> Result<()> {
     let mut record =
         BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
             .partition(partition)
@@ -192,7 +197,7 @@ fn send(p: &ThreadedProducer<Timing>, topic: &str, partition: i32, value: &[u8])
     }
 }
 
-fn finish(p: &ThreadedProducer<Timing>) -> Result<()> {
+pub(crate) fn finish(p: &ThreadedProducer<Timing>) -> Result<()> {
     p.flush(Duration::from_secs(600))
         .context("waiting for the last acknowledgements")?;
     let ctx = p.context();

@@ -2,6 +2,7 @@
 //! librdkafka, and measures the machine's own limit for the same work, so
 //! that Strata and its peers are compared the same way. See BENCHMARKS.md.
 
+mod idle;
 mod kafka;
 mod limit;
 mod report;
@@ -28,6 +29,9 @@ enum Mode {
     Consume(kafka::ConsumeArgs),
     /// Produce at a fixed rate while consuming: end-to-end latency.
     E2e(kafka::E2eArgs),
+    /// Produce to one partition while a consumer long-polls each of many
+    /// idle partitions: the broker's CPU per produced GiB and produce latency.
+    IdleFetch(idle::IdleFetchArgs),
     /// Consume a topic from offset 0 whose history lives in the cold tier:
     /// MB/s and time to the first record.
     Replay(kafka::ConsumeArgs),
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Mode::Produce(a) => kafka::produce(a)?,
         Mode::Consume(a) => kafka::consume(a, "consume")?,
         Mode::E2e(a) => kafka::e2e(a)?,
+        Mode::IdleFetch(a) => idle::idle_fetch(a)?,
         Mode::Replay(a) => {
             let mut a = kafka::ConsumeArgs { ..a.clone() };
             a.from = kafka::From::Offset(0);

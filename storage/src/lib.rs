@@ -11,19 +11,29 @@
 //! The byte layout of every file is documented in `FORMAT.md` at the root of
 //! the repository.
 
+mod append;
 pub mod batch;
+mod checkpoint;
 mod config;
 mod error;
 pub mod index;
+mod loader;
 mod log;
 mod offset;
 pub mod producer;
+mod producer_snapshots;
+mod read;
+mod retention;
 mod scan;
 mod segment;
 mod segment_file;
+mod segments;
 
+pub use append::AppendInfo;
 pub use config::{LogConfig, TimestampType};
 pub use error::{StorageError, StorageResult};
-pub use log::{AppendInfo, FetchData, Log, RetentionOutcome, SealedSegment, SegmentInfo};
+pub use log::{Log, SealedSegment};
 pub use offset::Offset;
+pub use read::FetchData;
+pub use retention::{RetentionOutcome, SegmentInfo};
 pub use segment_file::SegmentFile;

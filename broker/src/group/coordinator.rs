@@ -467,7 +467,12 @@ mod tests {
         assert_eq!(joined.error, 0);
         let member = joined.member_id;
         let synced = c
-            .sync("g", joined.generation, &member, vec![(member.clone(), Bytes::new())])
+            .sync(
+                "g",
+                joined.generation,
+                &member,
+                vec![(member.clone(), Bytes::new())],
+            )
             .await;
         assert_eq!(synced.0, 0);
         (member, joined.generation)

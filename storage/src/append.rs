@@ -1,0 +1,225 @@
+//! Appending to a log: validation of every batch before any is written,
+//! offsets assigned under the log's mutex, idempotent producers checked and
+//! updated in the same step, segment rolls, and the fsyncs that `flush.*`
+//! and rolls ask for.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use tracing::debug;
+
+use crate::batch::{self, BatchHeader};
+use crate::checkpoint;
+use crate::error::{StorageError, StorageResult};
+use crate::log::{Inner, Log};
+use crate::segment::Segment;
+use crate::{Offset, TimestampType};
+
+/// Result of a successful append.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the first record.
+    pub base_offset: Offset,
+    /// Offset given to the last record.
+    pub last_offset: Offset,
+    /// The broker time written into the batches for `LogAppendTime` topics,
+    /// -1 for `CreateTime`.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: Offset,
+    /// The batch repeated one of its producer's last batches: nothing was
+    /// written and the offsets are the original ones.
+    pub duplicate: bool,
+    /// The append rolled a new segment; the sealed one waits for
+    /// [`Log::flush_sealed`].
+    pub rolled: bool,
+}
+
+/// A sealed segment whose fsync is pending: base offset, log file, path.
+type Unsynced = (Offset, Arc<fs::File>, Arc<Path>);
+
+impl Log {
+    /// Appends the record batches in `data` (one Produce partition's
+    /// records, back to back). Every batch is validated first and nothing is
+    /// written unless all are valid. Offsets are assigned by rewriting each
+    /// batch's base offset in place.
+    pub fn append(&self, data: &mut [u8], now_ms: i64) -> StorageResult<AppendInfo> {
+        let config = self.lock()?.config.clone();
+        let mut headers: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let header =
+                batch::validate(&data[pos..]).map_err(|reason| StorageError::CorruptBatch {
+                    position: pos,
+                    reason,
+                })?;
+            if header.total_len() > config.max_message_bytes {
+                return Err(StorageError::BatchTooLarge {
+                    size: header.total_len(),
+                    max: config.max_message_bytes,
+                });
+            }
+            headers.push((pos, header));
+            pos += header.total_len();
+        }
+        if headers.is_empty() {
+            return Err(StorageError::CorruptBatch {
+                position: 0,
+                reason: batch::BatchError::Truncated {
+                    needed: batch::HEADER_LEN,
+                    available: 0,
+                },
+            });
+        }
+
+        let mut inner = self.lock()?;
+        let only: Vec<BatchHeader> = headers.iter().map(|(_, h)| *h).collect();
+        if let Some(original) = inner.producers.check_all(&only)? {
+            return Ok(AppendInfo {
+                base_offset: original.base_offset,
+                last_offset: original.last_offset,
+                log_append_time_ms: -1,
+                log_start_offset: inner.log_start,
+                duplicate: true,
+                rolled: false,
+            });
+        }
+        let base_offset = inner.segments.log_end();
+        let append_time = inner.config.timestamp_type == TimestampType::LogAppendTime;
+        let mut next = base_offset;
+        for (pos, header) in headers.iter_mut() {
+            let end = *pos + header.total_len();
+            batch::set_base_offset(&mut data[*pos..end], next.0);
+            header.base_offset = next.0;
+            if append_time {
+                batch::set_log_append_time(&mut data[*pos..end], now_ms);
+                header.max_timestamp = now_ms;
+            }
+            next = Offset(header.last_offset() + 1);
+        }
+        let last_offset = Offset(next.0 - 1);
+        let rolled =
+            inner
+                .segments
+                .active()
+                .must_roll(data.len(), last_offset, &inner.config, now_ms);
+        if rolled {
+            self.roll(&mut inner, now_ms)?;
+        }
+        inner.segments.active_mut().append(data, &headers)?;
+        for (_, h) in &headers {
+            if crate::producer::is_idempotent(h) {
+                inner.producers.update(h, now_ms);
+            }
+        }
+
+        let records = next.0 - base_offset.0;
+        if inner.unflushed_records == 0 {
+            inner.oldest_unflushed_ms = now_ms;
+        }
+        inner.unflushed_records += records;
+        if inner.unflushed_records >= inner.config.flush_messages {
+            inner.segments.active().flush()?;
+            inner.unflushed_records = 0;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time_ms: if append_time { now_ms } else { -1 },
+            log_start_offset: inner.log_start,
+            rolled,
+            duplicate: false,
+        })
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    pub(crate) fn roll(&self, inner: &mut Inner, now_ms: i64) -> StorageResult<()> {
+        let base = inner.segments.log_end();
+        // The sealed segment's fsync (up to a segment of dirty pages) is left
+        // to flush_sealed, outside the lock, so that appends never wait for it.
+        inner.segments.active_mut().seal_without_flush()?;
+        inner.unflushed_records = 0;
+        let segment = Segment::create(&self.dir, base, &inner.config, now_ms)?;
+        // The new file's directory entry is made durable by flush_sealed.
+        inner.segments.insert(segment);
+        inner.pending_snapshot = Some((base, inner.producers.to_bytes()));
+        debug!(dir = %self.dir.display(), base_offset = base.0, "rolled segment");
+        Ok(())
+    }
+
+    /// fsyncs the segments sealed by rolls since the last call (log and
+    /// index files, and the directory) and writes the producer snapshot of
+    /// the last roll, all outside the log's lock; then marks the segments
+    /// durable (eligible for upload) and moves the recovery point past them.
+    /// Blocking; safe to call concurrently with appends and with itself.
+    pub fn flush_sealed(&self) -> StorageResult<()> {
+        let (pending, snapshot): (Vec<Unsynced>, _) = {
+            let mut inner = self.lock()?;
+            let pending = inner
+                .segments
+                .sealed()
+                .filter(|s| !s.durable)
+                .map(|s| (s.base, Arc::clone(&s.file), Arc::clone(&s.log_path)))
+                .collect();
+            (pending, inner.pending_snapshot.take())
+        };
+        // `files` is never held while taking `inner` (close takes them the
+        // other way round), only around each file write.
+        if let Some((offset, bytes)) = snapshot {
+            let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            self.write_producer_snapshot(offset, &bytes)?;
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // The segments' logs and indexes, then the directory, whose entries
+        // for the files the rolls created must survive a power loss too.
+        for (base, file, path) in &pending {
+            file.sync_data()
+                .map_err(StorageError::io("fsync segment", &**path))?;
+            for index in Segment::index_paths(&self.dir, *base) {
+                fs::File::open(&index)
+                    .and_then(|f| f.sync_all())
+                    .map_err(StorageError::io("fsync index", &index))?;
+            }
+        }
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(StorageError::io("fsync log directory", &self.dir))?;
+        let point = {
+            let mut inner = self.lock()?;
+            if inner.deleted {
+                return Ok(());
+            }
+            for (base, ..) in &pending {
+                if let Some(s) = inner.segments.get_mut(base) {
+                    s.durable = true;
+                }
+            }
+            checkpoint::recovery_point(&inner.segments)
+        };
+        let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        checkpoint::write_recovery_point(&self.dir, point)
+    }
+
+    /// fsyncs the active segment if `flush.ms` has passed since the oldest
+    /// unflushed append.
+    pub fn maybe_flush(&self, now_ms: i64) -> StorageResult<()> {
+        let mut inner = self.lock()?;
+        if inner.unflushed_records > 0
+            && now_ms - inner.oldest_unflushed_ms >= inner.config.flush_ms
+        {
+            inner.segments.active().flush()?;
+            inner.unflushed_records = 0;
+        }
+        Ok(())
+    }
+
+    /// fsyncs the active segment.
+    pub fn flush(&self) -> StorageResult<()> {
+        let mut inner = self.lock()?;
+        inner.segments.active().flush()?;
+        inner.unflushed_records = 0;
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! Reading a log: whole batches from an offset up to a byte limit, and the
+//! batches ListOffsets looks inside. Positions are looked up under the
+//! log's mutex; the files are read outside it.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tracing::warn;
+
+use crate::error::{StorageError, StorageResult};
+use crate::log::Log;
+use crate::scan::{Scanner, Step};
+use crate::segment::{Segment, SCAN_CHUNK};
+use crate::Offset;
+
+/// Whole batches read from the log, with the offsets a Fetch response reports.
+#[derive(Clone, Debug)]
+pub struct FetchData {
+    pub records: Bytes,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+}
+
+/// A segment to read outside the lock: its file stays open even if
+/// retention deletes it meanwhile.
+struct SegmentView {
+    file: Arc<fs::File>,
+    path: Arc<Path>,
+    size: u64,
+    start: u64,
+}
+
+impl Log {
+    /// Reads whole batches starting with the one that holds `offset`, up to
+    /// `max_bytes` in total; the first batch is returned even when larger
+    /// than `max_bytes` if `min_one_batch` is set, so that consumers always
+    /// make progress (KIP-74).
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> StorageResult<FetchData> {
+        let (views, high_watermark, log_start_offset) = {
+            let inner = self.lock()?;
+            let log_end = inner.segments.log_end();
+            if offset < inner.log_start || offset > log_end {
+                return Err(StorageError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: inner.log_start,
+                    log_end,
+                });
+            }
+            let mut views = Vec::new();
+            if offset < log_end {
+                let first = inner
+                    .segments
+                    .base_holding(offset)
+                    .unwrap_or(inner.log_start);
+                for (base, seg) in inner.segments.range(first..) {
+                    views.push(SegmentView {
+                        file: Arc::clone(&seg.file),
+                        path: Arc::clone(&seg.log_path),
+                        size: seg.size,
+                        start: if *base == first {
+                            seg.lookup(offset)
+                        } else {
+                            0
+                        },
+                    });
+                }
+            }
+            (views, log_end, inner.log_start)
+        };
+
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut remaining = max_bytes;
+        for view in views {
+            let chunk = max_bytes.clamp(SCAN_CHUNK, 16 * 1024 * 1024);
+            let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, chunk);
+            let mut range: Option<(u64, u64)> = None;
+            let mut exhausted = true;
+            loop {
+                match scanner.peek(false)? {
+                    Step::End => break,
+                    Step::Corrupt { position, reason } => {
+                        warn!(segment = %view.path.display(), position, reason, "unreadable batch while reading");
+                        break;
+                    }
+                    Step::Batch { position, header } => {
+                        if header.last_offset() < offset.0 {
+                            scanner.advance(&header);
+                            continue;
+                        }
+                        let len = header.total_len();
+                        let first = parts.is_empty() && range.is_none();
+                        if len > remaining && !(first && min_one_batch) {
+                            exhausted = false;
+                            break;
+                        }
+                        remaining = remaining.saturating_sub(len);
+                        range = Some(match range {
+                            None => (position, position + len as u64),
+                            Some((s, _)) => (s, position + len as u64),
+                        });
+                        scanner.advance(&header);
+                    }
+                }
+            }
+            if let Some((start, end)) = range {
+                parts.push(scanner.range(start, (end - start) as usize)?);
+            }
+            if !exhausted || remaining == 0 {
+                break;
+            }
+        }
+        let records = match parts.len() {
+            0 => Bytes::new(),
+            1 => parts.pop().expect("one part"),
+            _ => {
+                let mut joined = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+                for p in parts {
+                    joined.extend_from_slice(&p);
+                }
+                joined.freeze()
+            }
+        };
+        Ok(FetchData {
+            records,
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// The first batch holding a record with a timestamp `>= ts`, for
+    /// ListOffsets by timestamp; the caller finds the record inside it.
+    pub fn batch_for_timestamp(&self, ts: i64) -> StorageResult<Option<Bytes>> {
+        let view = {
+            let inner = self.lock()?;
+            let view = inner
+                .segments
+                .all()
+                .find(|s| s.max_timestamp >= ts)
+                .map(|s| SegmentView {
+                    file: Arc::clone(&s.file),
+                    path: Arc::clone(&s.log_path),
+                    size: s.size,
+                    start: s.lookup_timestamp(ts),
+                });
+            view
+        };
+        let Some(view) = view else { return Ok(None) };
+        let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, SCAN_CHUNK);
+        loop {
+            match scanner.peek(false)? {
+                Step::Batch { position, header } if header.max_timestamp >= ts => {
+                    return scanner.range(position, header.total_len()).map(Some);
+                }
+                Step::Batch { header, .. } => scanner.advance(&header),
+                Step::End | Step::Corrupt { .. } => return Ok(None),
+            }
+        }
+    }
+
+    /// The first batch carrying the log's largest timestamp, for ListOffsets
+    /// with the max-timestamp query.
+    pub fn batch_with_max_timestamp(&self) -> StorageResult<Option<Bytes>> {
+        let target = {
+            let inner = self.lock()?;
+            let mut best: Option<&Segment> = None;
+            for s in inner.segments.all() {
+                if s.max_timestamp >= 0 && best.is_none_or(|b| s.max_timestamp > b.max_timestamp) {
+                    best = Some(s);
+                }
+            }
+            // After DeleteRecords the record may be below the log start,
+            // in the segment straddling it: the answer starts there.
+            best.map(|s| s.offset_of_max_timestamp.max(inner.log_start))
+        };
+        let Some(offset) = target else {
+            return Ok(None);
+        };
+        let data = self.read(offset, 1, true)?;
+        Ok(Some(data.records).filter(|r| !r.is_empty()))
+    }
+}
