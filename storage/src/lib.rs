@@ -28,6 +28,7 @@ mod scan;
 mod segment;
 mod segment_file;
 mod segments;
+pub mod select;
 
 pub use append::AppendInfo;
 pub use config::{LogConfig, TimestampType};

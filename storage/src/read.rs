@@ -13,6 +13,7 @@ use crate::error::{StorageError, StorageResult};
 use crate::log::Log;
 use crate::scan::{Scanner, Step};
 use crate::segment::{Segment, SCAN_CHUNK};
+use crate::select::{BatchSelection, Verdict};
 use crate::Offset;
 
 /// Whole batches read from the log, with the offsets a Fetch response reports.
@@ -76,11 +77,11 @@ impl Log {
         };
 
         let mut parts: Vec<Bytes> = Vec::new();
-        let mut remaining = max_bytes;
+        let mut selection = BatchSelection::new(offset, max_bytes, min_one_batch);
         for view in views {
             let chunk = max_bytes.clamp(SCAN_CHUNK, 16 * 1024 * 1024);
             let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, chunk);
-            let mut range: Option<(u64, u64)> = None;
+            selection.next_segment();
             let mut exhausted = true;
             loop {
                 match scanner.peek(false)? {
@@ -89,30 +90,19 @@ impl Log {
                         warn!(segment = %view.path.display(), position, reason, "unreadable batch while reading");
                         break;
                     }
-                    Step::Batch { position, header } => {
-                        if header.last_offset() < offset.0 {
-                            scanner.advance(&header);
-                            continue;
-                        }
-                        let len = header.total_len();
-                        let first = parts.is_empty() && range.is_none();
-                        if len > remaining && !(first && min_one_batch) {
+                    Step::Batch { position, header } => match selection.offer(position, &header) {
+                        Verdict::Skip | Verdict::Take => scanner.advance(&header),
+                        Verdict::Stop => {
                             exhausted = false;
                             break;
                         }
-                        remaining = remaining.saturating_sub(len);
-                        range = Some(match range {
-                            None => (position, position + len as u64),
-                            Some((s, _)) => (s, position + len as u64),
-                        });
-                        scanner.advance(&header);
-                    }
+                    },
                 }
             }
-            if let Some((start, end)) = range {
+            if let Some((start, end)) = selection.range() {
                 parts.push(scanner.range(start, (end - start) as usize)?);
             }
-            if !exhausted || remaining == 0 {
+            if !exhausted || selection.is_full() {
                 break;
             }
         }

@@ -9,6 +9,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::ObjectStoreExt;
 use strata_storage::batch::{BatchHeader, HEADER_LEN};
 use strata_storage::index::{offset_index_lookup, time_index_lookup};
+use strata_storage::select::{BatchSelection, Verdict};
 use strata_storage::{Offset, SegmentFile};
 
 use crate::error::{TieringError, TieringResult};
@@ -67,26 +68,18 @@ impl RemotePartition {
         let (_, position) = offset_index_lookup(&index, Offset(entry.base_offset), offset);
         let mut reader = SegmentReader::new(self, &entry);
         let mut pos = position as u64;
-        let (mut start, mut end) = (None, pos);
-        let mut remaining = max_bytes.min(self.cache.read_budget());
+        let budget = max_bytes.min(self.cache.read_budget());
+        let mut selection = BatchSelection::new(offset, budget, min_one_batch);
         while pos < entry.size {
             let header = reader.header(pos).await?;
-            let len = header.total_len();
-            if header.last_offset() < offset.0 {
-                pos += len as u64;
-                continue;
-            }
-            if len > remaining && !(start.is_none() && min_one_batch) {
+            if selection.offer(pos, &header) == Verdict::Stop {
                 break;
             }
-            start.get_or_insert(pos);
-            remaining = remaining.saturating_sub(len);
-            pos += len as u64;
-            end = pos;
+            pos += header.total_len() as u64;
         }
-        let records = match start {
-            Some(s) => reader.range(s, (end - s) as usize).await?,
-            None => Bytes::new(),
+        let (records, end) = match selection.range() {
+            Some((s, e)) => (reader.range(s, (e - s) as usize).await?, e),
+            None => (Bytes::new(), position as u64),
         };
         self.read_ahead(&entry, end);
         Ok(Some(RemoteRead { records }))
