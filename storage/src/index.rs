@@ -7,6 +7,7 @@
 //! entries, so the length of a sealed index tells how many entries it has.
 
 use std::fs::{File, OpenOptions};
+use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,9 @@ use crate::Offset;
 
 /// A file of fixed-size entries mapped into memory. Not shared: the owning
 /// segment is behind the log's mutex.
-struct MappedEntries<const N: usize> {
+struct MappedEntries {
+    /// Bytes per entry.
+    size: usize,
     path: PathBuf,
     file: File,
     mmap: Option<MmapMut>,
@@ -34,10 +37,10 @@ struct MappedEntries<const N: usize> {
 /// Granularity of [`MappedEntries::backed`]: a page.
 const PAGE: usize = 4096;
 
-impl<const N: usize> MappedEntries<N> {
+impl MappedEntries {
     /// Opens (creating if needed) the file, trusting its length to count the
     /// entries when `trust_len` holds and starting empty otherwise.
-    fn open(path: &Path, trust_len: bool) -> StorageResult<Self> {
+    fn open(path: &Path, size: usize, trust_len: bool) -> StorageResult<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -49,16 +52,17 @@ impl<const N: usize> MappedEntries<N> {
             .metadata()
             .map_err(StorageError::io("stat index", path))?
             .len() as usize;
-        let entries = if trust_len { len / N } else { 0 };
+        let entries = if trust_len { len / size } else { 0 };
         let mut m = MappedEntries {
+            size,
             path: path.to_owned(),
             file,
             mmap: None,
             entries,
             capacity: 0,
-            backed: entries * N,
+            backed: entries * size,
         };
-        m.resize(entries.max(len / N))?;
+        m.resize(entries.max(len / size))?;
         Ok(m)
     }
 
@@ -66,24 +70,28 @@ impl<const N: usize> MappedEntries<N> {
     fn resize(&mut self, capacity: usize) -> StorageResult<()> {
         self.mmap = None;
         self.file
-            .set_len((capacity * N) as u64)
+            .set_len((capacity * self.size) as u64)
             .map_err(StorageError::io("resize index", &self.path))?;
         self.capacity = capacity;
-        self.backed = self.backed.min(capacity * N);
+        self.backed = self.backed.min(capacity * self.size);
         if capacity > 0 {
             // SAFETY: the file is private to this broker's data directory and
             // is only resized through this struct, which drops the mapping
             // before any resize; nothing truncates it while it is mapped.
-            let mmap = unsafe { MmapOptions::new().len(capacity * N).map_mut(&self.file) }
-                .map_err(StorageError::io("map index", &self.path))?;
+            let mmap = unsafe {
+                MmapOptions::new()
+                    .len(capacity * self.size)
+                    .map_mut(&self.file)
+            }
+            .map_err(StorageError::io("map index", &self.path))?;
             self.mmap = Some(mmap);
         }
         Ok(())
     }
 
-    fn entry(&self, i: usize) -> &[u8; N] {
+    fn entry(&self, i: usize) -> &[u8] {
         let mmap = self.mmap.as_ref().expect("an index with entries is mapped");
-        mmap[i * N..(i + 1) * N].try_into().expect("N bytes")
+        &mmap[i * self.size..(i + 1) * self.size]
     }
 
     /// Makes sure the file has blocks under its first `end` bytes, writing
@@ -94,7 +102,7 @@ impl<const N: usize> MappedEntries<N> {
             return true;
         }
         let to = end.div_ceil(PAGE) * PAGE;
-        let to = to.min(self.capacity * N).max(end);
+        let to = to.min(self.capacity * self.size).max(end);
         let zeros = vec![0u8; to - self.backed];
         match self.file.write_all_at(&zeros, self.backed as u64) {
             Ok(()) => {
@@ -111,16 +119,16 @@ impl<const N: usize> MappedEntries<N> {
     /// Appends an entry; false when the index is full. An entry the disk
     /// has no room for is skipped (and true returned): a sparse index only
     /// gets coarser without it.
-    fn push(&mut self, entry: [u8; N]) -> bool {
+    fn push(&mut self, entry: &[u8]) -> bool {
         if self.entries >= self.capacity {
             return false;
         }
-        let i = self.entries;
-        if !self.back((i + 1) * N) {
+        let (i, n) = (self.entries, self.size);
+        if !self.back((i + 1) * n) {
             return true;
         }
         let mmap = self.mmap.as_mut().expect("capacity > 0 means mapped");
-        mmap[i * N..(i + 1) * N].copy_from_slice(&entry);
+        mmap[i * n..(i + 1) * n].copy_from_slice(entry);
         self.entries += 1;
         true
     }
@@ -132,7 +140,7 @@ impl<const N: usize> MappedEntries<N> {
     /// The bytes of the entries written so far.
     fn bytes(&self) -> &[u8] {
         match &self.mmap {
-            Some(m) => &m[..self.entries * N],
+            Some(m) => &m[..self.entries * self.size],
             None => &[],
         }
     }
@@ -151,7 +159,7 @@ impl<const N: usize> MappedEntries<N> {
 
     /// Preallocates room for `max_bytes` of entries (at least one more).
     fn grow_to(&mut self, max_bytes: u32) -> StorageResult<()> {
-        let capacity = (max_bytes as usize / N).max(self.entries + 1);
+        let capacity = (max_bytes as usize / self.size).max(self.entries + 1);
         self.resize(capacity)
     }
 
@@ -169,35 +177,100 @@ impl<const N: usize> MappedEntries<N> {
     }
 }
 
-/// Index of the last `N`-byte entry in `entries` whose key is `<= key`.
-fn floor<const N: usize>(entries: &[u8], key: i64, key_of: impl Fn(&[u8]) -> i64) -> Option<usize> {
-    let (mut lo, mut hi) = (0usize, entries.len() / N);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if key_of(&entries[mid * N..(mid + 1) * N]) <= key {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo.checked_sub(1)
+/// One kind of index entry: its size on disk, the key the index is sorted
+/// by, and its encoding relative to the segment's base offset.
+pub(crate) trait IndexEntry: Copy {
+    /// Bytes per entry.
+    const SIZE: usize;
+    /// The sort key of an entry's bytes, relative to the base offset where
+    /// the entry stores a relative offset.
+    fn key(bytes: &[u8]) -> i64;
+    fn decode(bytes: &[u8], base: Offset) -> Self;
+    fn encode(&self, base: Offset, out: &mut [u8]);
+}
+
+/// An offset index entry: the batch at byte `position` of the `.log` file
+/// has base offset `offset`. On disk: 4-byte offset relative to the
+/// segment's base, 4-byte position.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OffsetEntry {
+    pub offset: Offset,
+    pub position: u32,
+}
+
+/// A time index entry: `timestamp` is the largest seen in the segment up to
+/// the batch at `offset`. On disk: 8-byte timestamp, 4-byte offset relative
+/// to the segment's base.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TimeEntry {
+    pub timestamp: i64,
+    pub offset: Offset,
 }
 
 fn be_u32(b: &[u8]) -> u32 {
     u32::from_be_bytes(b[..4].try_into().expect("4 bytes"))
 }
 
+fn be_i64(b: &[u8]) -> i64 {
+    i64::from_be_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+impl IndexEntry for OffsetEntry {
+    const SIZE: usize = 8;
+    fn key(bytes: &[u8]) -> i64 {
+        be_u32(bytes) as i64
+    }
+    fn decode(bytes: &[u8], base: Offset) -> Self {
+        OffsetEntry {
+            offset: base.plus(be_u32(bytes) as i64),
+            position: be_u32(&bytes[4..]),
+        }
+    }
+    fn encode(&self, base: Offset, out: &mut [u8]) {
+        out[0..4].copy_from_slice(&((self.offset.0 - base.0) as u32).to_be_bytes());
+        out[4..8].copy_from_slice(&self.position.to_be_bytes());
+    }
+}
+
+impl IndexEntry for TimeEntry {
+    const SIZE: usize = 12;
+    fn key(bytes: &[u8]) -> i64 {
+        be_i64(bytes)
+    }
+    fn decode(bytes: &[u8], base: Offset) -> Self {
+        TimeEntry {
+            timestamp: be_i64(bytes),
+            offset: base.plus(be_u32(&bytes[8..]) as i64),
+        }
+    }
+    fn encode(&self, base: Offset, out: &mut [u8]) {
+        out[0..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        out[8..12].copy_from_slice(&((self.offset.0 - base.0) as u32).to_be_bytes());
+    }
+}
+
+/// In the bytes of an index of `E`s: the last entry whose key is `<= key`.
+fn floor<E: IndexEntry>(entries: &[u8], key: i64, base: Offset) -> Option<E> {
+    let n = E::SIZE;
+    let (mut lo, mut hi) = (0usize, entries.len() / n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if E::key(&entries[mid * n..(mid + 1) * n]) <= key {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let i = lo.checked_sub(1)?;
+    Some(E::decode(&entries[i * n..(i + 1) * n], base))
+}
+
 /// In the bytes of an offset index of a segment starting at `base`: the
 /// offset and position of the last indexed batch at or before `target`, or
 /// the segment start. Works on a mapped file and on a downloaded one alike.
 pub fn offset_index_lookup(entries: &[u8], base: Offset, target: Offset) -> (Offset, u32) {
-    match floor::<8>(entries, target.0 - base.0, |e| be_u32(e) as i64) {
-        Some(i) => (
-            base.plus(be_u32(&entries[i * 8..]) as i64),
-            be_u32(&entries[i * 8 + 4..]),
-        ),
-        None => (base, 0),
-    }
+    floor::<OffsetEntry>(entries, target.0 - base.0, base)
+        .map_or((base, 0), |e| (e.offset, e.position))
 }
 
 /// In the bytes of a time index of a segment starting at `base`: the offset
@@ -205,86 +278,61 @@ pub fn offset_index_lookup(entries: &[u8], base: Offset, target: Offset) -> (Off
 /// the batch of the last entry whose timestamp is strictly smaller (every
 /// record before it is smaller still), or the segment start.
 pub fn time_index_lookup(entries: &[u8], base: Offset, ts: i64) -> Offset {
-    let ts_of = |e: &[u8]| i64::from_be_bytes(e[..8].try_into().expect("8 bytes"));
-    match floor::<12>(entries, ts.saturating_sub(1), ts_of) {
-        Some(i) => base.plus(be_u32(&entries[i * 12 + 8..]) as i64),
-        None => base,
-    }
+    floor::<TimeEntry>(entries, ts.saturating_sub(1), base).map_or(base, |e| e.offset)
 }
 
-/// Maps offsets to byte positions in the segment's `.log` file. Entry:
-/// 4-byte offset relative to the segment's base offset, 4-byte position.
-pub(crate) struct OffsetIndex {
+/// A sparse index of one segment: a memory-mapped file of `E`s sorted by
+/// key. Not shared: the owning segment is behind the log's mutex.
+pub(crate) struct Index<E> {
     base: Offset,
-    inner: MappedEntries<8>,
+    inner: MappedEntries,
+    entry: PhantomData<E>,
 }
 
-/// Maps timestamps to offsets. Entry: 8-byte timestamp (the largest seen in
-/// the segment up to this point), 4-byte relative offset of the batch that
-/// carries it.
-pub(crate) struct TimeIndex {
-    base: Offset,
-    inner: MappedEntries<12>,
-}
+/// Maps offsets to byte positions in the segment's `.log` file.
+pub(crate) type OffsetIndex = Index<OffsetEntry>;
 
-impl OffsetIndex {
+/// Maps timestamps to offsets.
+pub(crate) type TimeIndex = Index<TimeEntry>;
+
+impl<E: IndexEntry> Index<E> {
+    /// Opens (creating if needed) the index file of the segment at `base`,
+    /// trusting its length to count the entries when `trust_len` holds.
     pub fn open(path: &Path, base: Offset, trust_len: bool) -> StorageResult<Self> {
-        Ok(OffsetIndex {
+        Ok(Index {
             base,
-            inner: MappedEntries::open(path, trust_len)?,
+            inner: MappedEntries::open(path, E::SIZE, trust_len)?,
+            entry: PhantomData,
         })
     }
 
-    fn decode(&self, e: &[u8; 8]) -> (Offset, u32) {
-        let rel = u32::from_be_bytes(e[0..4].try_into().unwrap());
-        let pos = u32::from_be_bytes(e[4..8].try_into().unwrap());
-        (self.base.plus(rel as i64), pos)
+    fn push(&mut self, e: E) -> bool {
+        let mut buf = [0u8; 16];
+        let out = &mut buf[..E::SIZE];
+        e.encode(self.base, out);
+        self.inner.push(out)
     }
 
-    /// Records that the batch starting at `position` has base offset `offset`.
-    /// Returns false when the index is full and the segment must roll.
-    pub fn append(&mut self, offset: Offset, position: u32) -> bool {
-        let rel = (offset.0 - self.base.0) as u32;
-        let mut e = [0u8; 8];
-        e[0..4].copy_from_slice(&rel.to_be_bytes());
-        e[4..8].copy_from_slice(&position.to_be_bytes());
-        self.inner.push(e)
+    fn get(&self, i: usize) -> E {
+        E::decode(self.inner.entry(i), self.base)
     }
 
-    /// The last indexed batch at or before `target`: where a scan for
-    /// `target` starts. The segment start if none is.
-    pub fn lookup(&self, target: Offset) -> (Offset, u32) {
-        offset_index_lookup(self.inner.bytes(), self.base, target)
+    /// Every entry, in order.
+    fn entries(&self) -> impl Iterator<Item = E> + '_ {
+        (0..self.inner.entries).map(|i| self.get(i))
     }
 
-    pub fn last(&self) -> Option<(Offset, u32)> {
-        self.inner
-            .entries
-            .checked_sub(1)
-            .map(|i| self.decode(self.inner.entry(i)))
+    fn last_entry(&self) -> Option<E> {
+        self.inner.entries.checked_sub(1).map(|i| self.get(i))
     }
 
     pub fn is_full(&self) -> bool {
         self.inner.is_full()
     }
 
-    /// Checks what a crash could have left behind: entries strictly
-    /// increasing in both offset and position, all inside the log.
-    pub fn is_sane(&self, log_size: u64) -> bool {
-        let mut prev: Option<(Offset, u32)> = None;
-        for i in 0..self.inner.entries {
-            let (o, p) = self.decode(self.inner.entry(i));
-            if p as u64 >= log_size.max(1) {
-                return false;
-            }
-            if let Some((po, pp)) = prev {
-                if o <= po || p <= pp {
-                    return false;
-                }
-            }
-            prev = Some((o, p));
-        }
-        true
+    /// Entries that still fit in the preallocated file.
+    pub fn room(&self) -> usize {
+        self.inner.capacity - self.inner.entries
     }
 
     pub fn clear(&mut self) {
@@ -312,44 +360,52 @@ impl OffsetIndex {
     }
 }
 
-impl TimeIndex {
-    pub fn open(path: &Path, base: Offset, trust_len: bool) -> StorageResult<Self> {
-        Ok(TimeIndex {
-            base,
-            inner: MappedEntries::open(path, trust_len)?,
-        })
+impl Index<OffsetEntry> {
+    /// Records that the batch starting at `position` has base offset `offset`.
+    /// Returns false when the index is full and the segment must roll.
+    pub fn append(&mut self, offset: Offset, position: u32) -> bool {
+        self.push(OffsetEntry { offset, position })
     }
 
-    fn decode(&self, e: &[u8; 12]) -> (i64, Offset) {
-        let ts = i64::from_be_bytes(e[0..8].try_into().unwrap());
-        let rel = u32::from_be_bytes(e[8..12].try_into().unwrap());
-        (ts, self.base.plus(rel as i64))
+    /// The last indexed batch at or before `target`: where a scan for
+    /// `target` starts. The segment start if none is.
+    pub fn lookup(&self, target: Offset) -> (Offset, u32) {
+        offset_index_lookup(self.inner.bytes(), self.base, target)
     }
 
+    pub fn last(&self) -> Option<(Offset, u32)> {
+        self.last_entry().map(|e| (e.offset, e.position))
+    }
+
+    /// Checks what a crash could have left behind: entries strictly
+    /// increasing in both offset and position, all inside the log.
+    pub fn is_sane(&self, log_size: u64) -> bool {
+        let mut prev: Option<OffsetEntry> = None;
+        for e in self.entries() {
+            if e.position as u64 >= log_size.max(1) {
+                return false;
+            }
+            if prev.is_some_and(|p| e.offset <= p.offset || e.position <= p.position) {
+                return false;
+            }
+            prev = Some(e);
+        }
+        true
+    }
+}
+
+impl Index<TimeEntry> {
     /// Appends an entry if `timestamp` is larger than the last one; returns
     /// false only when the index is full.
     pub fn maybe_append(&mut self, timestamp: i64, offset: Offset) -> bool {
-        if let Some((last_ts, _)) = self.last() {
-            if timestamp <= last_ts {
-                return true;
-            }
+        if self.last_entry().is_some_and(|e| timestamp <= e.timestamp) {
+            return true;
         }
-        let mut e = [0u8; 12];
-        e[0..8].copy_from_slice(&timestamp.to_be_bytes());
-        e[8..12].copy_from_slice(&((offset.0 - self.base.0) as u32).to_be_bytes());
-        self.inner.push(e)
-    }
-
-    /// Entries that still fit in the preallocated file.
-    pub fn room(&self) -> usize {
-        self.inner.capacity - self.inner.entries
+        self.push(TimeEntry { timestamp, offset })
     }
 
     pub fn last(&self) -> Option<(i64, Offset)> {
-        self.inner
-            .entries
-            .checked_sub(1)
-            .map(|i| self.decode(self.inner.entry(i)))
+        self.last_entry().map(|e| (e.timestamp, e.offset))
     }
 
     /// Offset from which to scan for the first record with a timestamp
@@ -361,36 +417,17 @@ impl TimeIndex {
     }
 
     pub fn is_sane(&self, next_offset: Offset) -> bool {
-        let mut prev: Option<(i64, Offset)> = None;
-        for i in 0..self.inner.entries {
-            let (ts, o) = self.decode(self.inner.entry(i));
-            if o >= next_offset.max(self.base.plus(1)) {
+        let mut prev: Option<TimeEntry> = None;
+        for e in self.entries() {
+            if e.offset >= next_offset.max(self.base.plus(1)) {
                 return false;
             }
-            if let Some((pts, po)) = prev {
-                if ts <= pts || o < po {
-                    return false;
-                }
+            if prev.is_some_and(|p| e.timestamp <= p.timestamp || e.offset < p.offset) {
+                return false;
             }
-            prev = Some((ts, o));
+            prev = Some(e);
         }
         true
-    }
-
-    pub fn clear(&mut self) {
-        self.inner.clear()
-    }
-
-    pub fn grow_to(&mut self, max_bytes: u32) -> StorageResult<()> {
-        self.inner.grow_to(max_bytes)
-    }
-
-    pub fn sync(&self) -> StorageResult<()> {
-        self.inner.sync()
-    }
-
-    pub fn trim(&mut self) -> StorageResult<()> {
-        self.inner.trim()
     }
 }
 
