@@ -201,27 +201,14 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds a syntactically valid v2 batch with `count` opaque records of
-    /// `payload` bytes in total, for the storage tests. The records area is
-    /// not decoded by this crate, so its content does not matter.
+    use crate::testing::BatchBuilder;
+
+    /// A batch of `count` opaque records of `payload` bytes in all.
     pub fn make_batch(count: i32, timestamp: i64, payload: usize) -> Vec<u8> {
-        let mut b = vec![0u8; HEADER_LEN + payload];
-        let len = (b.len() - LOG_OVERHEAD) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[MAGIC_POS] = 2;
-        b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
-        b[27..35].copy_from_slice(&timestamp.to_be_bytes());
-        b[35..43].copy_from_slice(&timestamp.to_be_bytes());
-        b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
-        b[51..53].copy_from_slice(&(-1i16).to_be_bytes());
-        b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
-        b[57..61].copy_from_slice(&count.to_be_bytes());
-        for (i, x) in b[HEADER_LEN..].iter_mut().enumerate() {
-            *x = i as u8;
-        }
-        let crc = compute_crc(&b);
-        b[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
-        b
+        BatchBuilder::new(count)
+            .timestamp(timestamp)
+            .payload(payload)
+            .build()
     }
 
     #[test]

@@ -29,6 +29,8 @@ mod segment;
 mod segment_file;
 mod segments;
 pub mod select;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use append::AppendInfo;
 pub use config::{LogConfig, TimestampType};

@@ -560,13 +560,11 @@ mod tests {
     }
 
     fn idempotent_batch(producer: i64, epoch: i16, seq: i32, count: i32) -> Vec<u8> {
-        let mut b = make_batch(count, 1, 10);
-        b[43..51].copy_from_slice(&producer.to_be_bytes());
-        b[51..53].copy_from_slice(&epoch.to_be_bytes());
-        b[53..57].copy_from_slice(&seq.to_be_bytes());
-        let crc = batch::compute_crc(&b);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
+        crate::testing::BatchBuilder::new(count)
+            .timestamp(1)
+            .payload(10)
+            .producer(producer, epoch, seq)
+            .build()
     }
 
     #[test]

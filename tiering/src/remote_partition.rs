@@ -247,25 +247,17 @@ impl RemotePartition {
 mod tests {
     use super::*;
     use crate::manifest::SegmentState;
-    use strata_storage::batch::{BatchHeader, HEADER_LEN};
+    use strata_storage::batch::BatchHeader;
+    use strata_storage::testing::BatchBuilder;
     use strata_storage::{Log, LogConfig};
     use uuid::Uuid;
 
-    /// A v2 batch of one record, enough for the log (it checks the header
-    /// and the CRC, never the records).
+    /// A v2 batch of one record of 20 bytes: 81 bytes in all.
     fn batch(timestamp: i64) -> Vec<u8> {
-        let mut b = vec![0u8; HEADER_LEN + 20];
-        let len = (b.len() - 12) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[16] = 2;
-        b[27..35].copy_from_slice(&timestamp.to_be_bytes());
-        b[35..43].copy_from_slice(&timestamp.to_be_bytes());
-        b[57..61].copy_from_slice(&1i32.to_be_bytes());
-        // Not from an idempotent producer: producer id, epoch and sequence -1.
-        b[43..57].fill(0xff);
-        let crc = strata_storage::batch::compute_crc(&b);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
+        BatchBuilder::new(1)
+            .timestamp(timestamp)
+            .payload(20)
+            .build()
     }
 
     fn setup() -> (tempfile::TempDir, Arc<Log>, RemotePartition, PathBuf) {
