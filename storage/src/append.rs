@@ -13,7 +13,7 @@ use crate::batch::{self, BatchHeader};
 use crate::checkpoint;
 use crate::error::{StorageError, StorageResult};
 use crate::log::{Inner, Log};
-use crate::segment::Segment;
+use crate::segment::{ActiveSegment, Segment};
 use crate::{Offset, TimestampType};
 
 /// Result of a successful append.
@@ -137,11 +137,10 @@ impl Log {
         let base = inner.segments.log_end();
         // The sealed segment's fsync (up to a segment of dirty pages) is left
         // to flush_sealed, outside the lock, so that appends never wait for it.
-        inner.segments.active_mut().seal_without_flush()?;
-        inner.unflushed_records = 0;
-        let segment = Segment::create(&self.dir, base, &inner.config, now_ms)?;
+        let next = ActiveSegment::create(&self.dir, base, &inner.config, now_ms)?;
         // The new file's directory entry is made durable by flush_sealed.
-        inner.segments.insert(segment);
+        inner.segments.roll(next)?;
+        inner.unflushed_records = 0;
         inner.pending_snapshot = Some((base, inner.producers.to_bytes()));
         debug!(dir = %self.dir.display(), base_offset = base.0, "rolled segment");
         Ok(())
@@ -192,7 +191,7 @@ impl Log {
                 return Ok(());
             }
             for (base, ..) in &pending {
-                if let Some(s) = inner.segments.get_mut(base) {
+                if let Some(s) = inner.segments.sealed_mut(base) {
                     s.durable = true;
                 }
             }

@@ -24,8 +24,7 @@ pub(crate) fn recovery_point(segments: &Segments) -> Offset {
     segments
         .sealed()
         .find(|s| !s.durable)
-        .unwrap_or(segments.active())
-        .base
+        .map_or(segments.active().base, |s| s.base)
 }
 
 pub(crate) fn read_recovery_point(dir: &Path) -> Option<Offset> {

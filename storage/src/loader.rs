@@ -13,7 +13,7 @@ use crate::checkpoint;
 use crate::error::{StorageError, StorageResult};
 use crate::log::{Inner, Log};
 use crate::producer::ProducerState;
-use crate::segment::{OpenMode, Segment};
+use crate::segment::{ActiveSegment, OpenMode, Segment};
 use crate::segments::Segments;
 use crate::{LogConfig, Offset};
 
@@ -78,16 +78,12 @@ impl Log {
             }
             segments.insert(base, segment);
         }
-        match segments.values_mut().next_back() {
-            Some(active) => active.activate(&config)?,
-            None => {
-                segments.insert(
-                    Offset::ZERO,
-                    Segment::create(dir, Offset::ZERO, &config, now_ms)?,
-                );
-            }
-        }
-        let segments = Segments::new(segments);
+        // The last segment is the active one again, or a new log starts.
+        let active = match segments.pop_last() {
+            Some((_, last)) => last.activate(&config)?,
+            None => ActiveSegment::create(dir, Offset::ZERO, &config, now_ms)?,
+        };
+        let segments = Segments::new(segments, active);
         let first_base = segments.first_base();
         let log_end = segments.log_end();
         // DeleteRecords may have moved the start into a segment.

@@ -120,7 +120,7 @@ impl Log {
     /// Bytes held in local segments starting at or after `offset`.
     pub fn bytes_from(&self, offset: Offset) -> u64 {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.segments.range(offset..).map(|(_, s)| s.size).sum()
+        inner.segments.range(offset..).map(|s| s.size).sum()
     }
 
     /// How many sealed (no longer active) segments hold records at or after
@@ -185,9 +185,7 @@ impl Log {
         inner.pending_snapshot = None;
         let _files = self.files.lock().unwrap_or_else(|p| p.into_inner());
         self.write_producer_snapshot(end, &inner.producers.to_bytes())?;
-        for s in inner.segments.all_mut() {
-            s.seal()?;
-        }
+        inner.segments.close()?;
         checkpoint::write_recovery_point(&self.dir, checkpoint::recovery_point(&inner.segments))?;
         inner.deleted = true;
         Ok(())
@@ -372,7 +370,7 @@ mod tests {
             append_n(&log, 30, 2000);
             assert!(log.segment_count() > n + 1);
             let inner = log.inner.lock().unwrap();
-            let torn = inner.segments.range(point..=point).next().unwrap().1;
+            let torn = inner.segments.range(point..=point).next().unwrap();
             torn_path = torn.log_path.to_path_buf();
             torn_next = torn.next_offset;
             // Dropped without close: an unclean shutdown.

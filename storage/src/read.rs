@@ -60,12 +60,12 @@ impl Log {
                     .segments
                     .base_holding(offset)
                     .unwrap_or(inner.log_start);
-                for (base, seg) in inner.segments.range(first..) {
+                for seg in inner.segments.range(first..) {
                     views.push(SegmentView {
                         file: Arc::clone(&seg.file),
                         path: Arc::clone(&seg.log_path),
                         size: seg.size,
-                        start: if *base == first {
+                        start: if seg.base == first {
                             seg.lookup(offset)
                         } else {
                             0

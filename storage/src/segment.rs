@@ -1,6 +1,12 @@
-//! One segment: a `.log` file of batches plus its two indexes.
+//! One segment: a `.log` file of batches plus its two indexes, in one of
+//! two states with a type each. The [`ActiveSegment`] is the log's last,
+//! the only one appended to, with preallocated indexes; a roll seals it into
+//! a [`SealedSegment`], read-only with trimmed indexes, which is durable once
+//! its files are fsynced. Both share the data and the read side in
+//! [`Segment`], which they dereference to.
 
 use std::fs::{File, OpenOptions};
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,8 +45,9 @@ pub(crate) struct Repair {
     pub rebuilt_indexes: bool,
 }
 
-/// A segment owned by a [`crate::Log`]; every access goes through the log's
-/// mutex, except reads of `file`, which is shared through an `Arc`.
+/// What every segment has, active or sealed. Owned by a [`crate::Log`];
+/// every access goes through the log's mutex, except reads of `file`, which
+/// is shared through an `Arc`.
 pub(crate) struct Segment {
     pub base: Offset,
     pub log_path: Arc<Path>,
@@ -59,11 +66,38 @@ pub(crate) struct Segment {
     time_index: TimeIndex,
     bytes_since_index: u64,
     index_interval: u64,
-    sealed: bool,
-    /// The log file has been fsynced since the segment was sealed. A roll
+}
+
+/// The segment appends go to.
+pub(crate) struct ActiveSegment(Segment);
+
+/// A segment no longer appended to.
+pub(crate) struct SealedSegment {
+    segment: Segment,
+    /// The segment's files have been fsynced since it was sealed. A roll
     /// seals the segment at once but leaves its fsync to a background pass,
     /// so that appends never wait for it; until then it is not uploaded.
     pub durable: bool,
+}
+
+impl Deref for ActiveSegment {
+    type Target = Segment;
+    fn deref(&self) -> &Segment {
+        &self.0
+    }
+}
+
+impl Deref for SealedSegment {
+    type Target = Segment;
+    fn deref(&self) -> &Segment {
+        &self.segment
+    }
+}
+
+impl DerefMut for ActiveSegment {
+    fn deref_mut(&mut self) -> &mut Segment {
+        &mut self.0
+    }
 }
 
 fn paths(dir: &Path, base: Offset) -> (PathBuf, PathBuf, PathBuf) {
@@ -74,14 +108,14 @@ fn paths(dir: &Path, base: Offset) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-impl Segment {
+impl ActiveSegment {
     /// Creates a new, empty, active segment.
     pub fn create(
         dir: &Path,
         base: Offset,
         config: &LogConfig,
         now_ms: i64,
-    ) -> StorageResult<Segment> {
+    ) -> StorageResult<ActiveSegment> {
         let (log, index, time) = paths(dir, base);
         let file = OpenOptions::new()
             .read(true)
@@ -94,7 +128,7 @@ impl Segment {
         let mut time_index = TimeIndex::open(&time, base, false)?;
         offset_index.grow_to(config.segment_index_bytes)?;
         time_index.grow_to(config.segment_index_bytes)?;
-        Ok(Segment::new(
+        Ok(ActiveSegment(Segment::new(
             base,
             log,
             file,
@@ -103,9 +137,11 @@ impl Segment {
             time_index,
             config,
             now_ms,
-        ))
+        )))
     }
+}
 
+impl Segment {
     #[allow(clippy::too_many_arguments)]
     fn new(
         base: Offset,
@@ -130,20 +166,19 @@ impl Segment {
             time_index,
             bytes_since_index: 0,
             index_interval: config.index_interval_bytes as u64,
-            sealed: false,
-            durable: false,
         }
     }
 
     /// Opens an existing segment, repairing what `mode` asks to check. The
-    /// segment comes back sealed; call [`Segment::activate`] on the last one.
+    /// segment comes back sealed; call [`SealedSegment::activate`] on the
+    /// last one.
     pub fn open(
         dir: &Path,
         base: Offset,
         config: &LogConfig,
         mode: OpenMode,
         now_ms: i64,
-    ) -> StorageResult<(Segment, Repair)> {
+    ) -> StorageResult<(SealedSegment, Repair)> {
         let (log, index, time) = paths(dir, base);
         let file = OpenOptions::new()
             .read(true)
@@ -202,8 +237,9 @@ impl Segment {
                 seg.scan_and_index(0, base, false, true)?;
             }
         }
-        seg.seal()?;
-        Ok((seg, repair))
+        let mut sealed = ActiveSegment(seg).seal_without_flush()?;
+        sealed.make_durable()?;
+        Ok((sealed, repair))
     }
 
     /// Walks the batches from `position`, learning the end offset and the
@@ -285,57 +321,6 @@ impl Segment {
         self.bytes_since_index += header.total_len() as u64;
     }
 
-    /// Makes a sealed segment the active one again: indexes preallocated.
-    pub fn activate(&mut self, config: &LogConfig) -> StorageResult<()> {
-        self.durable = false;
-        self.offset_index.grow_to(config.segment_index_bytes)?;
-        self.time_index.grow_to(config.segment_index_bytes)?;
-        self.index_interval = config.index_interval_bytes as u64;
-        self.sealed = false;
-        Ok(())
-    }
-
-    /// Whether `bytes` more would break a limit of the segment format or of
-    /// `config`, so the log must roll first.
-    pub fn must_roll(
-        &self,
-        bytes: usize,
-        last_offset: Offset,
-        config: &LogConfig,
-        now_ms: i64,
-    ) -> bool {
-        if self.size == 0 {
-            return false;
-        }
-        self.size + bytes as u64 > config.segment_bytes
-            || self.size + bytes as u64 > u32::MAX as u64
-            || now_ms - self.created_ms >= config.segment_ms
-            || last_offset.0 - self.base.0 > u32::MAX as i64
-            || self.offset_index.is_full()
-            // A seal appends one last time index entry: keep room for it.
-            || self.time_index.room() < 2
-    }
-
-    /// Appends already validated batches, `data` holding them back to back,
-    /// `headers` their parsed headers (with final offsets) and positions
-    /// relative to `data`.
-    pub fn append(&mut self, data: &[u8], headers: &[(usize, BatchHeader)]) -> StorageResult<()> {
-        if let Err(e) = self.file.write_all_at(data, self.size) {
-            // A partial write (a full disk) must not leave bytes past the
-            // end that a later clean start would take for batches.
-            let _ = self.file.set_len(self.size);
-            return Err(StorageError::io("append to segment", &*self.log_path)(e));
-        }
-        for (rel, header) in headers {
-            self.index_batch(header, self.size + *rel as u64);
-        }
-        self.size += data.len() as u64;
-        if let Some((_, h)) = headers.last() {
-            self.next_offset = Offset(h.last_offset() + 1);
-        }
-        Ok(())
-    }
-
     /// Where to start reading for `target`: the position of the last
     /// indexed batch at or before it.
     pub fn lookup(&self, target: Offset) -> u64 {
@@ -354,36 +339,6 @@ impl Segment {
         self.file
             .sync_data()
             .map_err(StorageError::io("fsync segment", &*self.log_path))
-    }
-
-    /// Makes the segment read-only: log fsynced, a last time index entry for
-    /// its largest timestamp, indexes trimmed and synced.
-    pub fn seal(&mut self) -> StorageResult<()> {
-        self.seal_without_flush()?;
-        if !self.durable {
-            self.flush()?;
-            self.offset_index.sync()?;
-            self.time_index.sync()?;
-            self.durable = true;
-        }
-        Ok(())
-    }
-
-    /// As [`Segment::seal`] but without any fsync or msync, so that a roll
-    /// never waits for the disk: [`Log::flush_sealed`](crate::Log) syncs the
-    /// files later and then sets `durable`.
-    pub fn seal_without_flush(&mut self) -> StorageResult<()> {
-        if self.sealed {
-            return Ok(());
-        }
-        if self.max_timestamp >= 0 {
-            self.time_index
-                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
-        }
-        self.offset_index.trim()?;
-        self.time_index.trim()?;
-        self.sealed = true;
-        Ok(())
     }
 
     /// The index files of the segment at `base` in `dir`.
@@ -416,6 +371,104 @@ impl Segment {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StorageError::io("delete segment file", p)(e)),
             }
+        }
+        Ok(())
+    }
+}
+
+impl ActiveSegment {
+    /// Whether `bytes` more would break a limit of the segment format or of
+    /// `config`, so the log must roll first.
+    pub fn must_roll(
+        &self,
+        bytes: usize,
+        last_offset: Offset,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> bool {
+        if self.size == 0 {
+            return false;
+        }
+        self.size + bytes as u64 > config.segment_bytes
+            || self.size + bytes as u64 > u32::MAX as u64
+            || now_ms - self.created_ms >= config.segment_ms
+            || last_offset.0 - self.base.0 > u32::MAX as i64
+            || self.offset_index.is_full()
+            // A seal appends one last time index entry: keep room for it.
+            || self.time_index.room() < 2
+    }
+
+    /// Appends already validated batches, `data` holding them back to back,
+    /// `headers` their parsed headers (with final offsets) and positions
+    /// relative to `data`.
+    pub fn append(&mut self, data: &[u8], headers: &[(usize, BatchHeader)]) -> StorageResult<()> {
+        if let Err(e) = self.file.write_all_at(data, self.size) {
+            // A partial write (a full disk) must not leave bytes past the
+            // end that a later clean start would take for batches.
+            let _ = self.file.set_len(self.size);
+            return Err(StorageError::io("append to segment", &*self.log_path)(e));
+        }
+        let start = self.size;
+        for (rel, header) in headers {
+            self.index_batch(header, start + *rel as u64);
+        }
+        self.size += data.len() as u64;
+        if let Some((_, h)) = headers.last() {
+            self.next_offset = Offset(h.last_offset() + 1);
+        }
+        Ok(())
+    }
+
+    /// Seals the segment without any fsync or msync, so that a roll never
+    /// waits for the disk: a last time index entry for its largest
+    /// timestamp, and the indexes trimmed to their entries.
+    /// [`Log::flush_sealed`](crate::Log) makes it durable later.
+    pub fn seal_without_flush(mut self) -> StorageResult<SealedSegment> {
+        self.finish_indexes()?;
+        Ok(SealedSegment {
+            segment: self.0,
+            durable: false,
+        })
+    }
+
+    /// The final form of the segment's files for a clean shutdown, as a
+    /// seal leaves them, fsynced; the log is closed afterwards.
+    pub fn close(&mut self) -> StorageResult<()> {
+        self.finish_indexes()?;
+        self.0.flush()?;
+        self.0.offset_index.sync()?;
+        self.0.time_index.sync()
+    }
+
+    fn finish_indexes(&mut self) -> StorageResult<()> {
+        let seg = &mut self.0;
+        if seg.max_timestamp >= 0 {
+            seg.time_index
+                .maybe_append(seg.max_timestamp, seg.offset_of_max_timestamp);
+        }
+        seg.offset_index.trim()?;
+        seg.time_index.trim()
+    }
+}
+
+impl SealedSegment {
+    /// Makes the last segment of a log that was opened the active one
+    /// again: indexes preallocated for appends.
+    pub fn activate(self, config: &LogConfig) -> StorageResult<ActiveSegment> {
+        let mut seg = self.segment;
+        seg.offset_index.grow_to(config.segment_index_bytes)?;
+        seg.time_index.grow_to(config.segment_index_bytes)?;
+        seg.index_interval = config.index_interval_bytes as u64;
+        Ok(ActiveSegment(seg))
+    }
+
+    /// fsyncs the log and index files, once.
+    pub fn make_durable(&mut self) -> StorageResult<()> {
+        if !self.durable {
+            self.segment.flush()?;
+            self.segment.offset_index.sync()?;
+            self.segment.time_index.sync()?;
+            self.durable = true;
         }
         Ok(())
     }

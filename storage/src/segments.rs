@@ -1,113 +1,129 @@
-//! The ordered set of a log's segments, by base offset: every sealed one,
-//! then the active one, which always exists (Kafka's `LogSegments`).
+//! The ordered set of a log's segments (Kafka's `LogSegments`): the sealed
+//! ones by base offset, then the active one, which always exists.
 
 use std::collections::BTreeMap;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 
-use crate::segment::Segment;
+use crate::segment::{ActiveSegment, SealedSegment, Segment};
 use crate::Offset;
 
 /// Owned by the log's inner state, behind its mutex.
 pub(crate) struct Segments {
-    by_base: BTreeMap<Offset, Segment>,
+    sealed: BTreeMap<Offset, SealedSegment>,
+    active: ActiveSegment,
 }
 
 impl Segments {
-    /// A set holding `segments`, which must not be empty.
-    pub fn new(by_base: BTreeMap<Offset, Segment>) -> Segments {
-        assert!(!by_base.is_empty(), "a log always has an active segment");
-        Segments { by_base }
+    pub fn new(sealed: BTreeMap<Offset, SealedSegment>, active: ActiveSegment) -> Segments {
+        Segments { sealed, active }
     }
 
-    /// The segment appends go to: the one with the highest base.
-    pub fn active(&self) -> &Segment {
-        self.by_base
-            .values()
-            .next_back()
-            .expect("a log always has an active segment")
+    /// The segment appends go to.
+    pub fn active(&self) -> &ActiveSegment {
+        &self.active
     }
 
-    pub fn active_mut(&mut self) -> &mut Segment {
-        self.by_base
-            .values_mut()
-            .next_back()
-            .expect("a log always has an active segment")
+    pub fn active_mut(&mut self) -> &mut ActiveSegment {
+        &mut self.active
+    }
+
+    /// Seals the active segment (without fsync) and makes `next` the active
+    /// one.
+    pub fn roll(&mut self, next: ActiveSegment) -> crate::StorageResult<()> {
+        let old = std::mem::replace(&mut self.active, next);
+        let sealed = old.seal_without_flush()?;
+        self.sealed.insert(sealed.base, sealed);
+        Ok(())
     }
 
     /// The offset the next appended record gets.
     pub fn log_end(&self) -> Offset {
-        self.active().next_offset
-    }
-
-    /// The base offset of the oldest segment.
-    pub fn first_base(&self) -> Offset {
-        *self.by_base.keys().next().expect("non-empty")
+        self.active.next_offset
     }
 
     /// The oldest segment.
     pub fn first(&self) -> &Segment {
-        self.by_base.values().next().expect("non-empty")
+        self.sealed.values().next().map_or(&self.active, |s| s)
     }
 
-    /// Every segment but the active one, oldest first.
-    pub fn sealed(&self) -> impl Iterator<Item = &Segment> {
-        let n = self.by_base.len();
-        self.by_base.values().take(n - 1)
+    /// The base offset of the oldest segment.
+    pub fn first_base(&self) -> Offset {
+        self.first().base
+    }
+
+    /// Every sealed segment, oldest first.
+    pub fn sealed(&self) -> impl Iterator<Item = &SealedSegment> {
+        self.sealed.values()
+    }
+
+    pub fn sealed_mut(&mut self, base: &Offset) -> Option<&mut SealedSegment> {
+        self.sealed.get_mut(base)
     }
 
     /// Every segment, oldest first.
-    pub fn all(&self) -> impl DoubleEndedIterator<Item = &Segment> {
-        self.by_base.values()
+    pub fn all(&self) -> impl Iterator<Item = &Segment> {
+        self.sealed
+            .values()
+            .map(|s| &**s)
+            .chain(std::iter::once(&*self.active))
     }
 
-    pub fn all_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut Segment> {
-        self.by_base.values_mut()
-    }
-
-    /// The segments whose base offsets are in `range`, with their bases.
-    pub fn range(
-        &self,
-        range: impl RangeBounds<Offset>,
-    ) -> impl DoubleEndedIterator<Item = (&Offset, &Segment)> {
-        self.by_base.range(range)
+    /// The segments whose base offsets are in `range`, oldest first.
+    pub fn range(&self, range: impl RangeBounds<Offset>) -> impl Iterator<Item = &Segment> {
+        let active_in = range.contains(&self.active.base);
+        let bounds = (
+            clone_bound(range.start_bound()),
+            clone_bound(range.end_bound()),
+        );
+        self.sealed
+            .range(bounds)
+            .map(|(_, s)| &**s)
+            .chain(active_in.then_some(&*self.active))
     }
 
     /// The base of the segment that holds `offset` (the last one starting at
     /// or before it).
     pub fn base_holding(&self, offset: Offset) -> Option<Offset> {
-        self.by_base.range(..=offset).next_back().map(|(k, _)| *k)
-    }
-
-    pub fn get_mut(&mut self, base: &Offset) -> Option<&mut Segment> {
-        self.by_base.get_mut(base)
-    }
-
-    /// Adds a segment; a new active one has the highest base.
-    pub fn insert(&mut self, segment: Segment) {
-        self.by_base.insert(segment.base, segment);
-    }
-
-    /// Removes the oldest segment, never the active one.
-    pub fn pop_oldest_sealed(&mut self) -> Option<Segment> {
-        if self.by_base.len() > 1 {
-            self.by_base.pop_first().map(|(_, s)| s)
-        } else {
-            None
+        if self.active.base <= offset {
+            return Some(self.active.base);
         }
+        self.sealed.range(..=offset).next_back().map(|(k, _)| *k)
     }
 
+    /// Removes the oldest sealed segment; the active one is never removed.
+    pub fn pop_oldest_sealed(&mut self) -> Option<SealedSegment> {
+        self.sealed.pop_first().map(|(_, s)| s)
+    }
+
+    /// How many segments, the active one included.
     pub fn len(&self) -> usize {
-        self.by_base.len()
+        self.sealed.len() + 1
     }
 
     /// Bytes held in every segment.
     pub fn size_bytes(&self) -> u64 {
-        self.by_base.values().map(|s| s.size).sum()
+        self.all().map(|s| s.size).sum()
     }
 
-    /// Drops every segment (the log was deleted); no method but this one
-    /// may be called afterwards.
+    /// Makes every segment's files final and durable for a clean shutdown.
+    pub fn close(&mut self) -> crate::StorageResult<()> {
+        for s in self.sealed.values_mut() {
+            s.make_durable()?;
+        }
+        self.active.close()
+    }
+
+    /// Forgets the sealed segments (the log was deleted with its
+    /// directory).
     pub fn clear(&mut self) {
-        self.by_base.clear();
+        self.sealed.clear();
+    }
+}
+
+fn clone_bound(b: Bound<&Offset>) -> Bound<Offset> {
+    match b {
+        Bound::Included(o) => Bound::Included(*o),
+        Bound::Excluded(o) => Bound::Excluded(*o),
+        Bound::Unbounded => Bound::Unbounded,
     }
 }
