@@ -185,9 +185,9 @@ impl Broker {
             Err(e @ TieringError::Manifest { .. }) => {
                 warn!(topic, partition, error = %e, "the remote manifest is unreadable; restoring it from the copy in the object store");
                 self.restore_manifest(&key, &dir)?;
-                open(key).map_err(|e| AdminError::Tiering(e.to_string()))?
+                open(key)?
             }
-            Err(e) => return Err(AdminError::Tiering(e.to_string())),
+            Err(e) => return Err(AdminError::Tiering(e)),
         };
         Ok(Arc::new(TieredPartition::new(log, Arc::new(remote))))
     }
@@ -232,7 +232,7 @@ impl Broker {
     /// start-up, which runs on the runtime's blocking threads.
     fn restore_manifest(&self, key: &PartitionKey, dir: &Path) -> Result<(), AdminError> {
         let fail = |reason: String| {
-            AdminError::Tiering(format!(
+            AdminError::ManifestUnreadable(format!(
                 "the remote manifest of {} is unreadable and {reason}; \
                  move {}/remote-manifest.json aside to start without the cold tier's history",
                 key.dir(),

@@ -34,7 +34,11 @@ pub enum AdminError {
     #[error("metadata: {0}")]
     Meta(#[from] MetaError),
     #[error("cold tier: {0}")]
-    Tiering(String),
+    Tiering(#[from] TieringError),
+    /// A partition's remote manifest cannot be read or restored; says what
+    /// the operator can do.
+    #[error("{0}")]
+    ManifestUnreadable(String),
 }
 
 impl AdminError {
@@ -54,7 +58,9 @@ impl AdminError {
             AdminError::DeletionDisabled => ResponseError::TopicDeletionDisabled.code(),
             AdminError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
             AdminError::Storage(e) => storage_code(e),
-            AdminError::Meta(_) | AdminError::Tiering(_) => ResponseError::KafkaStorageError.code(),
+            AdminError::Meta(_) | AdminError::Tiering(_) | AdminError::ManifestUnreadable(_) => {
+                ResponseError::KafkaStorageError.code()
+            }
         }
     }
 }
@@ -73,6 +79,8 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::Producer(ProducerError::OutOfOrder { .. }) => {
             ResponseError::OutOfOrderSequenceNumber.code()
         }
+        // A failure this build does not know yet: the client may retry.
+        _ => ResponseError::KafkaStorageError.code(),
     }
 }
 

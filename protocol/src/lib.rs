@@ -60,6 +60,7 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
 
 /// Why a frame or request could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     #[error("frame size {size} is negative or exceeds socket.request.max.bytes={max}")]
     FrameTooLarge { size: i64, max: usize },

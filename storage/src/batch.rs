@@ -32,6 +32,7 @@ const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
 
 /// Why a batch was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BatchError {
     #[error("batch header needs {needed} bytes but only {available} remain")]
     Truncated { needed: usize, available: usize },

@@ -9,6 +9,7 @@ pub type StorageResult<T> = Result<T, StorageError>;
 /// Everything the local log can fail with. The broker turns these into Kafka
 /// error codes; this crate never sees those.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StorageError {
     #[error("{op} {path}: {source}")]
     Io {
@@ -35,6 +36,13 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether the same operation may succeed if tried again later: I/O
+    /// failures (a full disk, say) may pass; a bad batch, an offset outside
+    /// the log or a refused producer will not until the request changes.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, StorageError::Io { .. })
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| StorageError::Io { op, path, source }

@@ -5,6 +5,11 @@ use std::fmt;
 /// log end offset, high watermark, base offset) are all values of this type;
 /// the functions returning them say which one they mean.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct Offset(pub i64);
 
 impl Offset {

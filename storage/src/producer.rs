@@ -35,6 +35,7 @@ struct Entry {
 
 /// Why a batch of an idempotent producer was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProducerError {
     #[error("producer {producer_id} has epoch {epoch}, older than the current {current}")]
     Fenced {

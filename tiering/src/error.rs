@@ -5,6 +5,7 @@ pub type TieringResult<T> = Result<T, TieringError>;
 /// What the cold tier can fail with. [`TieringError::is_retriable`] says
 /// whether trying the same operation again later can help.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TieringError {
     #[error("invalid remote storage URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
@@ -62,9 +63,8 @@ impl TieringError {
                     | object_store::Error::UnknownConfigurationKey { .. }
             ),
             TieringError::Download { .. } => true,
-            TieringError::Storage(_)
-            | TieringError::LocalDir { .. }
-            | TieringError::Manifest { .. } => true,
+            TieringError::Storage(e) => e.is_retriable(),
+            TieringError::LocalDir { .. } | TieringError::Manifest { .. } => true,
             _ => false,
         }
     }

@@ -35,9 +35,9 @@ pub struct SegmentEntry {
     /// Unique per upload attempt, part of the object keys, so that a retried
     /// copy never collides with the leftovers of an interrupted one.
     pub id: Uuid,
-    pub base_offset: i64,
+    pub base_offset: Offset,
     /// Offset after the segment's last record.
-    pub next_offset: i64,
+    pub next_offset: Offset,
     pub size: u64,
     pub max_timestamp: i64,
     pub state: SegmentState,
@@ -45,7 +45,7 @@ pub struct SegmentEntry {
 
 impl SegmentEntry {
     pub fn contains(&self, offset: Offset) -> bool {
-        self.base_offset <= offset.0 && offset.0 < self.next_offset
+        self.base_offset <= offset && offset < self.next_offset
     }
 }
 
@@ -60,7 +60,7 @@ pub struct Manifest {
     /// Set by DeleteRecords: records below it are gone even where a remote
     /// segment still holds them (until retention deletes that segment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log_start_offset: Option<i64>,
+    pub log_start_offset: Option<Offset>,
 }
 
 impl Manifest {
@@ -84,16 +84,16 @@ impl Manifest {
     /// First offset held remotely that is not below the log start set by
     /// DeleteRecords.
     pub fn start(&self) -> Option<Offset> {
-        let floor = self.log_start_offset.unwrap_or(i64::MIN);
+        let floor = self.log_start_offset.unwrap_or(Offset::ZERO);
         self.finished()
             .find(|s| s.next_offset > floor)
-            .map(|s| Offset(s.base_offset.max(floor)))
+            .map(|s| s.base_offset.max(floor))
     }
 
     /// Offset after the last record held remotely: every local segment
     /// ending at or below it has a finished remote copy.
     pub fn uploaded_end(&self) -> Option<Offset> {
-        self.finished().map(|s| Offset(s.next_offset)).max()
+        self.finished().map(|s| s.next_offset).max()
     }
 
     pub fn remote_bytes(&self) -> u64 {
@@ -102,7 +102,7 @@ impl Manifest {
 
     /// The finished segment holding `offset`.
     pub fn segment_for(&self, offset: Offset) -> Option<&SegmentEntry> {
-        if offset.0 < self.log_start_offset.unwrap_or(i64::MIN) {
+        if self.log_start_offset.is_some_and(|start| offset < start) {
             return None;
         }
         self.finished().find(|s| s.contains(offset))
@@ -170,8 +170,8 @@ mod tests {
         let mut m = Manifest::new("t", Uuid::nil(), 3);
         let entry = |base, next, state| SegmentEntry {
             id: Uuid::new_v4(),
-            base_offset: base,
-            next_offset: next,
+            base_offset: Offset(base),
+            next_offset: Offset(next),
             size: 10,
             max_timestamp: 5,
             state,
@@ -184,9 +184,30 @@ mod tests {
         assert_eq!(back, m);
         assert_eq!(back.start(), Some(Offset(0)));
         assert_eq!(back.uploaded_end(), Some(Offset(250)));
-        assert_eq!(back.segment_for(Offset(120)).unwrap().base_offset, 100);
+        assert_eq!(
+            back.segment_for(Offset(120)).unwrap().base_offset,
+            Offset(100)
+        );
         assert!(back.segment_for(Offset(260)).is_none());
         std::fs::write(&path, br#"{"format_version": 9, "topic": "t", "topic_id": "00000000-0000-0000-0000-000000000000", "partition": 0, "segments": []}"#).unwrap();
         assert!(Manifest::load(&path).is_err());
+    }
+
+    #[test]
+    fn offsets_are_plain_json_numbers_as_format_md_says() {
+        let mut m = Manifest::new("t", Uuid::nil(), 0);
+        m.log_start_offset = Some(Offset(7));
+        m.segments.push(SegmentEntry {
+            id: Uuid::nil(),
+            base_offset: Offset(5),
+            next_offset: Offset(9),
+            size: 1,
+            max_timestamp: 2,
+            state: SegmentState::CopyFinished,
+        });
+        let json: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+        assert_eq!(json["log_start_offset"], 7);
+        assert_eq!(json["segments"][0]["base_offset"], 5);
+        assert_eq!(json["segments"][0]["next_offset"], 9);
     }
 }

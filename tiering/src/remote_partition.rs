@@ -113,11 +113,8 @@ impl RemotePartition {
     }
 
     pub(crate) fn object(&self, entry: &SegmentEntry, file: SegmentFile) -> ObjectPath {
-        self.store.key(
-            &self
-                .key
-                .segment_object(Offset(entry.base_offset), entry.id, file),
-        )
+        self.store
+            .key(&self.key.segment_object(entry.base_offset, entry.id, file))
     }
 
     fn manifest_object(&self) -> ObjectPath {
@@ -207,11 +204,11 @@ impl RemotePartition {
     /// max-timestamp query.
     pub fn max_timestamp(&self) -> Option<(i64, Offset)> {
         let m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
-        let log_start = m.log_start_offset.unwrap_or(i64::MIN);
+        let log_start = m.log_start_offset.unwrap_or(Offset::ZERO);
         let mut best: Option<(i64, Offset)> = None;
         for s in m.finished().filter(|s| s.next_offset > log_start) {
             if best.is_none_or(|(ts, _)| s.max_timestamp > ts) {
-                best = Some((s.max_timestamp, Offset(s.base_offset.max(log_start))));
+                best = Some((s.max_timestamp, s.base_offset.max(log_start)));
             }
         }
         best
@@ -292,8 +289,8 @@ mod tests {
         // A crash after recording a copy as started and writing part of it.
         let stale = SegmentEntry {
             id: Uuid::new_v4(),
-            base_offset: 0,
-            next_offset: 5,
+            base_offset: Offset(0),
+            next_offset: Offset(5),
             size: 1,
             max_timestamp: 0,
             state: SegmentState::CopyStarted,

@@ -65,7 +65,7 @@ impl RemotePartition {
             return Ok(None);
         };
         let index = self.index(&entry, SegmentFile::OffsetIndex).await?;
-        let (_, position) = offset_index_lookup(&index, Offset(entry.base_offset), offset);
+        let (_, position) = offset_index_lookup(&index, entry.base_offset, offset);
         let mut reader = SegmentReader::new(self, &entry);
         let mut pos = position as u64;
         let budget = max_bytes.min(self.cache.read_budget());
@@ -103,7 +103,7 @@ impl RemotePartition {
             .manifest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .segment_for(Offset(entry.next_offset))
+            .segment_for(entry.next_offset)
         {
             self.cache.prefetch(
                 &self.store,
@@ -118,7 +118,7 @@ impl RemotePartition {
     pub async fn batch_for_timestamp(&self, ts: i64) -> TieringResult<Option<Bytes>> {
         let (entry, log_start) = {
             let m = self.manifest.lock().unwrap_or_else(|p| p.into_inner());
-            let log_start = m.log_start_offset.unwrap_or(i64::MIN);
+            let log_start = m.log_start_offset.unwrap_or(Offset::ZERO);
             let entry = m
                 .finished()
                 .filter(|s| s.next_offset > log_start)
@@ -129,15 +129,14 @@ impl RemotePartition {
         let Some(entry) = entry else { return Ok(None) };
         let time_index = self.index(&entry, SegmentFile::TimeIndex).await?;
         // Records below the log start (DeleteRecords) are not searched.
-        let from =
-            time_index_lookup(&time_index, Offset(entry.base_offset), ts).max(Offset(log_start));
+        let from = time_index_lookup(&time_index, entry.base_offset, ts).max(log_start);
         let index = self.index(&entry, SegmentFile::OffsetIndex).await?;
-        let (_, position) = offset_index_lookup(&index, Offset(entry.base_offset), from);
+        let (_, position) = offset_index_lookup(&index, entry.base_offset, from);
         let mut reader = SegmentReader::new(self, &entry);
         let mut pos = position as u64;
         while pos < entry.size {
             let header = reader.header(pos).await?;
-            if header.max_timestamp >= ts && header.last_offset() >= log_start {
+            if header.max_timestamp >= ts && header.last_offset() >= log_start.0 {
                 return reader.range(pos, header.total_len()).await.map(Some);
             }
             pos += header.total_len() as u64;

@@ -54,7 +54,7 @@ impl RemotePartition {
     ) -> TieringResult<usize> {
         let _writer = self.writer.lock().await;
         let snapshot = self.snapshot();
-        let log_start = snapshot.log_start_offset.unwrap_or(i64::MIN);
+        let log_start = snapshot.log_start_offset.unwrap_or(Offset::ZERO);
         let finished: Vec<SegmentEntry> = snapshot.finished().cloned().collect();
         let mut total = finished.iter().map(|s| s.size).sum::<u64>() + local_only_bytes;
         let mut deleted = 0;
@@ -78,7 +78,7 @@ impl RemotePartition {
             self.record(|m| m.segments.retain(|s| s.id != id)).await?;
             total -= entry.size;
             deleted += 1;
-            info!(partition = %self.key.dir(), base_offset = entry.base_offset, next_offset = entry.next_offset, "retention deleted remote segment");
+            info!(partition = %self.key.dir(), base_offset = entry.base_offset.0, next_offset = entry.next_offset.0, "retention deleted remote segment");
         }
         Ok(deleted)
     }
@@ -90,7 +90,7 @@ impl RemotePartition {
         {
             let _writer = self.writer.lock().await;
             self.record(|m| {
-                m.log_start_offset = Some(m.log_start_offset.unwrap_or(i64::MIN).max(offset.0))
+                m.log_start_offset = Some(m.log_start_offset.unwrap_or(Offset::ZERO).max(offset))
             })
             .await?;
         }

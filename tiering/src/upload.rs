@@ -34,7 +34,7 @@ impl RemotePartition {
             self.delete_objects(&entry).await?;
             let id = entry.id;
             self.record(|m| m.segments.retain(|s| s.id != id)).await?;
-            info!(partition = %self.key.dir(), base_offset = entry.base_offset, state = ?entry.state, "cleaned up an interrupted remote copy or deletion");
+            info!(partition = %self.key.dir(), base_offset = entry.base_offset.0, state = ?entry.state, "cleaned up an interrupted remote copy or deletion");
         }
         Ok(())
     }
@@ -77,8 +77,8 @@ impl RemotePartition {
         let started_at = Instant::now();
         let entry = SegmentEntry {
             id: Uuid::new_v4(),
-            base_offset: segment.base_offset.0,
-            next_offset: segment.next_offset.0,
+            base_offset: segment.base_offset,
+            next_offset: segment.next_offset,
             size: segment.size,
             max_timestamp: segment.max_timestamp,
             state: SegmentState::CopyStarted,
@@ -152,7 +152,7 @@ impl RemotePartition {
         metrics::counter!("strata_remote_upload_bytes_total").increment(entry.size);
         metrics::histogram!("strata_remote_upload_duration_seconds")
             .record(started_at.elapsed().as_secs_f64());
-        info!(partition = %self.key.dir(), base_offset = entry.base_offset, next_offset = entry.next_offset, bytes = entry.size, "uploaded segment");
+        info!(partition = %self.key.dir(), base_offset = entry.base_offset.0, next_offset = entry.next_offset.0, bytes = entry.size, "uploaded segment");
         Ok(())
     }
 }

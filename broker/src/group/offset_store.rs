@@ -18,24 +18,10 @@ const NAME: &str = "__consumer_offsets-0";
 /// A partition's committed offset, as OffsetCommit gives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committed {
-    #[serde(with = "offset_as_number")]
+    /// Stored as the plain JSON number it has always been.
     pub offset: Offset,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
-}
-
-/// An `Offset` is stored as the plain JSON number it has always been.
-mod offset_as_number {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use strata_storage::Offset;
-
-    pub fn serialize<S: Serializer>(o: &Offset, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(o.0)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Offset, D::Error> {
-        i64::deserialize(d).map(Offset)
-    }
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]
