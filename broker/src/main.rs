@@ -202,11 +202,15 @@ async fn run(
 
     let data_dir = cli.data_dir.clone();
     let remote = open_remote(&config, &data_dir).await?;
-    let cache = ChunkCache::new(
-        data_dir.join("cache"),
-        config.i64("remote.log.reader.cache.bytes") as u64,
-        config.i64("remote.log.reader.chunk.bytes") as u64,
-    )?;
+    // The cache directory is emptied and created on a blocking thread.
+    let cache = {
+        let (dir, bytes, chunk) = (
+            data_dir.join("cache"),
+            config.i64("remote.log.reader.cache.bytes") as u64,
+            config.i64("remote.log.reader.chunk.bytes") as u64,
+        );
+        tokio::task::spawn_blocking(move || ChunkCache::new(dir, bytes, chunk)).await??
+    };
     let broker = {
         let (advertised, data_dir) = ((host.clone(), port), data_dir.clone());
         tokio::task::spawn_blocking(move || {
@@ -316,7 +320,8 @@ async fn open_remote(
 ) -> anyhow::Result<RemoteStore> {
     let url = config.value("remote.log.storage.url");
     let store = if url.is_empty() {
-        RemoteStore::local(&data_dir.join("remote"))?
+        let dir = data_dir.join("remote");
+        tokio::task::spawn_blocking(move || RemoteStore::local(&dir)).await??
     } else {
         RemoteStore::open(&url)?
     };

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -31,6 +32,10 @@ type Download = Shared<BoxFuture<'static, Result<Bytes, Arc<TieringError>>>>;
 struct Cached {
     size: u64,
     last_used: u64,
+    /// Which download's file holds the chunk: each download writes a file
+    /// of its own, so that the removal of an evicted copy, which runs later
+    /// on the blocking pool, never removes a newer one.
+    file: u64,
 }
 
 #[derive(Default)]
@@ -38,6 +43,8 @@ struct State {
     chunks: HashMap<ChunkKey, Cached>,
     total: u64,
     clock: u64,
+    /// The number of the next download's file.
+    next_file: u64,
 }
 
 /// Shared by every remote reader of the broker. All methods may be called
@@ -49,6 +56,9 @@ pub struct ChunkCache {
     state: Mutex<State>,
     inflight: Mutex<HashMap<ChunkKey, Download>>,
     hot: Mutex<VecDeque<(ChunkKey, Bytes)>>,
+    /// Evicted chunk files whose removal on the blocking pool has not
+    /// finished yet.
+    removing: Arc<AtomicUsize>,
 }
 
 impl ChunkCache {
@@ -66,6 +76,7 @@ impl ChunkCache {
             state: Mutex::new(State::default()),
             inflight: Mutex::new(HashMap::new()),
             hot: Mutex::new(VecDeque::with_capacity(HOT_CHUNKS)),
+            removing: Arc::new(AtomicUsize::new(0)),
         }))
     }
 
@@ -83,11 +94,11 @@ impl ChunkCache {
         (self.chunk_bytes * (HOT_CHUNKS as u64 / 2)) as usize
     }
 
-    fn file(&self, key: &ChunkKey) -> PathBuf {
+    fn file(&self, key: &ChunkKey, file: u64) -> PathBuf {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         self.dir
-            .join(format!("{:016x}-{}.chunk", h.finish(), key.1))
+            .join(format!("{:016x}-{}-{file}.chunk", h.finish(), key.1))
     }
 
     /// Chunk `chunk` of the object `key` whose size is `object_size`.
@@ -116,14 +127,13 @@ impl ChunkCache {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.clock += 1;
             let now = state.clock;
-            state
-                .chunks
-                .get_mut(&ck)
-                .map(|c| c.last_used = now)
-                .is_some()
+            state.chunks.get_mut(&ck).map(|c| {
+                c.last_used = now;
+                c.file
+            })
         };
-        if cached {
-            if let Ok(bytes) = tokio::fs::read(self.file(&ck)).await {
+        if let Some(file) = cached {
+            if let Ok(bytes) = tokio::fs::read(self.file(&ck, file)).await {
                 metrics::counter!("strata_remote_cache_hits_total", "level" => "disk").increment(1);
                 let bytes = Bytes::from(bytes);
                 self.keep_hot(ck, bytes.clone());
@@ -207,8 +217,13 @@ impl ChunkCache {
     ) -> Result<Bytes, Arc<TieringError>> {
         let result = read_range(&store, &key, object_size, &ck, self.chunk_bytes).await;
         if let Ok(bytes) = &result {
-            match tokio::fs::write(self.file(&ck), bytes).await {
-                Ok(()) => self.insert(ck.clone(), bytes.len() as u64),
+            let file = {
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.next_file += 1;
+                state.next_file
+            };
+            match tokio::fs::write(self.file(&ck, file), bytes).await {
+                Ok(()) => self.insert(ck.clone(), bytes.len() as u64, file),
                 Err(e) => warn!(error = %e, "could not write a chunk to the read cache"),
             }
         }
@@ -219,24 +234,25 @@ impl ChunkCache {
         result.map_err(Arc::new)
     }
 
-    fn insert(&self, ck: ChunkKey, size: u64) {
-        let mut evicted = Vec::new();
+    fn insert(&self, ck: ChunkKey, size: u64, file: u64) {
+        // (key, file) of every copy no longer in the cache.
+        let mut evicted: Vec<(ChunkKey, u64)> = Vec::new();
         {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.clock += 1;
             let now = state.clock;
-            if state
-                .chunks
-                .insert(
-                    ck.clone(),
-                    Cached {
-                        size,
-                        last_used: now,
-                    },
-                )
-                .is_none()
-            {
-                state.total += size;
+            let entry = Cached {
+                size,
+                last_used: now,
+                file,
+            };
+            match state.chunks.insert(ck.clone(), entry) {
+                // A second download of a cached chunk: its older file goes.
+                Some(old) => {
+                    state.total = state.total - old.size + size;
+                    evicted.push((ck.clone(), old.file));
+                }
+                None => state.total += size,
             }
             while state.total > self.max_bytes && state.chunks.len() > 1 {
                 let oldest = state
@@ -248,15 +264,31 @@ impl ChunkCache {
                 let Some(k) = oldest else { break };
                 let c = state.chunks.remove(&k).expect("present");
                 state.total -= c.size;
-                evicted.push(k);
+                evicted.push((k, c.file));
             }
             metrics::gauge!("strata_remote_cache_bytes").set(state.total as f64);
         }
         metrics::counter!("strata_remote_cache_evictions_total").increment(evicted.len() as u64);
-        for k in evicted {
-            debug!(key = %k.0, chunk = k.1, "evicted a cached chunk");
-            let _ = std::fs::remove_file(self.file(&k));
+        if evicted.is_empty() {
+            return;
         }
+        let files: Vec<PathBuf> = evicted
+            .iter()
+            .map(|(k, file)| {
+                debug!(key = %k.0, chunk = k.1, "evicted a cached chunk");
+                self.file(k, *file)
+            })
+            .collect();
+        // Called from download tasks: the files go on the blocking pool, not
+        // on the executor's threads.
+        let removing = Arc::clone(&self.removing);
+        removing.fetch_add(1, Ordering::SeqCst);
+        tokio::task::spawn_blocking(move || {
+            for f in files {
+                let _ = std::fs::remove_file(f);
+            }
+            removing.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 
     /// Starts downloading a chunk in the background if it is not cached.
@@ -375,6 +407,13 @@ mod tests {
                 let chunk = cache.get(&store, &key, size, i).await.unwrap();
                 assert!(chunk == expect(i), "round {round}, chunk {i}");
             }
+        }
+        // Evicted files are removed on the blocking pool; wait for it.
+        for _ in 0..1000 {
+            if cache.removing.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert_eq!(files_in(&cache_dir), 4);
     }
