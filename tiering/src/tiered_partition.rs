@@ -366,3 +366,165 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use strata_storage::batch::BatchHeader;
+    use strata_storage::testing::BatchBuilder;
+    use strata_storage::LogConfig;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::{ChunkCache, IndexCache, PartitionKey, RemoteStore};
+
+    /// Every test batch holds one record whose timestamp is the batch's.
+    fn find(batch: &Bytes, ts: i64, max: bool, from: Offset) -> Option<(i64, Offset)> {
+        let h = BatchHeader::parse(batch).ok()?;
+        let offset = Offset(h.base_offset).max(from);
+        (max || h.max_timestamp >= ts).then_some((h.max_timestamp, offset))
+    }
+
+    /// A partition of 30 one-record batches (timestamps 1000..1030) in
+    /// 300-byte segments, the sealed ones uploaded and then deleted locally.
+    async fn partition() -> (tempfile::TempDir, TieredPartition) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 300,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        };
+        let log_dir: PathBuf = dir.path().join("t-0");
+        let log = Arc::new(Log::open(&log_dir, config, true, 0).unwrap());
+        for ts in 0..30 {
+            let mut b = BatchBuilder::new(1).timestamp(1000 + ts).payload(20).build();
+            log.append(&mut b, 0).unwrap();
+        }
+        log.flush_sealed().unwrap();
+        let store = RemoteStore::local(&dir.path().join("remote")).unwrap();
+        let cache = ChunkCache::new(dir.path().join("cache"), 1 << 20, 64 * 1024).unwrap();
+        let key = PartitionKey {
+            topic: "t".into(),
+            topic_id: Uuid::nil(),
+            partition: 0,
+        };
+        let indexes = Arc::new(IndexCache::new(1 << 20));
+        let remote = RemotePartition::open(key, store, cache, indexes, &log_dir).unwrap();
+        let p = TieredPartition::new(log, Arc::new(remote));
+        assert!(p.upload().await.unwrap() >= 3);
+        let policy = TierPolicy {
+            remote: true,
+            retention_ms: -1,
+            retention_bytes: -1,
+            local_retention_ms: -1,
+            local_retention_bytes: 1,
+        };
+        let outcome = p.enforce_retention(2000, policy).await.unwrap();
+        assert!(outcome.deleted_segments >= 3);
+        (dir, p)
+    }
+
+    fn offsets_of(records: &Bytes) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Ok(h) = BatchHeader::parse(&records[pos..]) {
+            out.push(h.base_offset);
+            pos += h.total_len();
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn reads_and_offsets_span_the_tier_boundary() {
+        let (_dir, p) = partition().await;
+        let o = p.offsets();
+        let tiered_end = o.tiered_end.unwrap();
+        assert_eq!(o.log_start, Offset(0), "the history is still readable");
+        assert!(o.local_start > Offset(0), "the hot tier starts later");
+        assert!(tiered_end >= o.local_start);
+        assert_eq!(o.high_watermark, Offset(30));
+        assert_eq!(o.last_stable, o.high_watermark);
+
+        // Below the hot tier: the cold tier answers, batch by batch.
+        assert!(matches!(p.read_hot(Offset(0), 1 << 20, true), Ok(HotRead::Cold)));
+        let cold = p.read_cold(Offset(0), 1 << 20, true).await.unwrap().unwrap();
+        assert_eq!(offsets_of(&cold)[0], 0);
+        // At and above it: the hot tier, up to the end.
+        match p.read_hot(o.local_start, 1 << 20, true).unwrap() {
+            HotRead::Records(data) => {
+                let got = offsets_of(&data.records);
+                assert_eq!(got.first(), Some(&o.local_start.0));
+                assert_eq!(got.last(), Some(&29));
+            }
+            HotRead::Cold => panic!("the hot tier holds its own start"),
+        }
+        // Past the end: out of range, not the cold tier.
+        assert!(matches!(
+            p.read_hot(Offset(31), 100, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+
+        // ListOffsets' special timestamps and timestamps in either tier.
+        let ask = |q| p.list_offset(q, find);
+        assert_eq!(ask(OffsetQuery::Latest).await.unwrap(), Some((-1, Offset(30))));
+        assert_eq!(ask(OffsetQuery::Earliest).await.unwrap(), Some((-1, Offset(0))));
+        assert_eq!(
+            ask(OffsetQuery::EarliestLocal).await.unwrap(),
+            Some((-1, o.local_start))
+        );
+        assert_eq!(
+            ask(OffsetQuery::LatestTiered).await.unwrap(),
+            Some((-1, tiered_end.plus(-1)))
+        );
+        assert_eq!(
+            ask(OffsetQuery::Timestamp(1001)).await.unwrap(),
+            Some((1001, Offset(1))),
+            "an old timestamp is found in the cold tier"
+        );
+        assert_eq!(
+            ask(OffsetQuery::Timestamp(1029)).await.unwrap(),
+            Some((1029, Offset(29))),
+            "a recent one in the hot tier"
+        );
+        assert_eq!(ask(OffsetQuery::Timestamp(5000)).await.unwrap(), None);
+        assert_eq!(
+            ask(OffsetQuery::MaxTimestamp).await.unwrap(),
+            Some((1029, Offset(29)))
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_records_moves_the_start_in_both_tiers() {
+        let (_dir, p) = partition().await;
+        let local_start = p.offsets().local_start;
+        // Into the cold tier's history.
+        assert_eq!(p.delete_records_before(Some(Offset(2))).await.unwrap(), Offset(2));
+        assert_eq!(p.offsets().log_start, Offset(2));
+        assert!(matches!(
+            p.read_hot(Offset(1), 100, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        let cold = p.read_cold(Offset(2), 1 << 20, true).await.unwrap().unwrap();
+        assert!(offsets_of(&cold).contains(&2));
+        assert_eq!(
+            p.list_offset(OffsetQuery::Timestamp(0), find).await.unwrap(),
+            Some((1002, Offset(2))),
+            "timestamps are searched from the new start"
+        );
+        // Past the high watermark: refused, and nothing moves.
+        assert!(matches!(
+            p.delete_records_before(Some(Offset(31))).await,
+            Err(TieringError::Storage(StorageError::OffsetOutOfRange { .. }))
+        ));
+        // Into the hot tier: every remote record is gone for readers.
+        let target = local_start.plus(1);
+        assert_eq!(p.delete_records_before(Some(target)).await.unwrap(), target);
+        assert!(matches!(
+            p.read_hot(local_start, 100, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        // None: up to the high watermark.
+        assert_eq!(p.delete_records_before(None).await.unwrap(), Offset(30));
+    }
+}
