@@ -49,6 +49,10 @@ pub struct IdleFetchArgs {
     /// The consumers' long-poll wait.
     #[arg(long, default_value_t = 500)]
     pub max_wait_ms: i32,
+    /// Records per second the producer sends (0: as fast as it can). A
+    /// paced producer's latency is the broker's, not its own queue's.
+    #[arg(long, default_value_t = 20_000)]
+    pub rate: u64,
 }
 
 /// CPU seconds (user + system) the process has used so far.
@@ -117,14 +121,18 @@ async fn idle_consumer(
 }
 
 pub fn idle_fetch(a: &IdleFetchArgs) -> Result<Report> {
-    create_topic(
-        &a.client,
-        &a.idle_topic,
-        &TopicSettings {
-            partitions: a.idle_partitions,
-            configs: Vec::new(),
-        },
-    )?;
+    // With no idle partitions the run is the baseline: the same producer
+    // alone.
+    if a.idle_partitions > 0 {
+        create_topic(
+            &a.client,
+            &a.idle_topic,
+            &TopicSettings {
+                partitions: a.idle_partitions,
+                configs: Vec::new(),
+            },
+        )?;
+    }
     create_topic(
         &a.client,
         &a.topic,
@@ -152,7 +160,9 @@ pub fn idle_fetch(a: &IdleFetchArgs) -> Result<Report> {
         })
         .collect();
     // Let every consumer connect and park.
-    std::thread::sleep(Duration::from_millis(2 * a.max_wait_ms as u64 + 500));
+    if a.idle_partitions > 0 {
+        std::thread::sleep(Duration::from_millis(2 * a.max_wait_ms as u64 + 500));
+    }
     let parked_answers = answers.load(Ordering::Relaxed);
 
     let p = producer(&a.client, &a.producer)?;
@@ -161,6 +171,14 @@ pub fn idle_fetch(a: &IdleFetchArgs) -> Result<Report> {
     let mut progress = Progress::new("idle-fetch");
     let start = Instant::now();
     for i in 0..a.records {
+        if a.rate > 0 && i % 64 == 0 {
+            // Paced in steps of 64 records against the clock, so that the
+            // rate holds however long each send takes.
+            let due = start + Duration::from_secs_f64(i as f64 / a.rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
         send(&p, &a.topic, 0, &pool[i as usize % pool.len()])?;
         if i % 4096 == 0 {
             let acked = p.context().acked.load(std::sync::atomic::Ordering::Relaxed);

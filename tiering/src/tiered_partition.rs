@@ -398,7 +398,10 @@ mod tests {
         let log_dir: PathBuf = dir.path().join("t-0");
         let log = Arc::new(Log::open(&log_dir, config, true, 0).unwrap());
         for ts in 0..30 {
-            let mut b = BatchBuilder::new(1).timestamp(1000 + ts).payload(20).build();
+            let mut b = BatchBuilder::new(1)
+                .timestamp(1000 + ts)
+                .payload(20)
+                .build();
             log.append(&mut b, 0).unwrap();
         }
         log.flush_sealed().unwrap();
@@ -447,8 +450,15 @@ mod tests {
         assert_eq!(o.last_stable, o.high_watermark);
 
         // Below the hot tier: the cold tier answers, batch by batch.
-        assert!(matches!(p.read_hot(Offset(0), 1 << 20, true), Ok(HotRead::Cold)));
-        let cold = p.read_cold(Offset(0), 1 << 20, true).await.unwrap().unwrap();
+        assert!(matches!(
+            p.read_hot(Offset(0), 1 << 20, true),
+            Ok(HotRead::Cold)
+        ));
+        let cold = p
+            .read_cold(Offset(0), 1 << 20, true)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(offsets_of(&cold)[0], 0);
         // At and above it: the hot tier, up to the end.
         match p.read_hot(o.local_start, 1 << 20, true).unwrap() {
@@ -467,8 +477,14 @@ mod tests {
 
         // ListOffsets' special timestamps and timestamps in either tier.
         let ask = |q| p.list_offset(q, find);
-        assert_eq!(ask(OffsetQuery::Latest).await.unwrap(), Some((-1, Offset(30))));
-        assert_eq!(ask(OffsetQuery::Earliest).await.unwrap(), Some((-1, Offset(0))));
+        assert_eq!(
+            ask(OffsetQuery::Latest).await.unwrap(),
+            Some((-1, Offset(30)))
+        );
+        assert_eq!(
+            ask(OffsetQuery::Earliest).await.unwrap(),
+            Some((-1, Offset(0)))
+        );
         assert_eq!(
             ask(OffsetQuery::EarliestLocal).await.unwrap(),
             Some((-1, o.local_start))
@@ -499,16 +515,25 @@ mod tests {
         let (_dir, p) = partition().await;
         let local_start = p.offsets().local_start;
         // Into the cold tier's history.
-        assert_eq!(p.delete_records_before(Some(Offset(2))).await.unwrap(), Offset(2));
+        assert_eq!(
+            p.delete_records_before(Some(Offset(2))).await.unwrap(),
+            Offset(2)
+        );
         assert_eq!(p.offsets().log_start, Offset(2));
         assert!(matches!(
             p.read_hot(Offset(1), 100, true),
             Err(StorageError::OffsetOutOfRange { .. })
         ));
-        let cold = p.read_cold(Offset(2), 1 << 20, true).await.unwrap().unwrap();
+        let cold = p
+            .read_cold(Offset(2), 1 << 20, true)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(offsets_of(&cold).contains(&2));
         assert_eq!(
-            p.list_offset(OffsetQuery::Timestamp(0), find).await.unwrap(),
+            p.list_offset(OffsetQuery::Timestamp(0), find)
+                .await
+                .unwrap(),
             Some((1002, Offset(2))),
             "timestamps are searched from the new start"
         );
