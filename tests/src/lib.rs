@@ -420,13 +420,14 @@ pub mod raw {
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
     use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::produce_response::PartitionProduceResponse;
     use kafka_protocol::messages::{
-        ApiKey, BrokerId, CreateTopicsRequest, ListOffsetsRequest, ProduceRequest, RequestHeader,
-        TopicName,
+        ApiKey, BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, ProduceRequest,
+        RequestHeader, TopicName,
     };
     use kafka_protocol::protocol::{Encodable, Request, StrBytes};
     use kafka_protocol::records::{
@@ -598,6 +599,33 @@ pub mod raw {
                     .with_partitions(vec![p])]);
             self.request(9, &req).topics.remove(0).partitions.remove(0)
         }
+    }
+
+    /// A Fetch of `topic`'s `(partition, offset, partition max bytes)`,
+    /// waiting up to `max_wait_ms` for one byte, at most `max_bytes` in all.
+    pub fn fetch_request(
+        topic: &str,
+        partitions: &[(i32, i64, i32)],
+        max_wait_ms: i32,
+        max_bytes: i32,
+    ) -> FetchRequest {
+        FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|&(p, offset, max)| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(offset)
+                                .with_partition_max_bytes(max)
+                        })
+                        .collect(),
+                )])
     }
 
     /// One uncompressed v2 batch of `n` records: record `i` gets sequence

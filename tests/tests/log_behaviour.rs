@@ -6,7 +6,6 @@ use std::thread;
 use std::time::Duration;
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
@@ -39,23 +38,7 @@ fn fetch(
     max_wait_ms: i32,
     max_bytes: i32,
 ) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(max_bytes)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&(p, offset, max)| {
-                        FetchPartition::default()
-                            .with_partition(p)
-                            .with_fetch_offset(offset)
-                            .with_partition_max_bytes(max)
-                    })
-                    .collect(),
-            )])
+    strata_tests::raw::fetch_request(topic, partitions, max_wait_ms, max_bytes)
 }
 
 fn earliest(c: &mut Conn, topic: &str) -> i64 {

@@ -7,10 +7,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest};
+use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::protocol::Request;
-use strata_tests::raw::{batch, topic_name, Conn};
+use strata_tests::raw::{self, batch, Conn};
 use strata_tests::{Broker, SMALL_TIERED};
 
 /// The value of a counter on the broker's metrics endpoint (0 if absent).
@@ -26,30 +25,19 @@ fn counter(broker: &Broker, name: &str) -> f64 {
         .sum()
 }
 
+/// A Fetch of one topic's partitions at `(partition, offset)`, up to 1 MiB
+/// each.
 fn fetch_request(
     topic: &str,
     partitions: &[(i32, i64)],
     max_wait_ms: i32,
     max_bytes: i32,
 ) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(max_bytes)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name(topic))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&(p, offset)| {
-                        FetchPartition::default()
-                            .with_partition(p)
-                            .with_fetch_offset(offset)
-                            .with_partition_max_bytes(1024 * 1024)
-                    })
-                    .collect(),
-            )])
+    let partitions: Vec<(i32, i64, i32)> = partitions
+        .iter()
+        .map(|&(p, offset)| (p, offset, 1024 * 1024))
+        .collect();
+    raw::fetch_request(topic, &partitions, max_wait_ms, max_bytes)
 }
 
 /// Sends a fetch without waiting for its answer.

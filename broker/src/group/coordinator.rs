@@ -108,6 +108,15 @@ impl Coordinator {
         Some(g)
     }
 
+    /// Every group as the map holds it now, to visit one by one without
+    /// holding the map.
+    fn all_groups(&self) -> Vec<(String, GroupRef)> {
+        self.map()
+            .iter()
+            .map(|(k, g)| (k.clone(), Arc::clone(g)))
+            .collect()
+    }
+
     /// Removes `id` from the map if it still maps to `g` (a group removed
     /// and created again in between is left alone).
     fn remove_if_same(&self, id: &str, g: &GroupRef) {
@@ -220,11 +229,7 @@ impl Coordinator {
     /// Drops members whose session expired and finishes rebalances whose
     /// deadline passed with no one waiting. Called periodically.
     pub fn expire(&self) {
-        let groups: Vec<(String, GroupRef)> = self
-            .map()
-            .iter()
-            .map(|(k, g)| (k.clone(), Arc::clone(g)))
-            .collect();
+        let groups = self.all_groups();
         let now = Instant::now();
         let mut changed = false;
         for (name, g) in groups {
@@ -321,11 +326,7 @@ impl Coordinator {
     /// Expires the offsets of groups that have been empty for longer than
     /// `offsets.retention.minutes`. Blocking.
     pub fn expire_offsets(&self) {
-        let groups: Vec<(String, GroupRef)> = self
-            .map()
-            .iter()
-            .map(|(k, g)| (k.clone(), Arc::clone(g)))
-            .collect();
+        let groups = self.all_groups();
         let now = Instant::now();
         for (name, g) in groups {
             let group = lock(&g);
@@ -365,11 +366,7 @@ impl Coordinator {
 
     /// Forgets a deleted topic's offsets in every group. Blocking.
     pub fn forget_topic(&self, topic: &str) {
-        let groups: Vec<(String, GroupRef)> = self
-            .map()
-            .iter()
-            .map(|(k, g)| (k.clone(), Arc::clone(g)))
-            .collect();
+        let groups = self.all_groups();
         for (name, g) in groups {
             let mut group = lock(&g);
             let keys: Vec<(String, i32)> = group
@@ -392,11 +389,7 @@ impl Coordinator {
 
     /// (group id, protocol type, state) of every group.
     pub fn list(&self) -> Vec<(String, String, State)> {
-        let groups: Vec<(String, GroupRef)> = self
-            .map()
-            .iter()
-            .map(|(k, g)| (k.clone(), Arc::clone(g)))
-            .collect();
+        let groups = self.all_groups();
         groups
             .into_iter()
             .map(|(name, g)| {
