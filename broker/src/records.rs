@@ -86,41 +86,45 @@ pub fn find_record(batch: &Bytes, ts: i64, max: bool, from: Offset) -> Option<(i
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::compression::Compressor;
+    use kafka_protocol::records::Compression;
+    use strata_storage::testing::{BatchBuilder, Compress, TestRecord};
 
+    /// Compresses with kafka-protocol's codec `C`.
+    fn with<C: Compressor<BytesMut, BufMut = BytesMut>>(data: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        C::compress(&mut out, |buf: &mut BytesMut| {
+            buf.extend_from_slice(data);
+            Ok(())
+        })
+        .unwrap();
+        out.to_vec()
+    }
+
+    /// Records of 300 bytes with these timestamps, at offsets 100 on.
     fn batch(timestamps: &[i64], compression: Compression) -> Bytes {
-        let records: Vec<Record> = timestamps
+        let records = timestamps
             .iter()
-            .enumerate()
-            .map(|(i, &ts)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: 100 + i as i64,
-                sequence: 100 + i as i32,
-                timestamp: ts,
+            .map(|&ts| TestRecord {
                 key: None,
-                value: Some(Bytes::from(vec![b'x'; 300])),
-                headers: Default::default(),
+                value: Some(vec![b'x'; 300]),
+                timestamp_delta: ts - timestamps[0],
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        buf.freeze()
+        let codec: Option<Compress> = match compression {
+            Compression::None => None,
+            Compression::Gzip => Some((1, with::<Gzip>)),
+            Compression::Snappy => Some((2, with::<Snappy>)),
+            Compression::Lz4 => Some((3, with::<Lz4>)),
+            Compression::Zstd => Some((4, with::<Zstd>)),
+        };
+        let mut b = BatchBuilder::records(records)
+            .base_offset(100)
+            .timestamp(timestamps[0]);
+        if let Some(c) = codec {
+            b = b.compressed(c);
+        }
+        Bytes::from(b.build())
     }
 
     #[test]

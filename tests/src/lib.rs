@@ -430,9 +430,7 @@ pub mod raw {
         RequestHeader, TopicName,
     };
     use kafka_protocol::protocol::{Encodable, Request, StrBytes};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use strata_storage::testing::{BatchBuilder, TestRecord};
 
     pub struct Conn {
         stream: TcpStream,
@@ -628,62 +626,32 @@ pub mod raw {
                 )])
     }
 
-    /// One uncompressed v2 batch of `n` records: record `i` gets sequence
-    /// `seq + i` (the encoder keeps records in one batch while offset minus
-    /// sequence stays the same), timestamp `timestamp + i`, and the key and
-    /// value `record(i)` gives.
-    fn encode_batch(
-        n: usize,
-        producer: (i64, i16, i32),
-        timestamp: i64,
-        record: impl Fn(usize) -> (Option<Bytes>, Option<Bytes>),
-    ) -> Bytes {
-        let (producer_id, producer_epoch, seq) = producer;
-        let records: Vec<Record> = (0..n)
-            .map(|i| {
-                let (key, value) = record(i);
-                Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id,
-                    producer_epoch,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    sequence: seq + i as i32,
-                    timestamp: timestamp + i as i64,
-                    key,
-                    value,
-                    headers: Default::default(),
-                }
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-        buf.freeze()
-    }
-
     /// One batch of `n` records from an idempotent producer, starting at
     /// sequence `seq`.
     pub fn idempotent_batch(n: usize, producer_id: i64, epoch: i16, seq: i32) -> Bytes {
-        encode_batch(n, (producer_id, epoch, seq), 1000, |i| {
-            (None, Some(Bytes::from(format!("seq-{}", seq + i as i32))))
-        })
+        let records = (0..n)
+            .map(|i| TestRecord {
+                key: None,
+                value: Some(format!("seq-{}", seq + i as i32).into_bytes()),
+                timestamp_delta: i as i64,
+            })
+            .collect();
+        let b = BatchBuilder::records(records)
+            .timestamp(1000)
+            .producer(producer_id, epoch, seq);
+        Bytes::from(b.build())
     }
 
     /// One batch of `n` records (not from an idempotent producer: producer
     /// id and base sequence -1) with timestamps from `timestamp` on.
     pub fn batch(n: usize, value_len: usize, timestamp: i64) -> Bytes {
-        encode_batch(n, (-1, -1, -1), timestamp, |i| {
-            (
-                Some(Bytes::from(format!("k{i}"))),
-                Some(Bytes::from(vec![b'v'; value_len])),
-            )
-        })
+        let records = (0..n)
+            .map(|i| TestRecord {
+                key: Some(format!("k{i}").into_bytes()),
+                value: Some(vec![b'v'; value_len]),
+                timestamp_delta: i as i64,
+            })
+            .collect();
+        Bytes::from(BatchBuilder::records(records).timestamp(timestamp).build())
     }
 }
