@@ -1,7 +1,8 @@
 //! Strata's cold tier: sealed segments copied to object storage, the
 //! per-partition remote manifest that records them, total retention on the
 //! remote copies, and reads of history through a bounded on-disk chunk cache
-//! with read-ahead.
+//! with read-ahead and a bounded index cache; and `TieredPartition`, one
+//! partition across both tiers, which the broker's handlers call.
 //!
 //! Object keys and the manifest format are documented in `FORMAT.md`.
 
