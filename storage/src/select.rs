@@ -48,7 +48,10 @@ impl BatchSelection {
             return Verdict::Skip;
         }
         let len = header.total_len();
-        if len > self.remaining && !(!self.taken_any && self.min_one_batch) {
+        // The first batch of a read with `min_one_batch` is taken whatever
+        // its size.
+        let first_forced = self.min_one_batch && !self.taken_any;
+        if len > self.remaining && !first_forced {
             return Verdict::Stop;
         }
         self.remaining = self.remaining.saturating_sub(len);
