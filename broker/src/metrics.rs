@@ -111,6 +111,15 @@ fn describe() {
         "strata_object_store_retries_total",
         "Failed tiering passes that will be retried after a backoff, by pass."
     );
+    describe_gauge!(
+        "strata_remote_index_cache_bytes",
+        Unit::Bytes,
+        "Remote segments' indexes held in memory, bounded by remote.log.index.file.cache.total.size.bytes."
+    );
+    describe_counter!(
+        "strata_fetch_passes_total",
+        "Reads of a Fetch request's partitions: one per request, and one more each time an append to one of them (or its deadline) wakes it."
+    );
 }
 
 /// Serves `/metrics` on `listener` until `shutdown` turns true.
