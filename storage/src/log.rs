@@ -604,4 +604,28 @@ mod tests {
             std::fs::remove_dir_all(dir.path()).unwrap();
         }
     }
+
+    #[test]
+    fn reads_span_segments_up_to_max_bytes_wherever_they_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        // 60 one-record batches of 91 bytes in 1000-byte segments: 10 each.
+        for i in 0..60 {
+            log.append(&mut make_batch(1, 1000 + i, 30), 0).unwrap();
+        }
+        assert!(log.segment_count() >= 6);
+        let batch_len = make_batch(1, 0, 30).len();
+        for offset in [0, 5, 9, 10, 23, 59] {
+            for max in [0, 1, batch_len, 3 * batch_len - 1, 12 * batch_len, 1 << 20] {
+                for min_one in [false, true] {
+                    let got = offsets_in(&log.read(Offset(offset), max, min_one).unwrap().records);
+                    let mut want: Vec<i64> = (offset..60).take(max / batch_len).collect();
+                    if want.is_empty() && min_one {
+                        want.push(offset);
+                    }
+                    assert_eq!(got, want, "offset {offset}, max {max}, min_one {min_one}");
+                }
+            }
+        }
+    }
 }

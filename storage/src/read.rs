@@ -60,17 +60,25 @@ impl Log {
                     .segments
                     .base_holding(offset)
                     .unwrap_or(inner.log_start);
+                // The segment holding the offset, then the following ones
+                // only until they hold `max_bytes`: a read never returns
+                // more from them, so a read of old data costs the same
+                // however many segments come after it.
+                let mut following = 0u64;
                 for seg in inner.segments.range(first..) {
+                    let holds_offset = seg.base == first;
                     views.push(SegmentView {
                         file: Arc::clone(&seg.file),
                         path: Arc::clone(&seg.log_path),
                         size: seg.size,
-                        start: if seg.base == first {
-                            seg.lookup(offset)
-                        } else {
-                            0
-                        },
+                        start: if holds_offset { seg.lookup(offset) } else { 0 },
                     });
+                    if !holds_offset {
+                        following += seg.size;
+                        if following > 0 && following >= max_bytes as u64 {
+                            break;
+                        }
+                    }
                 }
             }
             (views, log_end, inner.log_start)
