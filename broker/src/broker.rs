@@ -111,9 +111,7 @@ impl Broker {
             info!(data_dir = %data_dir.display(), "no clean shutdown recorded: recovering logs");
         }
         remove_deleted_dirs(data_dir);
-        let delay = Duration::from_millis(config.i64("group.initial.rebalance.delay.ms") as u64);
-        let retention = Duration::from_secs(config.i64("offsets.retention.minutes") as u64 * 60);
-        let groups = Coordinator::open(data_dir, delay, retention, clean)?;
+        let groups = Coordinator::open(data_dir, config.group_settings(), clean)?;
         let config = load_dynamic_configs(config, &meta)?;
         let mut broker = Broker {
             node_id: config.i64("node.id") as i32,

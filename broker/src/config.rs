@@ -86,6 +86,8 @@ pub static DEFS: &[Def] = &[
     def!("queued.max.requests", Broker, Kind::Int, "500", 1, None, "Most requests read and being handled at once across all connections; a connection waits for a slot before reading its next request."),
                 def!("offsets.retention.minutes", Broker, Kind::Int, "10080", 1, None, "How long the offsets of a group without members are kept after its last member left or its last commit."),
     def!("group.session.check.interval.ms", Broker, Kind::Long, "500", 1, None, "How often expired group members are looked for."),
+    def!("group.min.session.timeout.ms", Broker, Kind::Int, "6000", 0, None, "The shortest session timeout a group member may ask for; a join asking for less gets INVALID_SESSION_TIMEOUT."),
+    def!("group.max.session.timeout.ms", Broker, Kind::Int, "1800000", 0, None, "The longest session timeout a group member may ask for; a join asking for more gets INVALID_SESSION_TIMEOUT."),
     def!("group.initial.rebalance.delay.ms", Broker, Kind::Int, "3000", 0, None, "How long a new group waits for more members before its first rebalance ends."),
     def!("log.segment.bytes", Broker, Kind::Int, "1073741824", 14, None, "Default segment.bytes."),
     def!("log.roll.ms", Broker, Kind::Long, "604800000", 1, None, "Default segment.ms."),
@@ -382,6 +384,20 @@ impl BrokerConfig {
 
     pub fn bool(&self, key: &str) -> bool {
         self.value(key) == "true"
+    }
+
+    /// The group coordinator's settings.
+    pub fn group_settings(&self) -> crate::group::GroupSettings {
+        crate::group::GroupSettings {
+            initial_delay: std::time::Duration::from_millis(
+                self.i64("group.initial.rebalance.delay.ms") as u64,
+            ),
+            offsets_retention: std::time::Duration::from_secs(
+                self.i64("offsets.retention.minutes") as u64 * 60,
+            ),
+            session_timeout_ms: self.i64("group.min.session.timeout.ms") as i32
+                ..=self.i64("group.max.session.timeout.ms") as i32,
+        }
     }
 
     /// Checks a set of topic overrides as CreateTopics and AlterConfigs

@@ -7,6 +7,7 @@
 //! the offsets log before a commit is acknowledged and replayed at start.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -20,9 +21,30 @@ use tracing::{info, warn};
 use super::offset_store::{Committed, OffsetStore};
 use super::state::{Group, JoinArgs, JoinResult, Member, Poll, State, SyncResult};
 
-/// Kafka's bounds on a member's session timeout.
-const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
-const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+/// The coordinator's settings, from the broker's configuration.
+#[derive(Clone, Debug)]
+pub struct GroupSettings {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_delay: Duration,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention: Duration,
+    /// `group.min.session.timeout.ms` to `group.max.session.timeout.ms`:
+    /// a join asking for a session timeout outside gets
+    /// INVALID_SESSION_TIMEOUT.
+    pub session_timeout_ms: RangeInclusive<i32>,
+}
+
+impl GroupSettings {
+    /// Kafka's defaults, with the given initial rebalance delay.
+    #[cfg(test)]
+    pub fn with_delay(initial_delay: Duration) -> GroupSettings {
+        GroupSettings {
+            initial_delay,
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            session_timeout_ms: 6_000..=1_800_000,
+        }
+    }
+}
 
 type GroupRef = Arc<Mutex<Group>>;
 
@@ -39,8 +61,7 @@ pub struct Coordinator {
     /// must see.
     changed: Notify,
     store: OffsetStore,
-    initial_delay: Duration,
-    offsets_retention: Duration,
+    settings: GroupSettings,
     /// Called inside a commit just before the offsets log append, so that a
     /// test can hold a commit there and see what else can happen meanwhile.
     #[cfg(test)]
@@ -59,10 +80,10 @@ impl Coordinator {
     /// Opens the offsets log in `data_dir` and replays it. Blocking.
     pub fn open(
         data_dir: &Path,
-        initial_delay: Duration,
-        offsets_retention: Duration,
+        settings: GroupSettings,
         clean: bool,
     ) -> Result<Coordinator, StorageError> {
+        let initial_delay = settings.initial_delay;
         let (store, offsets) = OffsetStore::open(data_dir, clean)?;
         let now = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();
@@ -83,8 +104,7 @@ impl Coordinator {
             ),
             changed: Notify::new(),
             store,
-            initial_delay,
-            offsets_retention,
+            settings,
             #[cfg(test)]
             before_append: Mutex::new(None),
         })
@@ -103,7 +123,7 @@ impl Coordinator {
         if !create {
             return None;
         }
-        let g = Arc::new(Mutex::new(Group::new(Instant::now(), self.initial_delay)));
+        let g = Arc::new(Mutex::new(Group::new(Instant::now(), self.settings.initial_delay)));
         map.insert(id.to_string(), Arc::clone(&g));
         Some(g)
     }
@@ -130,7 +150,7 @@ impl Coordinator {
         if a.group.is_empty() {
             return JoinResult::error(code(ResponseError::InvalidGroupId), a.member_id);
         }
-        if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&a.session_timeout_ms) {
+        if !self.settings.session_timeout_ms.contains(&a.session_timeout_ms) {
             return JoinResult::error(code(ResponseError::InvalidSessionTimeout), a.member_id);
         }
         let g = self.group(&a.group, true).expect("created");
@@ -330,7 +350,7 @@ impl Coordinator {
         let now = Instant::now();
         for (name, g) in groups {
             let group = lock(&g);
-            if !group.expired_offsets(now, self.offsets_retention) {
+            if !group.expired_offsets(now, self.settings.offsets_retention) {
                 continue;
             }
             let keys: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
@@ -479,7 +499,7 @@ mod tests {
     async fn a_commit_is_checked_and_written_as_one_step() {
         let dir = tempfile::tempdir().unwrap();
         let c = Arc::new(
-            Coordinator::open(dir.path(), Duration::ZERO, Duration::from_secs(60), true).unwrap(),
+            Coordinator::open(dir.path(), GroupSettings::with_delay(Duration::ZERO), true).unwrap(),
         );
         let (member, generation) = stable_group(&c).await;
 
@@ -523,7 +543,7 @@ mod tests {
         );
         c.close().unwrap();
         let reopened =
-            Coordinator::open(dir.path(), Duration::ZERO, Duration::from_secs(60), true).unwrap();
+            Coordinator::open(dir.path(), GroupSettings::with_delay(Duration::ZERO), true).unwrap();
         assert_eq!(reopened.committed("g", "t", 0).unwrap().offset, Offset(7));
     }
 }

@@ -7,6 +7,6 @@ mod coordinator;
 mod offset_store;
 mod state;
 
-pub use coordinator::Coordinator;
+pub use coordinator::{Coordinator, GroupSettings};
 pub use offset_store::Committed;
 pub use state::JoinArgs;

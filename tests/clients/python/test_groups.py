@@ -11,6 +11,9 @@ from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
+from kafka.errors import InvalidSessionTimeoutError
+
+from conftest import Broker
 
 PARTITIONS = 6
 
@@ -255,3 +258,38 @@ def test_aiokafka_three_consumers_share_and_take_over(broker):
     for p in (first, second):
         assert all(p) and set().union(*p) == set(range(PARTITIONS)) and sum(map(len, p)) == PARTITIONS, p
     assert len(first) == 3 and len(second) == 2
+
+
+def test_session_timeout_bounds_follow_the_broker_configs():
+    """group.min.session.timeout.ms: kafka-python with a 3 s session joins a
+    broker configured to allow it, and gets INVALID_SESSION_TIMEOUT from one
+    at Kafka's default minimum of 6 s."""
+    def join(addr, group):
+        return KafkaConsumer("short", bootstrap_servers=addr, group_id=group,
+                             session_timeout_ms=3000, heartbeat_interval_ms=1000,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=20000)
+
+    allowing = Broker("--set", "group.min.session.timeout.ms=3000")
+    try:
+        create_and_fill(allowing.addr, "short", 5)
+        c = join(allowing.addr, "short-session")
+        got = []
+        for m in c:
+            got.append(m)
+            if len(got) == 5 * PARTITIONS:
+                break
+        assert len(got) == 5 * PARTITIONS
+        c.close()
+    finally:
+        allowing.stop()
+
+    default = Broker()
+    try:
+        create_and_fill(default.addr, "short", 1)
+        c = join(default.addr, "short-session")
+        with pytest.raises(InvalidSessionTimeoutError):
+            c.poll(timeout_ms=10000)
+        c.close()
+    finally:
+        default.stop()
