@@ -174,11 +174,11 @@ pub enum Layer {
 /// Why a config key or value was refused. The message names the key.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("unknown config key {0:?}")]
+    #[error("unknown config key {0:?}{hint}", hint = did_you_mean(.0, Scope::Broker))]
     UnknownKey(String),
     #[error("{key} is a topic config; {hint}")]
     TopicKeyOnBroker { key: String, hint: String },
-    #[error("unknown topic config {0:?}")]
+    #[error("unknown topic config {0:?}{hint}", hint = did_you_mean(.0, Scope::Topic))]
     UnknownTopicKey(String),
     #[error("invalid value {value:?} for {key}: {reason}")]
     BadValue {
@@ -192,6 +192,23 @@ pub enum ConfigError {
     BadLine { file: String, line: usize },
     #[error("cannot read {file}: {reason}")]
     Unreadable { file: String, reason: String },
+}
+
+/// `; did you mean "KEY"?` naming the known key of `scope` nearest to the
+/// unknown `key` (a typo, a transposition), or nothing when none is close.
+fn did_you_mean(key: &str, scope: Scope) -> String {
+    let nearest = DEFS
+        .iter()
+        .filter(|d| d.scope == scope)
+        .map(|d| (strsim::levenshtein(key, d.name), d.name))
+        .min();
+    match nearest {
+        // Close: a few edits, and fewer than a third of the key's length.
+        Some((distance, name)) if distance <= 3 && distance * 3 < key.len() => {
+            format!("; did you mean {name:?}?")
+        }
+        _ => String::new(),
+    }
 }
 
 /// The error for a topic key given where a broker key belongs, pointing
@@ -684,6 +701,23 @@ mod tests {
             c.with_dynamic(Layer::ThisBroker, set("segment.bytes", "100000")),
             Err(ConfigError::TopicKeyOnBroker { .. })
         ));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_nearest_known_one() {
+        let typo = ConfigError::UnknownKey("log.retension.ms".into()).to_string();
+        assert_eq!(
+            typo,
+            r#"unknown config key "log.retension.ms"; did you mean "log.retention.ms"?"#
+        );
+        let topic = ConfigError::UnknownTopicKey("segmnt.bytes".into()).to_string();
+        assert!(
+            topic.ends_with(r#"did you mean "segment.bytes"?"#),
+            "{topic}"
+        );
+        // Nothing close: no guess.
+        let far = ConfigError::UnknownKey("no.such.key".into()).to_string();
+        assert_eq!(far, r#"unknown config key "no.such.key""#);
     }
 
     #[test]

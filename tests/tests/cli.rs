@@ -38,6 +38,11 @@ fn refused_with_env(args: &[&str], env: &[(&str, &str)]) -> String {
 #[test]
 fn bad_configuration_stops_start_up_naming_it() {
     assert!(refused(&["--set", "no.such.key=1"]).contains("no.such.key"));
+    let e = refused(&["--set", "log.retension.ms=1000"]);
+    assert!(
+        e.contains("log.retension.ms") && e.contains("did you mean \"log.retention.ms\"?"),
+        "a typo names the nearest key: {e}"
+    );
     let e = refused(&["--set", "num.partitions=lots"]);
     assert!(e.contains("num.partitions") && e.contains("lots"), "{e}");
     assert!(refused(&["--set", "log.segment.bytes=3"]).contains("log.segment.bytes"));

@@ -123,7 +123,10 @@ impl Coordinator {
         if !create {
             return None;
         }
-        let g = Arc::new(Mutex::new(Group::new(Instant::now(), self.settings.initial_delay)));
+        let g = Arc::new(Mutex::new(Group::new(
+            Instant::now(),
+            self.settings.initial_delay,
+        )));
         map.insert(id.to_string(), Arc::clone(&g));
         Some(g)
     }
@@ -150,7 +153,11 @@ impl Coordinator {
         if a.group.is_empty() {
             return JoinResult::error(code(ResponseError::InvalidGroupId), a.member_id);
         }
-        if !self.settings.session_timeout_ms.contains(&a.session_timeout_ms) {
+        if !self
+            .settings
+            .session_timeout_ms
+            .contains(&a.session_timeout_ms)
+        {
             return JoinResult::error(code(ResponseError::InvalidSessionTimeout), a.member_id);
         }
         let g = self.group(&a.group, true).expect("created");
