@@ -21,6 +21,11 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// Any string.
     Text,
+    /// A floating-point number.
+    Double,
+    /// A comma-separated list; its items must be among the listed strings
+    /// when there are any.
+    List(&'static [&'static str]),
 }
 
 impl Kind {
@@ -31,6 +36,8 @@ impl Kind {
             Kind::Choice(_) | Kind::Text => 2,
             Kind::Int => 3,
             Kind::Long => 5,
+            Kind::Double => 6,
+            Kind::List(_) => 7,
         }
     }
 }
@@ -57,6 +64,12 @@ pub struct Def {
 }
 
 const I64_MAX: &str = "9223372036854775807";
+
+/// `compression.type`'s values Strata gives effect to. Kafka also names
+/// uncompressed, zstd, lz4, snappy and gzip, which make the broker
+/// recompress batches; they are refused (INVALID_CONFIG, naming the value)
+/// until the broker recompresses.
+const COMPRESSION_TYPES: &[&str] = &["producer"];
 
 macro_rules! def {
     ($name:expr, $scope:ident, $kind:expr, $default:expr, $min:expr, $syn:expr, $doc:expr) => {
@@ -113,7 +126,22 @@ pub static DEFS: &[Def] = &[
     def!("log.index.interval.bytes", Broker, Kind::Int, "4096", 0, None, "Default index.interval.bytes."),
     def!("log.index.size.max.bytes", Broker, Kind::Int, "10485760", 4, None, "Default segment.index.bytes."),
     def!("log.message.timestamp.type", Broker, Kind::Choice(&["CreateTime", "LogAppendTime"]), "CreateTime", 0, None, "Default message.timestamp.type."),
-    def!("log.cleanup.policy", Broker, Kind::Choice(&["delete"]), "delete", 0, None, "Default cleanup.policy (compaction is not supported yet)."),
+    def!("log.message.timestamp.before.max.ms", Broker, Kind::Long, I64_MAX, 0, None, "Default message.timestamp.before.max.ms."),
+    def!("log.message.timestamp.after.max.ms", Broker, Kind::Long, "3600000", 0, None, "Default message.timestamp.after.max.ms."),
+    def!("log.cleanup.policy", Broker, Kind::List(&["delete"]), "delete", 0, None, "Default cleanup.policy (compaction is not supported yet)."),
+    def!("compression.type", Broker, Kind::Choice(COMPRESSION_TYPES), "producer", 0, None, "Default compression.type."),
+    def!("compression.gzip.level", Broker, Kind::Int, "-1", -1, None, "Default compression.gzip.level."),
+    def!("compression.lz4.level", Broker, Kind::Int, "9", 1, None, "Default compression.lz4.level."),
+    def!("compression.zstd.level", Broker, Kind::Int, "3", -131072, None, "Default compression.zstd.level."),
+    def!("min.insync.replicas", Broker, Kind::Int, "1", 1, None, "Default min.insync.replicas."),
+    def!("unclean.leader.election.enable", Broker, Kind::Bool, "false", 0, None, "Default unclean.leader.election.enable."),
+    def!("log.preallocate", Broker, Kind::Bool, "false", 0, None, "Default preallocate."),
+    def!("log.roll.jitter.ms", Broker, Kind::Long, "0", 0, None, "Default segment.jitter.ms."),
+    def!("log.segment.delete.delay.ms", Broker, Kind::Long, "60000", 0, None, "Default file.delete.delay.ms."),
+    def!("log.cleaner.delete.retention.ms", Broker, Kind::Long, "86400000", 0, None, "Default delete.retention.ms."),
+    def!("log.cleaner.min.compaction.lag.ms", Broker, Kind::Long, "0", 0, None, "Default min.compaction.lag.ms."),
+    def!("log.cleaner.max.compaction.lag.ms", Broker, Kind::Long, I64_MAX, 1, None, "Default max.compaction.lag.ms."),
+    def!("log.cleaner.min.cleanable.ratio", Broker, Kind::Double, "0.5", 0, None, "Default min.cleanable.dirty.ratio."),
     def!("segment.bytes", Topic, Kind::Int, "1073741824", 14, Some("log.segment.bytes"), "Roll a segment before it grows past this size."),
     def!("segment.ms", Topic, Kind::Long, "604800000", 1, Some("log.roll.ms"), "Roll a non-empty segment this old."),
     def!("retention.ms", Topic, Kind::Long, "-1", -1, Some("log.retention.ms"), "Total retention, both tiers: delete segments whose newest record is older; -1 keeps forever."),
@@ -127,11 +155,32 @@ pub static DEFS: &[Def] = &[
     def!("index.interval.bytes", Topic, Kind::Int, "4096", 0, Some("log.index.interval.bytes"), "Bytes of log between two index entries."),
     def!("segment.index.bytes", Topic, Kind::Int, "10485760", 4, Some("log.index.size.max.bytes"), "Preallocated size of an index file."),
     def!("message.timestamp.type", Topic, Kind::Choice(&["CreateTime", "LogAppendTime"]), "CreateTime", 0, Some("log.message.timestamp.type"), "Keep the producer's timestamp or stamp the broker's."),
-    def!("cleanup.policy", Topic, Kind::Choice(&["delete"]), "delete", 0, Some("log.cleanup.policy"), "Only delete is supported."),
+    def!("cleanup.policy", Topic, Kind::List(&["delete"]), "delete", 0, Some("log.cleanup.policy"), "Only delete is supported until compaction lands."),
+    def!("compression.type", Topic, Kind::Choice(COMPRESSION_TYPES), "producer", 0, Some("compression.type"), "The codec batches are stored with: producer keeps the producer's (the only value accepted until the broker recompresses)."),
+    def!("compression.gzip.level", Topic, Kind::Int, "-1", -1, Some("compression.gzip.level"), "gzip level for broker-side compression (1 to 9, -1 for the codec's default); accepted and reported."),
+    def!("compression.lz4.level", Topic, Kind::Int, "9", 1, Some("compression.lz4.level"), "lz4 level for broker-side compression (1 to 17); accepted and reported."),
+    def!("compression.zstd.level", Topic, Kind::Int, "3", -131072, Some("compression.zstd.level"), "zstd level for broker-side compression (-131072 to 22); accepted and reported."),
+    def!("message.timestamp.before.max.ms", Topic, Kind::Long, I64_MAX, 0, Some("log.message.timestamp.before.max.ms"), "CreateTime records older than this are refused with INVALID_TIMESTAMP."),
+    def!("message.timestamp.after.max.ms", Topic, Kind::Long, "3600000", 0, Some("log.message.timestamp.after.max.ms"), "CreateTime records further in the future than this are refused with INVALID_TIMESTAMP."),
+    def!("min.insync.replicas", Topic, Kind::Int, "1", 1, Some("min.insync.replicas"), "Replicas that must have an acks=all write; a single node is its only replica, so 1 is all it can meet (more gives NOT_ENOUGH_REPLICAS)."),
+    def!("unclean.leader.election.enable", Topic, Kind::Bool, "false", 0, Some("unclean.leader.election.enable"), "Accepted and reported; a single replica has no other to elect."),
+    def!("leader.replication.throttled.replicas", Topic, Kind::List(&[]), "", 0, None, "Accepted and reported: partition:broker pairs or *; a single node has no replication to throttle."),
+    def!("follower.replication.throttled.replicas", Topic, Kind::List(&[]), "", 0, None, "Accepted and reported: partition:broker pairs or *; a single node has no replication to throttle."),
+    def!("preallocate", Topic, Kind::Bool, "false", 0, Some("log.preallocate"), "Accepted and reported; segment files grow as they are written."),
+    def!("segment.jitter.ms", Topic, Kind::Long, "0", 0, Some("log.roll.jitter.ms"), "Accepted and reported; segments roll at segment.ms exactly."),
+    def!("file.delete.delay.ms", Topic, Kind::Long, "60000", 0, Some("log.segment.delete.delay.ms"), "Accepted and reported; deleted segments go at once (readers keep their open files)."),
+    def!("delete.retention.ms", Topic, Kind::Long, "86400000", 0, Some("log.cleaner.delete.retention.ms"), "Accepted and reported for compacted topics, which come later."),
+    def!("min.compaction.lag.ms", Topic, Kind::Long, "0", 0, Some("log.cleaner.min.compaction.lag.ms"), "Accepted and reported for compacted topics, which come later."),
+    def!("max.compaction.lag.ms", Topic, Kind::Long, I64_MAX, 1, Some("log.cleaner.max.compaction.lag.ms"), "Accepted and reported for compacted topics, which come later."),
+    def!("min.cleanable.dirty.ratio", Topic, Kind::Double, "0.5", 0, Some("log.cleaner.min.cleanable.ratio"), "Accepted and reported for compacted topics, which come later (0 to 1)."),
+    def!("remote.log.copy.disable", Topic, Kind::Bool, "false", 0, None, "Accepted and reported; uploads follow remote.storage.enable."),
+    def!("remote.log.delete.on.disable", Topic, Kind::Bool, "false", 0, None, "Accepted and reported; remote copies follow retention."),
 ];
 
-pub fn def(name: &str) -> Option<&'static Def> {
-    DEFS.iter().find(|d| d.name == name)
+/// The definition of a key of `scope` (a broker key and a topic key may
+/// share a name, as `compression.type` does).
+pub fn def(name: &str, scope: Scope) -> Option<&'static Def> {
+    DEFS.iter().find(|d| d.name == name && d.scope == scope)
 }
 
 /// Broker keys that are not a topic default but still change at run time.
@@ -211,6 +260,18 @@ fn did_you_mean(key: &str, scope: Scope) -> String {
     }
 }
 
+/// The definition of a broker key, or why `key` is not one: unknown, or a
+/// topic key (pointing at the broker key that sets its default).
+fn broker_def(key: &str) -> Result<&'static Def, ConfigError> {
+    if let Some(d) = def(key, Scope::Broker) {
+        return Ok(d);
+    }
+    match def(key, Scope::Topic) {
+        Some(t) => Err(topic_key_on_broker(t)),
+        None => Err(ConfigError::UnknownKey(key.into())),
+    }
+}
+
 /// The error for a topic key given where a broker key belongs, pointing
 /// at the broker key that sets its default.
 fn topic_key_on_broker(d: &Def) -> ConfigError {
@@ -256,6 +317,66 @@ pub fn validate(def: &Def, value: &str) -> Result<(), ConfigError> {
                 Err(bad(format!("expected one of {}", options.join(", "))))
             }
         }
+        Kind::Double => match value.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(()),
+            _ => Err(bad("expected a number".into())),
+        },
+        Kind::List(allowed) => {
+            for item in list_items(value) {
+                if !allowed.is_empty() && !allowed.contains(&item) {
+                    return Err(bad(format!(
+                        "{item:?} is not one of {}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+            Ok(())
+        }
+    }?;
+    validate_range(def, value).map_err(bad)
+}
+
+/// The items of a list config's value: comma-separated, trimmed, empty
+/// ones dropped.
+pub fn list_items(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Kafka's bounds and formats beyond a key's type and minimum.
+fn validate_range(def: &Def, value: &str) -> Result<(), String> {
+    let int = || value.trim().parse::<i64>().unwrap_or(0);
+    match def.name {
+        "compression.gzip.level" if !(int() == -1 || (1..=9).contains(&int())) => {
+            Err("must be -1 or from 1 to 9".into())
+        }
+        "compression.lz4.level" if !(1..=17).contains(&int()) => Err("must be from 1 to 17".into()),
+        "compression.zstd.level" if !(-131072..=22).contains(&int()) => {
+            Err("must be from -131072 to 22".into())
+        }
+        "min.cleanable.dirty.ratio" | "log.cleaner.min.cleanable.ratio" => {
+            match value.trim().parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => Ok(()),
+                _ => Err("must be from 0 to 1".into()),
+            }
+        }
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            let items = list_items(value);
+            let pair = |s: &str| {
+                s.split_once(':').is_some_and(|(p, b)| {
+                    p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok()
+                })
+            };
+            if items == ["*"] || items.iter().all(|s| pair(s)) {
+                Ok(())
+            } else {
+                Err("expected * or a list of partition:broker pairs".into())
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -276,10 +397,7 @@ impl BrokerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let key = key.trim();
         let value = value.trim();
-        let d = def(key).ok_or_else(|| ConfigError::UnknownKey(key.into()))?;
-        if d.scope == Scope::Topic {
-            return Err(topic_key_on_broker(d));
-        }
+        let d = broker_def(key)?;
         validate(d, value)?;
         self.explicit.insert(key.into(), value.into());
         Ok(())
@@ -347,10 +465,7 @@ impl BrokerConfig {
     ) -> Result<BrokerConfig, ConfigError> {
         let mut static_only = Vec::new();
         for (k, v) in &configs {
-            let d = def(k).ok_or_else(|| ConfigError::UnknownKey(k.clone()))?;
-            if d.scope == Scope::Topic {
-                return Err(topic_key_on_broker(d));
-            }
+            let d = broker_def(k)?;
             if !is_dynamic(d) {
                 static_only.push(k.as_str());
                 continue;
@@ -388,10 +503,12 @@ impl BrokerConfig {
         match key {
             "log.retention.ms" => from("log.retention.minutes", 60_000)
                 .or_else(|| from("log.retention.hours", 3_600_000))
-                .unwrap_or_else(|| def(key).expect("known").default.to_string()),
+                .unwrap_or_else(|| def(key, Scope::Broker).expect("known").default.to_string()),
             "log.roll.ms" => from("log.roll.hours", 3_600_000)
-                .unwrap_or_else(|| def(key).expect("known").default.to_string()),
-            _ => def(key).map(|d| d.default.to_string()).unwrap_or_default(),
+                .unwrap_or_else(|| def(key, Scope::Broker).expect("known").default.to_string()),
+            _ => def(key, Scope::Broker)
+                .map(|d| d.default.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -425,9 +542,7 @@ impl BrokerConfig {
         overrides: &BTreeMap<String, String>,
     ) -> Result<(), ConfigError> {
         for (k, v) in overrides {
-            let d = def(k)
-                .filter(|d| d.scope == Scope::Topic)
-                .ok_or_else(|| ConfigError::UnknownTopicKey(k.clone()))?;
+            let d = def(k, Scope::Topic).ok_or_else(|| ConfigError::UnknownTopicKey(k.clone()))?;
             validate(d, v)?;
         }
         let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
@@ -477,7 +592,7 @@ impl BrokerConfig {
         if let Some(v) = overrides.get(key) {
             return (v.clone(), Source::Topic);
         }
-        let d = def(key).expect("known topic key");
+        let d = def(key, Scope::Topic).expect("known topic key");
         let Some(synonym) = d.broker_synonym else {
             return (d.default.to_string(), Source::Default);
         };
@@ -504,7 +619,9 @@ impl BrokerConfig {
                 out.push((k.to_string(), v.to_string(), source));
             }
         }
-        let default = def(key).map(|d| d.default).unwrap_or_default();
+        let default = def(key, Scope::Broker)
+            .map(|d| d.default)
+            .unwrap_or_default();
         out.push((key.to_string(), default.to_string(), Source::Default));
         out
     }
@@ -535,6 +652,8 @@ impl BrokerConfig {
                 TimestampType::CreateTime
             },
             producer_id_expiration_ms: self.i64("producer.id.expiration.ms"),
+            timestamp_before_max_ms: n("message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: n("message.timestamp.after.max.ms"),
         }
     }
 }
@@ -601,6 +720,9 @@ mod tests {
                     Kind::Long => "long".to_string(),
                     Kind::Choice(options) => options.join(" \\| "),
                     Kind::Text => "string".to_string(),
+                    Kind::Double => "double".to_string(),
+                    Kind::List(options) if options.is_empty() => "list".to_string(),
+                    Kind::List(options) => format!("list of {}", options.join(", ")),
                 };
                 let min = match d.kind {
                     Kind::Int | Kind::Long => d.min.to_string(),

@@ -70,6 +70,7 @@ pub fn storage_code(e: &StorageError) -> i16 {
     match e {
         StorageError::CorruptBatch { .. } => ResponseError::CorruptMessage.code(),
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        StorageError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp.code(),
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Closed { .. } => ResponseError::UnknownTopicOrPartition.code(),
         StorageError::Io { .. } => ResponseError::KafkaStorageError.code(),

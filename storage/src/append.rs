@@ -14,7 +14,7 @@ use crate::checkpoint;
 use crate::error::{StorageError, StorageResult};
 use crate::log::{Inner, Log};
 use crate::segment::{ActiveSegment, Segment};
-use crate::{Offset, TimestampType};
+use crate::{LogConfig, Offset, TimestampType};
 
 /// Result of a successful append.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -33,6 +33,29 @@ pub struct AppendInfo {
     /// The append rolled a new segment; the sealed one waits for
     /// [`Log::flush_sealed`].
     pub rolled: bool,
+}
+
+/// Kafka's `message.timestamp.before.max.ms` and `.after.max.ms` for
+/// `CreateTime` logs: the batch's largest timestamp may not be further
+/// ahead of the broker's clock than the one bound, nor its first record's
+/// further behind than the other. The records themselves are not decoded,
+/// so the first record's timestamp stands for the earliest.
+fn check_timestamps(header: &BatchHeader, config: &LogConfig, now_ms: i64) -> StorageResult<()> {
+    if config.timestamp_type != TimestampType::CreateTime {
+        return Ok(());
+    }
+    let earliest = now_ms.saturating_sub(config.timestamp_before_max_ms);
+    let latest = now_ms.saturating_add(config.timestamp_after_max_ms);
+    for ts in [header.base_timestamp, header.max_timestamp] {
+        if ts < earliest || ts > latest {
+            return Err(StorageError::InvalidTimestamp {
+                timestamp: ts,
+                earliest,
+                latest,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A sealed segment whose fsync is pending: base offset, log file, path.
@@ -59,6 +82,7 @@ impl Log {
                     max: config.max_message_bytes,
                 });
             }
+            check_timestamps(&header, &config, now_ms)?;
             headers.push((pos, header));
             pos += header.total_len();
         }

@@ -35,6 +35,11 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms`: an idempotent producer that appends
     /// nothing for this long is forgotten.
     pub producer_id_expiration_ms: i64,
+    /// `message.timestamp.before.max.ms`: how far behind the broker's clock
+    /// a `CreateTime` record may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far ahead of it.
+    pub timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -52,6 +57,8 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             timestamp_type: TimestampType::CreateTime,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
         }
     }
 }

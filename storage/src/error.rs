@@ -22,6 +22,12 @@ pub enum StorageError {
     CorruptBatch { position: usize, reason: BatchError },
     #[error("record batch of {size} bytes exceeds max.message.bytes={max}")]
     BatchTooLarge { size: usize, max: usize },
+    #[error("timestamp {timestamp} is out of range: the timestamp should be within [{earliest}, {latest}] (message.timestamp.before.max.ms, message.timestamp.after.max.ms)")]
+    InvalidTimestamp {
+        timestamp: i64,
+        earliest: i64,
+        latest: i64,
+    },
     #[error("offset {requested} is outside the log [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         requested: Offset,

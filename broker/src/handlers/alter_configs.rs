@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{blocking, str_bytes};
 use crate::broker::Broker;
-use crate::config::{ConfigError, Layer};
+use crate::config::{def, list_items, ConfigError, Kind, Layer, Scope};
 use crate::error::AdminError;
 
 const TOPIC: i8 = 2;
@@ -24,6 +24,8 @@ const BROKER: i8 = 4;
 /// Incremental operations (Kafka's `AlterConfigOp.OpType`).
 const SET: i8 = 0;
 const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
 
 /// The outcome for one resource: error code and message.
 type Outcome = (i16, Option<StrBytes>);
@@ -54,6 +56,14 @@ impl Target {
             other => Err(AdminError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
+        }
+    }
+
+    /// Whether configs of this resource are topic keys.
+    fn scope(&self) -> Scope {
+        match self {
+            Target::Topic(_) => Scope::Topic,
+            Target::Broker(_) => Scope::Broker,
         }
     }
 
@@ -88,6 +98,43 @@ impl Target {
                 }),
         }
     }
+}
+
+/// APPEND or SUBTRACT on a list config, as Kafka applies them: the items
+/// are added (those not there yet) to or removed from the value in force
+/// (the resource's own, or the default it follows). Other configs are
+/// INVALID_CONFIG.
+fn list_op(
+    broker: &Broker,
+    target: &Target,
+    configs: &BTreeMap<String, String>,
+    name: &str,
+    op: i8,
+    value: &Option<StrBytes>,
+) -> Result<String, AdminError> {
+    let is_list = def(name, target.scope()).is_some_and(|d| matches!(d.kind, Kind::List(_)));
+    if !is_list {
+        return Err(AdminError::InvalidConfig(ConfigError::BadValue {
+            key: name.to_string(),
+            value: String::new(),
+            reason: "APPEND and SUBTRACT apply to list configs only".into(),
+        }));
+    }
+    let current = match (configs.get(name), target) {
+        (Some(v), _) => v.clone(),
+        (None, Target::Topic(_)) => broker.config().topic_value(name, &BTreeMap::new()).0,
+        (None, Target::Broker(_)) => broker.config().value(name),
+    };
+    let mut items: Vec<String> = list_items(&current).into_iter().map(String::from).collect();
+    let given = value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+    for item in list_items(&given) {
+        match op {
+            APPEND if !items.iter().any(|i| i == item) => items.push(item.to_string()),
+            SUBTRACT => items.retain(|i| i != item),
+            _ => {}
+        }
+    }
+    Ok(items.join(","))
 }
 
 pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -146,12 +193,14 @@ pub async fn incremental(
                                     "Null value not supported for: {name}"
                                 )))
                             }
+                            (op @ (APPEND | SUBTRACT), value) => {
+                                let next = list_op(&b, &target, &configs, &name, op, value)?;
+                                configs.insert(name, next);
+                            }
                             (op, _) => {
-                                return Err(AdminError::InvalidConfig(ConfigError::BadValue {
-                                    key: name,
-                                    value: String::new(),
-                                    reason: format!("operation {op} applies to list configs only"),
-                                }))
+                                return Err(AdminError::InvalidRequest(format!(
+                                    "Unknown config operation {op} for {name}"
+                                )))
                             }
                         }
                     }

@@ -51,8 +51,19 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
     let bad_acks = !matches!(req.acks, -1..=1);
     let mut out = Vec::with_capacity(req.topic_data.len());
     let mut rolled = Vec::new();
+    let config = broker.config();
     for topic_data in req.topic_data {
         let topic = broker.topic(&topic_data.name.0);
+        // acks=all asks every in-sync replica; a single node is the only
+        // one, so a topic asking for more cannot be written with acks=all,
+        // as Kafka answers when its in-sync set is too small.
+        let min_isr = topic.as_ref().map_or(1, |t| {
+            config
+                .topic_value("min.insync.replicas", &t.configs)
+                .0
+                .parse::<i32>()
+                .unwrap_or(1)
+        });
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
             if bad_acks {
@@ -71,6 +82,17 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
                 ));
                 continue;
             };
+            if req.acks == -1 && min_isr > 1 {
+                partitions.push(partition_error(
+                    pd.index,
+                    ResponseError::NotEnoughReplicas.code(),
+                    Some(format!(
+                        "The size of the current ISR [{}] is insufficient to satisfy the min.isr requirement of {min_isr} for partition {}-{}",
+                        broker.node_id, topic_data.name.0, pd.index
+                    )),
+                ));
+                continue;
+            }
             let Some(records) = pd.records else {
                 partitions.push(partition_error(
                     pd.index,
