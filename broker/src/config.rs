@@ -11,6 +11,8 @@ use std::path::Path;
 use strata_storage::{LogConfig, TimestampType};
 use strata_tiering::TierPolicy;
 
+use crate::kafka_keys::{is_kafka_broker_key, is_kafka_dynamic};
+
 /// The type of a config value, as DescribeConfigs reports it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -246,10 +248,16 @@ pub enum ConfigError {
 /// `; did you mean "KEY"?` naming the known key of `scope` nearest to the
 /// unknown `key` (a typo, a transposition), or nothing when none is close.
 fn did_you_mean(key: &str, scope: Scope) -> String {
+    let kafka_only: &[&str] = match scope {
+        Scope::Broker => crate::kafka_keys::KAFKA_BROKER_KEYS,
+        Scope::Topic => &[],
+    };
     let nearest = DEFS
         .iter()
         .filter(|d| d.scope == scope)
-        .map(|d| (strsim::levenshtein(key, d.name), d.name))
+        .map(|d| d.name)
+        .chain(kafka_only.iter().copied())
+        .map(|name| (strsim::levenshtein(key, name), name))
         .min();
     match nearest {
         // Close: a few edits, and fewer than a third of the key's length.
@@ -397,10 +405,28 @@ impl BrokerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let key = key.trim();
         let value = value.trim();
-        let d = broker_def(key)?;
-        validate(d, value)?;
+        match broker_def(key) {
+            Ok(d) => validate(d, value)?,
+            // A Kafka key Strata has no use for: kept and reported.
+            Err(ConfigError::UnknownKey(_)) if is_kafka_broker_key(key) => {}
+            Err(e) => return Err(e),
+        }
         self.explicit.insert(key.into(), value.into());
         Ok(())
+    }
+
+    /// The Kafka broker keys set in any layer that have no effect on a
+    /// single node, with their values in force.
+    pub fn without_effect(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for layer in [&self.explicit, &self.cluster_default, &self.this_broker] {
+            for (k, v) in layer {
+                if def(k, Scope::Broker).is_none() {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Reads a Kafka-style properties file: `key=value` lines, `#` and `!`
@@ -465,7 +491,18 @@ impl BrokerConfig {
     ) -> Result<BrokerConfig, ConfigError> {
         let mut static_only = Vec::new();
         for (k, v) in &configs {
-            let d = broker_def(k)?;
+            let d = match broker_def(k) {
+                Ok(d) => d,
+                // Kafka keys without effect here change at run time where
+                // Kafka lets them.
+                Err(ConfigError::UnknownKey(_)) if is_kafka_broker_key(k) => {
+                    if !is_kafka_dynamic(k) {
+                        static_only.push(k.as_str());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if !is_dynamic(d) {
                 static_only.push(k.as_str());
                 continue;
@@ -823,6 +860,40 @@ mod tests {
             c.with_dynamic(Layer::ThisBroker, set("segment.bytes", "100000")),
             Err(ConfigError::TopicKeyOnBroker { .. })
         ));
+    }
+
+    #[test]
+    fn kafka_keys_without_effect_are_kept_and_reported() {
+        let mut c = BrokerConfig::default();
+        c.set("num.network.threads", "3").unwrap();
+        c.set("listener.name.internal.ssl.keystore.type", "PEM")
+            .unwrap();
+        assert_eq!(
+            c.without_effect(),
+            BTreeMap::from([
+                (
+                    "listener.name.internal.ssl.keystore.type".into(),
+                    "PEM".into()
+                ),
+                ("num.network.threads".into(), "3".into()),
+            ])
+        );
+        let typo = c.set("num.netwrok.threads", "3").unwrap_err().to_string();
+        assert!(
+            typo.ends_with(r#"did you mean "num.network.threads"?"#),
+            "{typo}"
+        );
+        // Dynamic where Kafka allows it, refused where Kafka refuses it.
+        let dynamic = BTreeMap::from([("sasl.kerberos.kinit.cmd".into(), "/bin/kinit".into())]);
+        let next = c.with_dynamic(Layer::ThisBroker, dynamic).unwrap();
+        assert!(next
+            .without_effect()
+            .contains_key("sasl.kerberos.kinit.cmd"));
+        let fixed = BTreeMap::from([("process.roles".into(), "broker".into())]);
+        assert_eq!(
+            c.with_dynamic(Layer::ThisBroker, fixed).unwrap_err(),
+            ConfigError::NotDynamic("process.roles".into())
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod error;
 mod group;
 mod handlers;
 mod internal_log;
+mod kafka_keys;
 mod meta;
 mod metrics;
 mod records;
@@ -146,6 +147,13 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = build_config(&cli)?;
+    let ignored = config.without_effect();
+    if !ignored.is_empty() {
+        info!(
+            keys = ?ignored.keys().collect::<Vec<_>>(),
+            "Kafka broker configs accepted without effect on a single node"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -7,6 +7,7 @@ use kafka_protocol::ResponseError;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::{is_dynamic, Def, Layer, Scope, Source, DEFS};
+use crate::kafka_keys::is_kafka_dynamic;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -90,7 +91,7 @@ pub fn handle(
                     result.with_configs(configs)
                 }
                 BROKER if *r.resource_name == *broker.node_id.to_string() => {
-                    let configs = DEFS
+                    let mut configs: Vec<DescribeConfigsResourceResult> = DEFS
                         .iter()
                         .filter(|d| d.scope == Scope::Broker)
                         .filter(wanted)
@@ -109,6 +110,33 @@ pub fn handle(
                             )
                         })
                         .collect();
+                    // Kafka keys set on this broker that it accepts without
+                    // effect, as given, saying so in their documentation.
+                    for (key, value) in config.without_effect() {
+                        let asked = r.configuration_keys.as_ref().is_none_or(|keys| {
+                            keys.is_empty() || keys.iter().any(|k| **k == *key)
+                        });
+                        if !asked {
+                            continue;
+                        }
+                        let source = config.broker_source(&key);
+                        configs.push(
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(key.clone()))
+                                .with_value(Some(str_bytes(value.clone())))
+                                .with_read_only(!is_kafka_dynamic(&key))
+                                .with_config_source(source.code())
+                                .with_synonyms(if req.include_synonyms {
+                                    vec![synonym_entry(&key, value, source)]
+                                } else {
+                                    Vec::new()
+                                })
+                                .with_config_type(if version >= 3 { 2 } else { 0 })
+                                .with_documentation(req.include_documentation.then(|| {
+                                    str_bytes("A Kafka broker config without effect on a single Strata node.")
+                                })),
+                        );
+                    }
                     result.with_configs(configs)
                 }
                 // The cluster-wide default resource shows what is set on it.

@@ -152,3 +152,109 @@ def test_legacy_alter_configs_replaces_the_brokers_dynamic_set(broker):
         admin.alter_configs([bad])[bad].result(10)
     assert e.value.args[0].code() == KafkaError.INVALID_REQUEST
     assert describe(admin, ResourceType.BROKER, "0")["log.segment.bytes"].value == "300000"
+
+
+# A Kafka 4.x server.properties as a KRaft quick start leaves it, and a few
+# keys operators often add: copied unchanged, it starts Strata.
+KAFKA_SERVER_PROPERTIES = """
+# Server basics
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@localhost:9093
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://localhost:9092
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs=/tmp/kraft-combined-logs
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+log.retention.hours=168
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+default.replication.factor=1
+min.insync.replicas=1
+compression.type=producer
+delete.topic.enable=true
+message.max.bytes=1048588
+log.cleaner.enable=true
+log.cleaner.threads=1
+log.message.timestamp.type=CreateTime
+unclean.leader.election.enable=false
+controlled.shutdown.enable=true
+replica.lag.time.max.ms=30000
+replica.fetch.max.bytes=1048576
+num.replica.fetchers=1
+background.threads=10
+queued.max.requests=500
+connections.max.idle.ms=600000
+group.min.session.timeout.ms=6000
+group.max.session.timeout.ms=1800000
+offsets.retention.minutes=10080
+transaction.max.timeout.ms=900000
+auto.leader.rebalance.enable=true
+leader.imbalance.check.interval.seconds=300
+metadata.log.dir=/tmp/kraft-metadata
+sasl.enabled.mechanisms=GSSAPI
+"""
+
+
+def test_a_kafka_server_properties_starts_and_reports_what_it_ignores(tmp_path):
+    from conftest import Broker
+
+    props = tmp_path / "server.properties"
+    props.write_text(KAFKA_SERVER_PROPERTIES)
+    keys = [l.split("=", 1)[0] for l in KAFKA_SERVER_PROPERTIES.splitlines()
+            if l and not l.startswith("#")]
+    assert len(keys) >= 40
+    b = Broker("--config", str(props))
+    try:
+        a = AdminClient({"bootstrap.servers": b.addr})
+        a.create_topics([NewTopic("copied", 1, 1)])["copied"].result(10)
+        got = describe(a, ResourceType.BROKER, "1")
+        # Strata's own keys take effect; Kafka's others are reported as set.
+        assert got["group.initial.rebalance.delay.ms"].value == "0"
+        assert got["num.network.threads"].value == "3"
+        assert not got["num.network.threads"].is_read_only, "dynamic in Kafka"
+        assert got["log.dirs"].value == "/tmp/kraft-combined-logs"
+        assert got["log.dirs"].is_read_only
+        # The ignored keys are logged once, at start.
+        with open(os.path.join(b.dir.name, "broker.log")) as f:
+            lines = [l for l in f if "without effect on a single node" in l]
+        assert len(lines) == 1, lines
+        for key in ["process.roles", "num.io.threads", "log.cleaner.enable", "controller.quorum.voters"]:
+            assert key in lines[0], key
+        # A dynamic Kafka key changes at run time as Kafka allows; a static
+        # one is refused as Kafka refuses it.
+        alter(a, "1", ("sasl.kerberos.kinit.cmd", "/usr/bin/kinit", SET))
+        assert describe(a, ResourceType.BROKER, "1")["sasl.kerberos.kinit.cmd"].value == "/usr/bin/kinit"
+        with pytest.raises(KafkaException) as e:
+            alter(a, "1", ("process.roles", "broker", SET))
+        assert e.value.args[0].code() == KafkaError.INVALID_REQUEST
+    finally:
+        b.stop()
+
+
+def test_a_typo_in_server_properties_names_the_key_meant(tmp_path):
+    import subprocess
+    from conftest import strata_bin
+
+    props = tmp_path / "server.properties"
+    props.write_text("num.netwrok.threads=3\n")
+    out = subprocess.run([strata_bin(), "--config", str(props), "--listen", "127.0.0.1:0",
+                          "--data-dir", str(tmp_path / "data")],
+                         capture_output=True, timeout=30)
+    assert out.returncode != 0
+    assert 'did you mean "num.network.threads"?' in out.stderr.decode(), out.stderr
