@@ -563,14 +563,14 @@ impl Group {
 
     /// Whether an OffsetCommit from this member at this generation is
     /// accepted now. Generation -1 with an empty member id commits outside
-    /// any generation, as tools and assign-only consumers do; it is refused
-    /// while the group has members.
+    /// any generation, as tools and assign-only consumers do; while the
+    /// group has members it is UNKNOWN_MEMBER_ID, as Kafka answers it.
     pub fn check_commit(&mut self, generation: i32, member_id: &str, now: Instant) -> i16 {
         if generation < 0 && member_id.is_empty() {
             return if self.members.is_empty() {
                 0
             } else {
-                code(ResponseError::IllegalGeneration)
+                code(ResponseError::UnknownMemberId)
             };
         }
         let Some(member) = self.members.get_mut(member_id) else {
@@ -885,7 +885,7 @@ mod tests {
         );
         assert_eq!(
             g.check_commit(-1, "", clock.now()),
-            ResponseError::IllegalGeneration.code(),
+            ResponseError::UnknownMemberId.code(),
             "a commit outside any generation is refused while the group has members"
         );
         join(&mut g, "", &clock);

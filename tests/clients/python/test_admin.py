@@ -6,7 +6,7 @@ import time
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from kafka import KafkaAdminClient
 
 from conftest import fill_tiered_topic
@@ -123,3 +123,53 @@ def test_delete_records_moves_the_log_start_across_both_tiers(tiered_broker):
         admin = AdminClient({"bootstrap.servers": tiered_broker.addr})
         admin.delete_records([tp], request_timeout=10)[tp].result(10)
     assert e.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+
+
+def test_create_partitions_checks_replica_assignments(broker):
+    from confluent_kafka.admin import NewPartitions
+    a = AdminClient({"bootstrap.servers": broker.addr})
+    a.create_topics([NewTopic("assigned", 1, 1)])["assigned"].result(10)
+
+    def code(new):
+        try:
+            a.create_partitions([new])["assigned"].result(10)
+            return None
+        except KafkaException as e:
+            return e.args[0].code()
+
+    # Two partitions added, one assignment given.
+    assert code(NewPartitions("assigned", 3, replica_assignment=[[0]])) == \
+        KafkaError.INVALID_REPLICA_ASSIGNMENT
+    # Two replicas where the topic has one.
+    assert code(NewPartitions("assigned", 2, replica_assignment=[[0, 0]])) == \
+        KafkaError.INVALID_REPLICA_ASSIGNMENT
+    # A broker that is not this one.
+    assert code(NewPartitions("assigned", 2, replica_assignment=[[7]])) == \
+        KafkaError.INVALID_REPLICA_ASSIGNMENT
+    assert code(NewPartitions("assigned", 3, replica_assignment=[[0], [0]])) is None
+    md = a.list_topics("assigned", timeout=10)
+    assert len(md.topics["assigned"].partitions) == 3
+
+
+def test_an_admin_offset_commit_to_a_group_with_members_is_unknown_member(broker):
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+    a = AdminClient({"bootstrap.servers": broker.addr})
+    a.create_topics([NewTopic("admin-commit", 1, 1)])["admin-commit"].result(10)
+    member = Consumer({"bootstrap.servers": broker.addr, "group.id": "busy",
+                       "session.timeout.ms": 10000, "enable.auto.commit": False})
+    member.subscribe(["admin-commit"])
+    deadline = time.time() + 20
+    while time.time() < deadline and not member.assignment():
+        member.poll(0.2)
+    assert member.assignment()
+    request = ConsumerGroupTopicPartitions("busy", [TopicPartition("admin-commit", 0, 5)])
+    try:
+        refused = a.alter_consumer_group_offsets([request])["busy"].result(10).topic_partitions[0]
+        code = refused.error.code() if refused.error else None
+    except KafkaException as e:
+        code = e.args[0].code()
+    assert code == KafkaError.UNKNOWN_MEMBER_ID
+    member.close()
+    # Once the group is empty, the same commit is accepted.
+    result = a.alter_consumer_group_offsets([request])["busy"].result(10)
+    assert result.topic_partitions[0].offset == 5
