@@ -16,7 +16,9 @@ fn check_assignments(
     count: i32,
     assignments: Option<&[CreatePartitionsAssignment]>,
 ) -> Result<(), AdminError> {
-    let Some(assignments) = assignments else {
+    // Clients leave the assignments null when they let the broker choose;
+    // an empty list is taken the same way.
+    let Some(assignments) = assignments.filter(|a| !a.is_empty()) else {
         return Ok(());
     };
     let current = broker
