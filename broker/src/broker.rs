@@ -34,6 +34,8 @@ pub struct Broker {
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// The address the Kafka listener is bound to, once it is.
+    pub listen: Option<std::net::SocketAddr>,
     pub remote_store: RemoteStore,
     pub cache: Arc<ChunkCache>,
     /// Remote segments' indexes, bounded by
@@ -119,6 +121,7 @@ impl Broker {
             cluster_id,
             advertised_host: advertised.0,
             advertised_port: advertised.1,
+            listen: None,
             remote_store,
             cache,
             index_cache,

@@ -226,6 +226,8 @@ async fn run(
         })
         .await??
     };
+    let mut broker = broker;
+    broker.listen = Some(bound);
     let broker = Arc::new(broker);
     info!(data_dir = %data_dir.display(), node_id = broker.node_id, "broker ready");
 

@@ -110,13 +110,54 @@ pub fn handle(
                             )
                         })
                         .collect();
+                    let asked = |key: &str| {
+                        r.configuration_keys
+                            .as_ref()
+                            .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| **k == *key))
+                    };
+                    // The listeners clients read: where this broker listens
+                    // and what it advertises (one PLAINTEXT listener).
+                    let listeners = [
+                        (
+                            "listeners",
+                            broker
+                                .listen
+                                .map(|a| format!("PLAINTEXT://{a}"))
+                                .unwrap_or_default(),
+                        ),
+                        (
+                            "advertised.listeners",
+                            format!(
+                                "PLAINTEXT://{}:{}",
+                                broker.advertised_host, broker.advertised_port
+                            ),
+                        ),
+                    ];
+                    for (key, value) in listeners {
+                        if !asked(key) {
+                            continue;
+                        }
+                        configs.push(
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(key))
+                                .with_value(Some(str_bytes(value.clone())))
+                                .with_read_only(true)
+                                .with_config_source(Source::StaticBroker.code())
+                                .with_synonyms(if req.include_synonyms {
+                                    vec![synonym_entry(key, value, Source::StaticBroker)]
+                                } else {
+                                    Vec::new()
+                                })
+                                .with_config_type(if version >= 3 { 2 } else { 0 })
+                                .with_documentation(req.include_documentation.then(|| {
+                                    str_bytes("Set by --listen and --advertised-listener.")
+                                })),
+                        );
+                    }
                     // Kafka keys set on this broker that it accepts without
                     // effect, as given, saying so in their documentation.
                     for (key, value) in config.without_effect() {
-                        let asked = r.configuration_keys.as_ref().is_none_or(|keys| {
-                            keys.is_empty() || keys.iter().any(|k| **k == *key)
-                        });
-                        if !asked {
+                        if !asked(&key) || key == "listeners" || key == "advertised.listeners" {
                             continue;
                         }
                         let source = config.broker_source(&key);

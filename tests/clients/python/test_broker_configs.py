@@ -258,3 +258,11 @@ def test_a_typo_in_server_properties_names_the_key_meant(tmp_path):
                          capture_output=True, timeout=30)
     assert out.returncode != 0
     assert 'did you mean "num.network.threads"?' in out.stderr.decode(), out.stderr
+
+
+def test_describe_configs_names_the_listeners_clients_connect_to(broker):
+    a = AdminClient({"bootstrap.servers": broker.addr})
+    got = describe(a, ResourceType.BROKER, "0")
+    assert got["listeners"].value == f"PLAINTEXT://{broker.addr}"
+    assert got["advertised.listeners"].value == f"PLAINTEXT://{broker.addr}"
+    assert got["listeners"].is_read_only and got["advertised.listeners"].is_read_only
