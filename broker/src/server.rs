@@ -294,6 +294,15 @@ async fn dispatch(
             ResponseKind::DescribeCluster(handlers::describe_cluster::handle(broker, r))
         }
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(handlers::api_versions::handle()),
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(handlers::partition_placement::elect_leaders(broker, r))
+        }
+        RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+            handlers::partition_placement::alter_reassignments(broker, r),
+        ),
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
+            handlers::partition_placement::list_reassignments(broker, r),
+        ),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(handlers::metadata::handle(broker, r, version).await)
         }

@@ -255,6 +255,19 @@ const DELETE_RECORDS: &[F] = &[all(Array(DELETE_RECORDS_TOPIC)), all(I32)];
 // DescribeCluster v0-v2.
 const DESCRIBE_CLUSTER: &[F] = &[all(Bool), f(1, ANY, I8), f(2, ANY, Bool)];
 
+// ElectLeaders v0-v2: a nullable array of topics (null: every partition).
+const ELECT_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
+const ELECT_LEADERS: &[F] = &[f(1, ANY, I8), all(Array(ELECT_TOPIC)), all(I32)];
+
+// AlterPartitionReassignments v0: replicas null cancels a reassignment.
+const REASSIGN_PARTITION: &[F] = &[all(I32), all(ArrayI32)];
+const REASSIGN_TOPIC: &[F] = &[all(Str), all(Array(REASSIGN_PARTITION))];
+const ALTER_REASSIGNMENTS: &[F] = &[all(I32), all(Array(REASSIGN_TOPIC))];
+
+// ListPartitionReassignments v0: a nullable array of topics.
+const LIST_REASSIGN_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
+const LIST_REASSIGNMENTS: &[F] = &[all(I32), all(Array(LIST_REASSIGN_TOPIC))];
+
 /// The body schema and first flexible version of a supported API.
 fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -285,6 +298,9 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DeleteRecords => (DELETE_RECORDS, 2),
         ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
         ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH, 4),
+        ApiKey::ElectLeaders => (ELECT_LEADERS, 2),
+        ApiKey::AlterPartitionReassignments => (ALTER_REASSIGNMENTS, 0),
+        ApiKey::ListPartitionReassignments => (LIST_REASSIGNMENTS, 0),
         _ => return None,
     })
 }

@@ -67,6 +67,9 @@ fn every_advertised_version_answers() {
         (35, (1, 4)),
         (21, (0, 2)),
         (60, (0, 2)),
+        (43, (0, 2)),
+        (45, (0, 0)),
+        (46, (0, 0)),
     ]
     .into_iter()
     .collect();
@@ -476,6 +479,60 @@ fn every_advertised_version_answers() {
             let r = c.request(v, &DescribeClusterRequest::default().with_endpoint_type(2));
             assert_eq!(r.error_code, 114, "DescribeCluster v{v} for controllers");
         }
+    }
+
+    // ElectLeaders, every version: the one replica already leads.
+    for v in 0..=2 {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        let req = ElectLeadersRequest::default()
+            .with_timeout_ms(5000)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(name("trim"))
+                .with_partitions(vec![0, 7])]));
+        let r = c.request(v, &req);
+        let codes: Vec<i16> = r.replica_election_results[0]
+            .partition_result
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(codes, vec![84, 3], "ElectLeaders v{v}");
+    }
+    // Partition reassignments v0: staying put succeeds, another broker is
+    // refused, cancelling finds nothing to cancel, and none is listed.
+    {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        let to = |replicas: Option<Vec<i32>>| {
+            ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+        };
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(name("trim"))
+                .with_partitions(vec![
+                    to(Some(vec![0])),
+                    to(Some(vec![1])),
+                    to(None),
+                ])]);
+        let r = c.request(0, &req);
+        let codes: Vec<i16> = r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(codes, vec![0, 39, 85], "AlterPartitionReassignments v0");
+        let r = c.request(
+            0,
+            &ListPartitionReassignmentsRequest::default().with_timeout_ms(5000),
+        );
+        assert_eq!(
+            (r.error_code, r.topics.len()),
+            (0, 0),
+            "ListPartitionReassignments v0"
+        );
     }
 
     let mut ids = std::collections::BTreeSet::new();

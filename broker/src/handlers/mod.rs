@@ -16,6 +16,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
+pub mod partition_placement;
 pub mod produce;
 
 use kafka_protocol::protocol::StrBytes;

@@ -173,3 +173,32 @@ def test_an_admin_offset_commit_to_a_group_with_members_is_unknown_member(broker
     # Once the group is empty, the same commit is accepted.
     result = a.alter_consumer_group_offsets([request])["busy"].result(10)
     assert result.topic_partitions[0].offset == 5
+
+
+def test_leader_election_and_reassignments_as_a_one_broker_kafka_answers(broker):
+    from kafka import TopicPartition as KTP
+    from kafka.errors import (InvalidReplicationAssignmentError, NoReassignmentInProgressError,
+                              UnknownTopicOrPartitionError)
+    creator = AdminClient({"bootstrap.servers": broker.addr})
+    creator.create_topics([NewTopic("placed", 2, 1)])["placed"].result(10)
+    a = KafkaAdminClient(bootstrap_servers=broker.addr)
+    try:
+        # Every partition already has its preferred leader: nothing to do,
+        # which kafka-python takes as success.
+        r = a.elect_leaders(0, {"placed": [0, 1]})
+        codes = [p.error_code for t in r.replica_election_results for p in t.partition_result]
+        assert codes == [84, 84]
+        with pytest.raises(UnknownTopicOrPartitionError):
+            a.elect_leaders(0, {"placed": [9]})
+        # The one replica can stay where it is; nowhere else.
+        got = a.alter_partition_reassignments({
+            KTP("placed", 0): [0],
+            KTP("placed", 1): [1],
+        })
+        assert got[KTP("placed", 0)] is None
+        assert got[KTP("placed", 1)] is InvalidReplicationAssignmentError
+        got = a.alter_partition_reassignments({KTP("placed", 0): None})
+        assert got[KTP("placed", 0)] is NoReassignmentInProgressError
+        assert a.list_partition_reassignments() == {}
+    finally:
+        a.close()
