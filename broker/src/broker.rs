@@ -42,6 +42,10 @@ pub struct Broker {
     /// `remote.log.index.file.cache.total.size.bytes`.
     pub index_cache: Arc<IndexCache>,
     data_dir: PathBuf,
+    /// The data directory's canonical path, as DescribeLogDirs and
+    /// AlterReplicaLogDirs name the one log directory (found once at open,
+    /// so that no request makes the file system call).
+    pub log_dir: String,
     meta: MetaStore,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     admin: Mutex<()>,
@@ -126,6 +130,11 @@ impl Broker {
             cache,
             index_cache,
             data_dir: data_dir.to_owned(),
+            log_dir: data_dir
+                .canonicalize()
+                .unwrap_or_else(|_| data_dir.to_owned())
+                .display()
+                .to_string(),
             meta,
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
@@ -511,11 +520,6 @@ impl Broker {
             }
             _ => Ok((self.meta.next_producer_id()?, 0)),
         }
-    }
-
-    /// The directory of partitions and metadata.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// Flushes and seals every log and records the clean shutdown. Blocking.

@@ -294,6 +294,9 @@ async fn dispatch(
             ResponseKind::DescribeCluster(handlers::describe_cluster::handle(broker, r))
         }
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(handlers::api_versions::handle()),
+        RequestKind::AlterReplicaLogDirs(r) => {
+            ResponseKind::AlterReplicaLogDirs(handlers::alter_replica_log_dirs::handle(broker, r))
+        }
         RequestKind::ElectLeaders(r) => {
             ResponseKind::ElectLeaders(handlers::partition_placement::elect_leaders(broker, r))
         }

@@ -255,6 +255,11 @@ const DELETE_RECORDS: &[F] = &[all(Array(DELETE_RECORDS_TOPIC)), all(I32)];
 // DescribeCluster v0-v2.
 const DESCRIBE_CLUSTER: &[F] = &[all(Bool), f(1, ANY, I8), f(2, ANY, Bool)];
 
+// AlterReplicaLogDirs v1-v2.
+const REPLICA_DIR_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
+const REPLICA_DIR: &[F] = &[all(Str), all(Array(REPLICA_DIR_TOPIC))];
+const ALTER_REPLICA_LOG_DIRS: &[F] = &[all(Array(REPLICA_DIR))];
+
 // ElectLeaders v0-v2: a nullable array of topics (null: every partition).
 const ELECT_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
 const ELECT_LEADERS: &[F] = &[f(1, ANY, I8), all(Array(ELECT_TOPIC)), all(I32)];
@@ -299,6 +304,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
         ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH, 4),
         ApiKey::ElectLeaders => (ELECT_LEADERS, 2),
+        ApiKey::AlterReplicaLogDirs => (ALTER_REPLICA_LOG_DIRS, 2),
         ApiKey::AlterPartitionReassignments => (ALTER_REASSIGNMENTS, 0),
         ApiKey::ListPartitionReassignments => (LIST_REASSIGNMENTS, 0),
         _ => return None,

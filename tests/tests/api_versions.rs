@@ -68,6 +68,7 @@ fn every_advertised_version_answers() {
         (21, (0, 2)),
         (60, (0, 2)),
         (43, (0, 2)),
+        (34, (1, 2)),
         (45, (0, 0)),
         (46, (0, 0)),
     ]
@@ -481,6 +482,35 @@ fn every_advertised_version_answers() {
         }
     }
 
+    // AlterReplicaLogDirs v1-v2: the data directory is the one log dir.
+    for v in 1..=2 {
+        use kafka_protocol::messages::alter_replica_log_dirs_request::{
+            AlterReplicaLogDir, AlterReplicaLogDirTopic,
+        };
+        let here = c
+            .request(1, &DescribeLogDirsRequest::default().with_topics(None))
+            .results[0]
+            .log_dir
+            .to_string();
+        let move_to = |path: &str, partitions: Vec<i32>| {
+            AlterReplicaLogDir::default()
+                .with_path(s(path))
+                .with_topics(vec![AlterReplicaLogDirTopic::default()
+                    .with_name(name("trim"))
+                    .with_partitions(partitions)])
+        };
+        let req = AlterReplicaLogDirsRequest::default().with_dirs(vec![
+            move_to(&here, vec![0, 7]),
+            move_to("/elsewhere", vec![0]),
+        ]);
+        let r = c.request(v, &req);
+        let codes: Vec<i16> = r
+            .results
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect();
+        assert_eq!(codes, vec![0, 3, 57], "AlterReplicaLogDirs v{v}");
+    }
     // ElectLeaders, every version: the one replica already leads.
     for v in 0..=2 {
         use kafka_protocol::messages::elect_leaders_request::TopicPartitions;

@@ -65,12 +65,8 @@ pub fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
             .with_total_bytes(UNKNOWN_BYTES)
             .with_usable_bytes(UNKNOWN_BYTES)
     };
-    let data_dir = broker
-        .data_dir()
-        .canonicalize()
-        .unwrap_or_else(|_| broker.data_dir().to_owned());
     DescribeLogDirsResponse::default().with_results(vec![
-        dir(data_dir.display().to_string(), local),
+        dir(broker.log_dir.clone(), local),
         dir(format!("remote:{}", broker.remote_store.url), remote),
     ])
 }

@@ -2,6 +2,7 @@
 //! the response body; the server does framing and versions.
 
 pub mod alter_configs;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;

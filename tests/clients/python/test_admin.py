@@ -202,3 +202,18 @@ def test_leader_election_and_reassignments_as_a_one_broker_kafka_answers(broker)
         assert a.list_partition_reassignments() == {}
     finally:
         a.close()
+
+
+def test_replicas_stay_in_the_one_log_directory(broker):
+    import kafka.errors as Errors
+    creator = AdminClient({"bootstrap.servers": broker.addr})
+    creator.create_topics([NewTopic("dirs-moved", 1, 1)])["dirs-moved"].result(10)
+    a = KafkaAdminClient(bootstrap_servers=broker.addr)
+    try:
+        here = os.path.realpath(os.path.join(broker.dir.name, "data"))
+        got = a.alter_replica_log_dirs({("dirs-moved", 0, 0): here})
+        assert list(got.values()) == [Errors.NoError]
+        got = a.alter_replica_log_dirs({("dirs-moved", 0, 0): "/somewhere/else"})
+        assert list(got.values()) == [Errors.LogDirNotFoundError]
+    finally:
+        a.close()
