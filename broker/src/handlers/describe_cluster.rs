@@ -2,24 +2,23 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::ResponseError;
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes};
 use crate::broker::Broker;
 
 /// Kafka's endpoint type for brokers; 2 asks for controllers.
 const BROKERS: i8 = 1;
 
-/// Kafka's "authorized operations were not requested" marker.
-const OPERATIONS_OMITTED: i32 = i32::MIN;
-
 /// DescribeCluster: this node is the whole cluster and its controller. A
 /// request for controller endpoints gets MISMATCHED_ENDPOINT_TYPE, as a
-/// Kafka broker answers it; authorization is not enforced, so the
-/// authorized operations are reported as not requested.
+/// Kafka broker answers it. Authorized operations are reported when asked
+/// for: every cluster operation, while there is no authorizer.
 pub fn handle(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(BROKERS)
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-        .with_cluster_authorized_operations(OPERATIONS_OMITTED);
+        .with_cluster_authorized_operations(authorized_operations::cluster(
+            req.include_cluster_authorized_operations,
+        ));
     if req.endpoint_type != BROKERS {
         return response
             .with_error_code(ResponseError::MismatchedEndpointType.code())

@@ -22,7 +22,7 @@ use kafka_protocol::ResponseError;
 
 use strata_storage::Offset;
 
-use super::{blocking, str_bytes};
+use super::{authorized_operations, blocking, str_bytes};
 use crate::broker::Broker;
 use crate::group::{Committed, JoinArgs};
 
@@ -386,12 +386,15 @@ pub fn list_groups(broker: &Broker, req: ListGroupsRequest) -> ListGroupsRespons
 }
 
 pub fn describe_groups(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    // v3+: every group operation when asked for, while there is no authorizer.
+    let operations = authorized_operations::group(req.include_authorized_operations);
     let groups = req
         .groups
         .into_iter()
         .map(|g| match broker.groups.describe(&g.0) {
             Some((state, protocol_type, protocol, members)) => DescribedGroup::default()
                 .with_group_id(g)
+                .with_authorized_operations(operations)
                 .with_group_state(str_bytes(state.name()))
                 .with_protocol_type(str_bytes(protocol_type))
                 .with_protocol_data(str_bytes(protocol.clone()))

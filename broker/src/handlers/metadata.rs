@@ -9,19 +9,16 @@ use kafka_protocol::ResponseError;
 use tracing::warn;
 use uuid::Uuid;
 
-use super::{blocking, str_bytes};
+use super::{authorized_operations, blocking, str_bytes};
 use crate::broker::Broker;
 use crate::topic::{validate_topic_name, Topic};
-
-/// Authorized operations are not computed (no ACLs yet): Kafka's "omitted".
-const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id);
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_topic_authorized_operations(OPERATIONS_OMITTED)
+        .with_topic_authorized_operations(authorized_operations::OMITTED)
         .with_partitions(
             (0..topic.partitions.len() as i32)
                 .map(|p| {
@@ -41,13 +38,18 @@ fn error_entry(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic
         .with_error_code(code)
         .with_name(name.map(|n| TopicName(str_bytes(n))))
         .with_topic_id(id)
-        .with_topic_authorized_operations(OPERATIONS_OMITTED)
+        .with_topic_authorized_operations(authorized_operations::OMITTED)
 }
 
 /// Metadata: this broker as the only node and leader of every partition.
 /// Unknown topics are created when both the request (v4+, always before)
-/// and `auto.create.topics.enable` allow it, as Kafka does.
+/// and `auto.create.topics.enable` allow it, as Kafka does. Authorized
+/// operations (v8+) are reported when asked for.
 pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let topic_ops = authorized_operations::topic(req.include_topic_authorized_operations);
+    // The cluster's operations are in Metadata v8 to v10 only.
+    let cluster_ops =
+        authorized_operations::cluster(version <= 10 && req.include_cluster_authorized_operations);
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
@@ -88,8 +90,19 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
             .with_port(broker.advertised_port)])
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.node_id))
-        .with_cluster_authorized_operations(OPERATIONS_OMITTED)
-        .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_ops)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|t| {
+                    if t.error_code == 0 {
+                        t.with_topic_authorized_operations(topic_ops)
+                    } else {
+                        t
+                    }
+                })
+                .collect(),
+        )
 }
 
 async fn lookup_or_create(

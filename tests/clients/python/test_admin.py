@@ -217,3 +217,35 @@ def test_replicas_stay_in_the_one_log_directory(broker):
         assert list(got.values()) == [Errors.LogDirNotFoundError]
     finally:
         a.close()
+
+
+def test_authorized_operations_are_every_operation_when_asked_for(broker):
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation
+    a = AdminClient({"bootstrap.servers": broker.addr})
+    a.create_topics([NewTopic("ops", 1, 1)])["ops"].result(10)
+
+    topic = a.describe_topics(TopicCollection(["ops"]), include_authorized_operations=True)["ops"].result(10)
+    assert set(topic.authorized_operations) == {
+        AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE,
+        AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS}
+    plain = a.describe_topics(TopicCollection(["ops"]))["ops"].result(10)
+    assert not plain.authorized_operations
+
+    cluster = a.describe_cluster(include_authorized_operations=True).result(10)
+    assert set(cluster.authorized_operations) == {
+        AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE,
+        AclOperation.CLUSTER_ACTION, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS,
+        AclOperation.IDEMPOTENT_WRITE}
+
+    member = Consumer({"bootstrap.servers": broker.addr, "group.id": "ops-group",
+                       "session.timeout.ms": 10000})
+    member.subscribe(["ops"])
+    deadline = time.time() + 20
+    while time.time() < deadline and not member.assignment():
+        member.poll(0.2)
+    group = a.describe_consumer_groups(["ops-group"], include_authorized_operations=True)["ops-group"].result(10)
+    assert set(group.authorized_operations) == {
+        AclOperation.READ, AclOperation.DELETE, AclOperation.DESCRIBE}
+    member.close()
