@@ -58,7 +58,7 @@ const fn all(ty: Ty) -> F {
 
 use Ty::*;
 
-// Produce v3-v11.
+// Produce v3-v12 (v12 only tells the broker the client knows transactions v2).
 const PRODUCE_PARTITION: &[F] = &[all(I32), all(Bytes)];
 const PRODUCE_TOPIC: &[F] = &[all(Str), all(Array(PRODUCE_PARTITION))];
 const PRODUCE: &[F] = &[
@@ -68,7 +68,7 @@ const PRODUCE: &[F] = &[
     all(Array(PRODUCE_TOPIC)),
 ];
 
-// Fetch v4-v17.
+// Fetch v4-v18.
 const FETCH_PARTITION: &[F] = &[
     all(I32),
     f(9, ANY, I32),
@@ -77,6 +77,7 @@ const FETCH_PARTITION: &[F] = &[
     f(5, ANY, I64),
     all(I32),
     f(17, ANY, Tagged(0, &Uuid)),
+    f(18, ANY, Tagged(1, &I64)),
 ];
 const FETCH_REPLICA_STATE: &[F] = &[all(I32), all(I64)];
 const FETCH_TOPIC: &[F] = &[f(0, 12, Str), f(13, ANY, Uuid), all(Array(FETCH_PARTITION))];
@@ -96,7 +97,7 @@ const FETCH: &[F] = &[
     f(15, ANY, Tagged(1, &Struct(FETCH_REPLICA_STATE))),
 ];
 
-// ListOffsets v1-v9.
+// ListOffsets v1-v10.
 const LIST_OFFSETS_PARTITION: &[F] = &[all(I32), f(4, ANY, I32), all(I64), f(0, 0, I32)];
 const LIST_OFFSETS_TOPIC: &[F] = &[all(Str), all(Array(LIST_OFFSETS_PARTITION))];
 const LIST_OFFSETS: &[F] = &[
@@ -106,7 +107,7 @@ const LIST_OFFSETS: &[F] = &[
     f(10, ANY, I32),
 ];
 
-// Metadata v0-v12.
+// Metadata v0-v13.
 const METADATA_TOPIC: &[F] = &[f(10, ANY, Uuid), all(Str)];
 const METADATA: &[F] = &[
     all(Array(METADATA_TOPIC)),

@@ -40,10 +40,10 @@ fn every_advertised_version_answers() {
             .collect();
     }
     let expected: BTreeMap<i16, (i16, i16)> = [
-        (0, (3, 11)),
-        (1, (4, 17)),
-        (2, (1, 9)),
-        (3, (0, 12)),
+        (0, (3, 12)),
+        (1, (4, 18)),
+        (2, (1, 10)),
+        (3, (0, 13)),
         (18, (0, 4)),
         (19, (2, 7)),
         (20, (1, 6)),
@@ -216,6 +216,57 @@ fn every_advertised_version_answers() {
                 "max timestamp, ListOffsets v{v}"
             );
         }
+    }
+
+    // The newest versions, Kafka 4.1's: Metadata v13 (a top-level error
+    // code), Produce v12, Fetch v18 (a follower's high watermark, which
+    // consumers leave unset) and ListOffsets v10 (a timeout).
+    {
+        let topic = MetadataRequestTopic::default().with_name(Some(name("ct-2")));
+        let r = c.request(
+            13,
+            &MetadataRequest::default().with_topics(Some(vec![topic])),
+        );
+        assert_eq!(
+            (r.error_code, r.topics[0].error_code),
+            (0, 0),
+            "Metadata v13"
+        );
+        assert_eq!(r.topics[0].topic_id, topic_id);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("ct-2"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(2, 10, 12_000)))])]);
+        let p = c.request(12, &req).responses[0].partition_responses[0].clone();
+        assert_eq!((p.error_code, p.base_offset), (0, 18), "Produce v12");
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(18)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let r = c.request(18, &req);
+        let p = &r.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.high_watermark), (0, 20), "Fetch v18");
+        let mut buf = p.records.clone().unwrap();
+        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf).unwrap();
+        assert_eq!(sets[0].records[0].offset, 18, "Fetch v18");
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_timeout_ms(5000)
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("ct-2"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)])]);
+        let p = &c.request(10, &req).topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, 20), "ListOffsets v10");
     }
 
     // DescribeConfigs, every version, for a topic and for the broker.
