@@ -63,9 +63,12 @@ fn bad_frames_close_only_the_offending_connection() {
         assert!(c.is_closed(), "API key {key}");
     }
 
-    // An unsupported version of Metadata.
+    // An unsupported version of Metadata: v13's bytes labelled v14, one past
+    // the newest served.
     let mut c = Conn::connect(&broker.addr());
-    c.write_frame(&Conn::encode(3, 13, 1, &MetadataRequest::default()));
+    let mut frame = Conn::encode(3, 13, 1, &MetadataRequest::default()).to_vec();
+    frame[2..4].copy_from_slice(&14i16.to_be_bytes());
+    c.write_frame(&frame);
     assert!(c.is_closed());
 
     // A truncated body.
