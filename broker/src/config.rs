@@ -758,7 +758,7 @@ mod tests {
                     Kind::Choice(options) => options.join(" \\| "),
                     Kind::Text => "string".to_string(),
                     Kind::Double => "double".to_string(),
-                    Kind::List(options) if options.is_empty() => "list".to_string(),
+                    Kind::List([]) => "list".to_string(),
                     Kind::List(options) => format!("list of {}", options.join(", ")),
                 };
                 let min = match d.kind {
