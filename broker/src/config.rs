@@ -14,6 +14,11 @@ use strata_tiering::TierPolicy;
 use crate::kafka_keys::{is_kafka_broker_key, is_kafka_dynamic};
 
 /// The type of a config value, as DescribeConfigs reports it.
+/// Kafka's class names of its two server-side assignors, which
+/// `group.consumer.assignors` takes as well as their short names.
+const UNIFORM_ASSIGNOR: &str = "org.apache.kafka.coordinator.group.assignor.UniformAssignor";
+const RANGE_ASSIGNOR: &str = "org.apache.kafka.coordinator.group.assignor.RangeAssignor";
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     Bool,
@@ -103,6 +108,10 @@ pub static DEFS: &[Def] = &[
     def!("group.session.check.interval.ms", Broker, Kind::Long, "500", 1, None, "How often expired group members are looked for."),
     def!("group.min.session.timeout.ms", Broker, Kind::Int, "6000", 0, None, "The shortest session timeout a group member may ask for; a join asking for less gets INVALID_SESSION_TIMEOUT."),
     def!("group.max.session.timeout.ms", Broker, Kind::Int, "1800000", 0, None, "The longest session timeout a group member may ask for; a join asking for more gets INVALID_SESSION_TIMEOUT."),
+    def!("group.consumer.session.timeout.ms", Broker, Kind::Int, "45000", 1, None, "KIP-848 consumer groups: a member that sends no ConsumerGroupHeartbeat for this long leaves the group."),
+    def!("group.consumer.heartbeat.interval.ms", Broker, Kind::Int, "5000", 1, None, "KIP-848 consumer groups: how often members are told to heartbeat."),
+    def!("group.consumer.assignors", Broker, Kind::List(&["uniform", "range", UNIFORM_ASSIGNOR, RANGE_ASSIGNOR]), "org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor", 1, None, "KIP-848 consumer groups: the server-side assignors members may name, the first used when they name none (uniform or range, by short or Kafka class name)."),
+    def!("group.consumer.max.size", Broker, Kind::Int, "2147483647", 1, None, "KIP-848 consumer groups: the most members a group takes; one more gets GROUP_MAX_SIZE_REACHED."),
     def!("group.initial.rebalance.delay.ms", Broker, Kind::Int, "3000", 0, None, "How long a new group waits for more members before its first rebalance ends."),
     def!("log.segment.bytes", Broker, Kind::Int, "1073741824", 14, None, "Default segment.bytes."),
     def!("log.roll.ms", Broker, Kind::Long, "604800000", 1, None, "Default segment.ms."),
@@ -568,6 +577,25 @@ impl BrokerConfig {
             ),
             session_timeout_ms: self.i64("group.min.session.timeout.ms") as i32
                 ..=self.i64("group.max.session.timeout.ms") as i32,
+            consumer: crate::group::ConsumerSettings {
+                session_timeout: std::time::Duration::from_millis(
+                    self.i64("group.consumer.session.timeout.ms") as u64,
+                ),
+                heartbeat_interval: std::time::Duration::from_millis(
+                    self.i64("group.consumer.heartbeat.interval.ms") as u64,
+                ),
+                assignors: self
+                    .value("group.consumer.assignors")
+                    .split(',')
+                    .map(|a| match a.trim() {
+                        UNIFORM_ASSIGNOR => "uniform".to_string(),
+                        RANGE_ASSIGNOR => "range".to_string(),
+                        short => short.to_string(),
+                    })
+                    .filter(|a| !a.is_empty())
+                    .collect(),
+                max_size: self.i64("group.consumer.max.size") as usize,
+            },
         }
     }
 

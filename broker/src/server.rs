@@ -278,6 +278,12 @@ async fn dispatch(
             ResponseKind::OffsetFetch(groups::offset_fetch(broker, r, version))
         }
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(broker, r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            handlers::consumer_groups::heartbeat(broker, r, client),
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(handlers::consumer_groups::describe(broker, r))
+        }
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(groups::describe_groups(broker, r))
         }

@@ -274,6 +274,25 @@ const ALTER_REASSIGNMENTS: &[F] = &[all(I32), all(Array(REASSIGN_TOPIC))];
 const LIST_REASSIGN_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
 const LIST_REASSIGNMENTS: &[F] = &[all(I32), all(Array(LIST_REASSIGN_TOPIC))];
 
+// ConsumerGroupHeartbeat v0-v1: nullable names, regex (v1), assignor and
+// owned partitions.
+const HEARTBEAT_OWNED: &[F] = &[all(Uuid), all(ArrayI32)];
+const CONSUMER_GROUP_HEARTBEAT: &[F] = &[
+    all(Str),
+    all(Str),
+    all(I32),
+    all(Str),
+    all(Str),
+    all(I32),
+    all(ArrayStr),
+    f(1, ANY, Str),
+    all(Str),
+    all(Array(HEARTBEAT_OWNED)),
+];
+
+// ConsumerGroupDescribe v0-v1.
+const CONSUMER_GROUP_DESCRIBE: &[F] = &[all(ArrayStr), all(Bool)];
+
 /// The body schema and first flexible version of a supported API.
 fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -308,6 +327,8 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::AlterReplicaLogDirs => (ALTER_REPLICA_LOG_DIRS, 2),
         ApiKey::AlterPartitionReassignments => (ALTER_REASSIGNMENTS, 0),
         ApiKey::ListPartitionReassignments => (LIST_REASSIGNMENTS, 0),
+        ApiKey::ConsumerGroupHeartbeat => (CONSUMER_GROUP_HEARTBEAT, 0),
+        ApiKey::ConsumerGroupDescribe => (CONSUMER_GROUP_DESCRIBE, 0),
         _ => return None,
     })
 }

@@ -71,6 +71,8 @@ fn every_advertised_version_answers() {
         (34, (1, 2)),
         (45, (0, 0)),
         (46, (0, 0)),
+        (68, (0, 1)),
+        (69, (0, 1)),
     ]
     .into_iter()
     .collect();
@@ -613,6 +615,58 @@ fn every_advertised_version_answers() {
             (r.error_code, r.topics.len()),
             (0, 0),
             "ListPartitionReassignments v0"
+        );
+    }
+
+    // KIP-848 consumer groups, every version: a member joins with epoch 0,
+    // gets the topic's partition at epoch 1, is described, and leaves.
+    for v in 0..=1i16 {
+        let group = format!("kip848-v{v}");
+        let member = format!("member-v{v}");
+        let req = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_member_id(s(&member))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![name("trim")]))
+            .with_topic_partitions(Some(vec![]));
+        let r = c.request(v, &req);
+        assert_eq!(
+            (r.error_code, r.member_epoch),
+            (0, 1),
+            "ConsumerGroupHeartbeat v{v}: {r:?}"
+        );
+        let assigned: Vec<i32> = r
+            .assignment
+            .expect("an assignment")
+            .topic_partitions
+            .iter()
+            .flat_map(|tp| tp.partitions.clone())
+            .collect();
+        assert!(!assigned.is_empty(), "ConsumerGroupHeartbeat v{v}");
+        let r = c.request(
+            v,
+            &ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(s(&group)), GroupId(s("no-such-group"))])
+                .with_include_authorized_operations(true),
+        );
+        let g = &r.groups[0];
+        assert_eq!(
+            (g.error_code, g.group_state.as_str(), g.members.len()),
+            (0, "Stable", 1),
+            "ConsumerGroupDescribe v{v}"
+        );
+        assert_eq!(g.members[0].subscribed_topic_names, vec![name("trim")]);
+        assert_eq!(r.groups[1].error_code, 69, "ConsumerGroupDescribe v{v}");
+        let leave = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_member_id(s(&member))
+            .with_member_epoch(-1);
+        let r = c.request(v, &leave);
+        assert_eq!(
+            (r.error_code, r.member_epoch),
+            (0, -1),
+            "ConsumerGroupHeartbeat leave v{v}"
         );
     }
 

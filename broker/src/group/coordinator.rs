@@ -18,8 +18,10 @@ use strata_storage::StorageError;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use super::assignor::{Assignment, TopicShape};
+use super::consumer::{ConsumerMember, ConsumerSettings, HeartbeatArgs, HeartbeatResult};
 use super::offset_store::{Committed, OffsetStore};
-use super::state::{Group, JoinArgs, JoinResult, Member, Poll, State, SyncResult};
+use super::state::{Group, JoinArgs, JoinResult, Kind, Member, Poll, State, SyncResult};
 
 /// The coordinator's settings, from the broker's configuration.
 #[derive(Clone, Debug)]
@@ -32,6 +34,19 @@ pub struct GroupSettings {
     /// a join asking for a session timeout outside gets
     /// INVALID_SESSION_TIMEOUT.
     pub session_timeout_ms: RangeInclusive<i32>,
+    /// The `group.consumer.*` settings of KIP-848's protocol.
+    pub consumer: ConsumerSettings,
+}
+
+/// A consumer group as ConsumerGroupDescribe shows it.
+#[derive(Clone, Debug)]
+pub struct ConsumerGroupView {
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    /// Each member with its target assignment.
+    pub members: Vec<(ConsumerMember, Assignment)>,
 }
 
 impl GroupSettings {
@@ -42,6 +57,7 @@ impl GroupSettings {
             initial_delay,
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             session_timeout_ms: 6_000..=1_800_000,
+            consumer: ConsumerSettings::default(),
         }
     }
 }
@@ -239,6 +255,79 @@ impl Coordinator {
         }
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848). `topics` is every topic that
+    /// exists now, for subscriptions and regexes to resolve against.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        a: &HeartbeatArgs,
+        topics: &std::collections::BTreeMap<String, TopicShape>,
+    ) -> HeartbeatResult {
+        if group_id.is_empty() {
+            return HeartbeatResult {
+                error: code(ResponseError::InvalidRequest),
+                message: Some("GroupId can't be empty".into()),
+                member_id: a.member_id.clone(),
+                member_epoch: a.member_epoch,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            };
+        }
+        // A leave of an unknown group need not create it.
+        let create = a.member_epoch >= 0;
+        let Some(g) = self.group(group_id, create) else {
+            return HeartbeatResult {
+                error: code(ResponseError::UnknownMemberId),
+                message: Some(format!("group {group_id} has no members")),
+                member_id: a.member_id.clone(),
+                member_epoch: a.member_epoch,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            };
+        };
+        let r = lock(&g).consumer_heartbeat(a, topics, &self.settings.consumer, Instant::now());
+        r
+    }
+
+    /// ConsumerGroupDescribe: `None` if there is no such group, `Some(Err)`
+    /// if it is a classic group.
+    pub fn describe_consumer_group(&self, group_id: &str) -> Option<Result<ConsumerGroupView, ()>> {
+        let g = self.group(group_id, false)?;
+        let group = lock(&g);
+        if group.kind != Kind::Consumer {
+            return Some(Err(()));
+        }
+        let c = &group.consumer;
+        Some(Ok(ConsumerGroupView {
+            state: c.state_name(),
+            group_epoch: c.group_epoch,
+            assignment_epoch: c.assignment_epoch,
+            assignor: c.assignor.clone(),
+            members: c
+                .members
+                .values()
+                .map(|m| (m.clone(), c.target.get(&m.id).cloned().unwrap_or_default()))
+                .collect(),
+        }))
+    }
+
+    /// OffsetFetch v9+ from a member of a consumer group: the member must be
+    /// known and at its current epoch (Kafka's rule); other fetches are not
+    /// checked.
+    pub fn check_fetch(&self, group_id: &str, member_id: Option<&str>, epoch: i32) -> i16 {
+        let Some(member_id) = member_id.filter(|m| !m.is_empty()) else {
+            return 0;
+        };
+        let Some(g) = self.group(group_id, false) else {
+            return 0;
+        };
+        let group = lock(&g);
+        if group.kind != Kind::Consumer || epoch < 0 {
+            return 0;
+        }
+        group.consumer.check_commit(member_id, epoch)
+    }
+
     /// Removes members; returns the overall code and one per member.
     pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> (i16, Vec<i16>) {
         let Some(g) = self.group(group_id, false) else {
@@ -260,7 +349,7 @@ impl Coordinator {
         let now = Instant::now();
         let mut changed = false;
         for (name, g) in groups {
-            changed |= lock(&g).expire(&name, now);
+            changed |= lock(&g).expire(&name, now, &self.settings.consumer);
         }
         if changed {
             self.changed.notify_waiters();
@@ -308,7 +397,7 @@ impl Coordinator {
             return code(ResponseError::GroupIdNotFound);
         };
         let group = lock(&g);
-        if !group.members.is_empty() {
+        if !group.is_empty() {
             return code(ResponseError::NonEmptyGroup);
         }
         let keys: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
@@ -414,32 +503,48 @@ impl Coordinator {
         }
     }
 
-    /// (group id, protocol type, state) of every group.
-    pub fn list(&self) -> Vec<(String, String, State)> {
+    /// (group id, protocol type, state name, type) of every group.
+    pub fn list(&self) -> Vec<(String, String, &'static str, Kind)> {
         let groups = self.all_groups();
         groups
             .into_iter()
             .map(|(name, g)| {
                 let group = lock(&g);
-                (
-                    name,
-                    group.protocol_type.clone().unwrap_or_default(),
-                    group.state,
-                )
+                match group.kind {
+                    Kind::Classic => (
+                        name,
+                        group.protocol_type.clone().unwrap_or_default(),
+                        group.state.name(),
+                        Kind::Classic,
+                    ),
+                    Kind::Consumer => (
+                        name,
+                        "consumer".to_string(),
+                        group.consumer.state_name(),
+                        Kind::Consumer,
+                    ),
+                }
             })
             .collect()
     }
 
-    /// A snapshot for DescribeGroups.
-    pub fn describe(&self, group_id: &str) -> Option<(State, String, String, Vec<Member>)> {
+    /// A snapshot for DescribeGroups; `Some(Err)` for a consumer group.
+    #[allow(clippy::type_complexity)]
+    pub fn describe(
+        &self,
+        group_id: &str,
+    ) -> Option<Result<(State, String, String, Vec<Member>), ()>> {
         let g = self.group(group_id, false)?;
         let group = lock(&g);
-        Some((
+        if group.kind == Kind::Consumer {
+            return Some(Err(()));
+        }
+        Some(Ok((
             group.state,
             group.protocol_type.clone().unwrap_or_default(),
             group.protocol.clone().unwrap_or_default(),
             group.members.values().cloned().collect(),
-        ))
+        )))
     }
 
     pub fn close(&self) -> Result<(), StorageError> {

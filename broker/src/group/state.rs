@@ -11,6 +11,8 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tracing::{debug, info};
 
+use super::assignor::TopicShape;
+use super::consumer::{ConsumerGroup, ConsumerSettings, HeartbeatArgs, HeartbeatResult};
 use super::offset_store::Committed;
 
 /// A group's phase, with Kafka's names.
@@ -146,6 +148,29 @@ pub struct Group {
     pub offsets: BTreeMap<(String, i32), Committed>,
     /// The initial rebalance delay (`group.initial.rebalance.delay.ms`).
     initial_delay: Duration,
+    /// The group's KIP-848 membership, when consumer-protocol members use
+    /// it. A group has members of one protocol at a time; its committed
+    /// offsets are shared by both.
+    pub consumer: ConsumerGroup,
+    /// The protocol the group was last used with: `consumer` for KIP-848's,
+    /// `classic` otherwise (what ListGroups reports as its type).
+    pub kind: Kind,
+}
+
+/// Which protocol a group speaks, with ListGroups' names.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Classic,
+    Consumer,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Classic => "classic",
+            Kind::Consumer => "consumer",
+        }
+    }
 }
 
 impl Group {
@@ -163,6 +188,47 @@ impl Group {
             empty_since: Some(now),
             offsets: BTreeMap::new(),
             initial_delay,
+            consumer: ConsumerGroup::default(),
+            kind: Kind::Classic,
+        }
+    }
+
+    /// Whether neither protocol has members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.consumer.is_empty()
+    }
+
+    /// ConsumerGroupHeartbeat. A classic group with members is not taken
+    /// over (GROUP_ID_NOT_FOUND, as Kafka answers when it does not migrate
+    /// a group); an empty one becomes a consumer group, keeping its offsets.
+    pub fn consumer_heartbeat(
+        &mut self,
+        a: &HeartbeatArgs,
+        topics: &BTreeMap<String, TopicShape>,
+        settings: &ConsumerSettings,
+        now: Instant,
+    ) -> HeartbeatResult {
+        if !self.members.is_empty() || self.state != State::Empty {
+            return HeartbeatResult {
+                error: code(ResponseError::GroupIdNotFound),
+                message: Some("the group is a classic group with members".into()),
+                member_id: a.member_id.clone(),
+                member_epoch: a.member_epoch,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            };
+        }
+        self.kind = Kind::Consumer;
+        let r = self.consumer.heartbeat(a, topics, settings, now);
+        self.note_emptiness(now);
+        r
+    }
+
+    fn note_emptiness(&mut self, now: Instant) {
+        if self.is_empty() {
+            self.empty_since.get_or_insert(now);
+        } else {
+            self.empty_since = None;
         }
     }
 
@@ -288,6 +354,16 @@ impl Group {
     /// [`Group::poll_join`]. The second value says whether the group changed
     /// in a way other waiting members must see.
     pub fn join(&mut self, a: &JoinArgs, now: Instant) -> (Result<JoinTicket, JoinResult>, bool) {
+        if !self.consumer.is_empty() {
+            // Kafka moves members between protocols; Strata does not, so a
+            // classic member meets a group in use by the other protocol.
+            let e = JoinResult::error(
+                code(ResponseError::InconsistentGroupProtocol),
+                a.member_id.clone(),
+            );
+            return (Err(e), false);
+        }
+        self.kind = Kind::Classic;
         if self.state != State::Empty || !self.members.is_empty() {
             let same_type = self.protocol_type.as_deref() == Some(a.protocol_type.as_str());
             let common = a.protocols.iter().any(|(n, _)| {
@@ -536,7 +612,11 @@ impl Group {
 
     /// Drops members whose session expired and ends a join phase whose
     /// deadline passed; true if the group changed.
-    pub fn expire(&mut self, name: &str, now: Instant) -> bool {
+    pub fn expire(&mut self, name: &str, now: Instant, consumer: &ConsumerSettings) -> bool {
+        let consumer_changed = self.consumer.expire(name, now, consumer);
+        if consumer_changed {
+            self.note_emptiness(now);
+        }
         let expired: Vec<String> = self
             .members
             .values()
@@ -546,7 +626,7 @@ impl Group {
             })
             .map(|m| m.id.clone())
             .collect();
-        let mut changed = false;
+        let mut changed = consumer_changed;
         for id in expired {
             info!(group = %name, member = %id, "member session expired");
             self.remove_member(&id, now);
@@ -566,6 +646,9 @@ impl Group {
     /// any generation, as tools and assign-only consumers do; while the
     /// group has members it is UNKNOWN_MEMBER_ID, as Kafka answers it.
     pub fn check_commit(&mut self, generation: i32, member_id: &str, now: Instant) -> i16 {
+        if self.kind == Kind::Consumer {
+            return self.consumer.check_commit(member_id, generation);
+        }
         if generation < 0 && member_id.is_empty() {
             return if self.members.is_empty() {
                 0
@@ -591,14 +674,14 @@ impl Group {
         for (t, p, c) in offsets {
             self.offsets.insert((t, p), c);
         }
-        if self.members.is_empty() {
+        if self.is_empty() {
             self.empty_since = Some(now);
         }
     }
 
     /// Whether the group has been empty for longer than `retention`.
     pub fn expired_offsets(&self, now: Instant, retention: Duration) -> bool {
-        self.members.is_empty()
+        self.is_empty()
             && self
                 .empty_since
                 .is_some_and(|t| now.duration_since(t) > retention)
@@ -607,6 +690,9 @@ impl Group {
     /// The topics the members subscribe to, for OffsetDelete (consumer
     /// groups only).
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
+        if self.kind == Kind::Consumer {
+            return self.consumer.subscribed_topics();
+        }
         if self.protocol_type.as_deref() != Some("consumer") {
             return BTreeSet::new();
         }
@@ -797,7 +883,7 @@ mod tests {
         assert_eq!(g.heartbeat(generation, &ids[0], clock.now()), 0);
         clock.advance(SESSION_MS as u64 / 2 + 1);
         // ids[1] has been silent for longer than its session; ids[0] not.
-        assert!(g.expire("g", clock.now()));
+        assert!(g.expire("g", clock.now(), &ConsumerSettings::default()));
         assert!(!g.members.contains_key(&ids[1]));
         assert!(g.members.contains_key(&ids[0]));
         assert_eq!(g.state, State::PreparingRebalance);
@@ -806,7 +892,7 @@ mod tests {
         let r = ready(&mut g, &t, &clock);
         assert_eq!((r.generation, r.members.len()), (generation + 1, 1));
         clock.advance(SESSION_MS as u64 * 2);
-        assert!(g.expire("g", clock.now()));
+        assert!(g.expire("g", clock.now(), &ConsumerSettings::default()));
         assert_eq!(g.state, State::Empty);
     }
 

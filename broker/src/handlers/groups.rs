@@ -107,7 +107,7 @@ pub async fn join(
 
 pub async fn sync(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
     // v5 names the protocol the member thinks it runs: it must be the group's.
-    if let Some((_, protocol_type, protocol, _)) = broker.groups.describe(&req.group_id.0) {
+    if let Some(Ok((_, protocol_type, protocol, _))) = broker.groups.describe(&req.group_id.0) {
         let mismatch = req
             .protocol_type
             .as_ref()
@@ -299,6 +299,16 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             .groups
             .into_iter()
             .map(|g| {
+                let check = broker.groups.check_fetch(
+                    &g.group_id.0,
+                    g.member_id.as_deref(),
+                    g.member_epoch,
+                );
+                if check != 0 {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(check);
+                }
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name, t.partition_indexes))
@@ -360,26 +370,26 @@ pub fn list_groups(broker: &Broker, req: ListGroupsRequest) -> ListGroupsRespons
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, state)| {
+        .filter(|(_, _, state, _)| {
             req.states_filter.is_empty()
                 || req
                     .states_filter
                     .iter()
-                    .any(|s| s.eq_ignore_ascii_case(state.name()))
+                    .any(|s| s.eq_ignore_ascii_case(state))
         })
-        .filter(|_| {
+        .filter(|(_, _, _, kind)| {
             req.types_filter.is_empty()
                 || req
                     .types_filter
                     .iter()
-                    .any(|t| t.eq_ignore_ascii_case("classic"))
+                    .any(|t| t.eq_ignore_ascii_case(kind.name()))
         })
-        .map(|(g, protocol_type, state)| {
+        .map(|(g, protocol_type, state, kind)| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(g)))
                 .with_protocol_type(str_bytes(protocol_type))
-                .with_group_state(str_bytes(state.name()))
-                .with_group_type(str_bytes("classic"))
+                .with_group_state(str_bytes(state))
+                .with_group_type(str_bytes(kind.name()))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
@@ -392,7 +402,13 @@ pub fn describe_groups(broker: &Broker, req: DescribeGroupsRequest) -> DescribeG
         .groups
         .into_iter()
         .map(|g| match broker.groups.describe(&g.0) {
-            Some((state, protocol_type, protocol, members)) => DescribedGroup::default()
+            // Kafka answers DescribeGroups for a consumer-protocol group so;
+            // ConsumerGroupDescribe describes it.
+            Some(Err(())) => DescribedGroup::default()
+                .with_group_id(g)
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(str_bytes("the group is not a classic group"))),
+            Some(Ok((state, protocol_type, protocol, members))) => DescribedGroup::default()
                 .with_group_id(g)
                 .with_authorized_operations(operations)
                 .with_group_state(str_bytes(state.name()))
