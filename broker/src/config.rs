@@ -112,6 +112,7 @@ pub static DEFS: &[Def] = &[
     def!("group.consumer.heartbeat.interval.ms", Broker, Kind::Int, "5000", 1, None, "KIP-848 consumer groups: how often members are told to heartbeat."),
     def!("group.consumer.assignors", Broker, Kind::List(&["uniform", "range", UNIFORM_ASSIGNOR, RANGE_ASSIGNOR]), "org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor", 1, None, "KIP-848 consumer groups: the server-side assignors members may name, the first used when they name none (uniform or range, by short or Kafka class name)."),
     def!("group.consumer.max.size", Broker, Kind::Int, "2147483647", 1, None, "KIP-848 consumer groups: the most members a group takes; one more gets GROUP_MAX_SIZE_REACHED."),
+    def!("max.request.partition.size.limit", Broker, Kind::Int, "2000", 1, None, "The most partitions one DescribeTopicPartitions response describes; the rest come with the next cursor."),
     def!("group.initial.rebalance.delay.ms", Broker, Kind::Int, "3000", 0, None, "How long a new group waits for more members before its first rebalance ends."),
     def!("log.segment.bytes", Broker, Kind::Int, "1073741824", 14, None, "Default segment.bytes."),
     def!("log.roll.ms", Broker, Kind::Long, "604800000", 1, None, "Default segment.ms."),

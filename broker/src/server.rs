@@ -281,6 +281,9 @@ async fn dispatch(
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
             handlers::consumer_groups::heartbeat(broker, r, client),
         ),
+        RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
+            handlers::describe_topic_partitions::handle(broker, r),
+        ),
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(handlers::consumer_groups::describe(broker, r))
         }
@@ -316,7 +319,7 @@ async fn dispatch(
             ResponseKind::Metadata(handlers::metadata::handle(broker, r, version).await)
         }
         RequestKind::Produce(r) => {
-            return handlers::produce::handle(broker, r)
+            return handlers::produce::handle(broker, r, version)
                 .await
                 .map(ResponseKind::Produce)
         }

@@ -31,6 +31,9 @@ enum Ty {
     ArrayStr,
     /// A struct in place, not in an array.
     Struct(&'static [F]),
+    /// A nullable struct: an `i8` that is 1 when the struct follows, as
+    /// the decoder reads it (any other value: null, nothing follows).
+    OptStruct(&'static [F]),
     /// A tagged field the decoder knows: wherever its tag appears in the
     /// struct's tagged-field section, the decoder reads it as this type from
     /// the bytes that follow, whatever size the section claims for it. The
@@ -58,9 +61,14 @@ const fn all(ty: Ty) -> F {
 
 use Ty::*;
 
-// Produce v3-v12 (v12 only tells the broker the client knows transactions v2).
+// Produce v3-v13 (v12 only tells the broker the client knows transactions
+// v2; v13 names topics by id).
 const PRODUCE_PARTITION: &[F] = &[all(I32), all(Bytes)];
-const PRODUCE_TOPIC: &[F] = &[all(Str), all(Array(PRODUCE_PARTITION))];
+const PRODUCE_TOPIC: &[F] = &[
+    f(0, 12, Str),
+    f(13, ANY, Uuid),
+    all(Array(PRODUCE_PARTITION)),
+];
 const PRODUCE: &[F] = &[
     f(3, ANY, Str),
     all(I16),
@@ -265,10 +273,10 @@ const ALTER_REPLICA_LOG_DIRS: &[F] = &[all(Array(REPLICA_DIR))];
 const ELECT_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
 const ELECT_LEADERS: &[F] = &[f(1, ANY, I8), all(Array(ELECT_TOPIC)), all(I32)];
 
-// AlterPartitionReassignments v0: replicas null cancels a reassignment.
+// AlterPartitionReassignments v0-v1: replicas null cancels a reassignment.
 const REASSIGN_PARTITION: &[F] = &[all(I32), all(ArrayI32)];
 const REASSIGN_TOPIC: &[F] = &[all(Str), all(Array(REASSIGN_PARTITION))];
-const ALTER_REASSIGNMENTS: &[F] = &[all(I32), all(Array(REASSIGN_TOPIC))];
+const ALTER_REASSIGNMENTS: &[F] = &[all(I32), f(1, ANY, Bool), all(Array(REASSIGN_TOPIC))];
 
 // ListPartitionReassignments v0: a nullable array of topics.
 const LIST_REASSIGN_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
@@ -289,6 +297,13 @@ const CONSUMER_GROUP_HEARTBEAT: &[F] = &[
     all(Str),
     all(Array(HEARTBEAT_OWNED)),
 ];
+
+// DescribeTopicPartitions v0: topics, a partition limit and a nullable
+// cursor (topic name, partition).
+const DTP_TOPIC: &[F] = &[all(Str)];
+const DTP_CURSOR: &[F] = &[all(Str), all(I32)];
+const DESCRIBE_TOPIC_PARTITIONS: &[F] =
+    &[all(Array(DTP_TOPIC)), all(I32), all(OptStruct(DTP_CURSOR))];
 
 // ConsumerGroupDescribe v0-v1.
 const CONSUMER_GROUP_DESCRIBE: &[F] = &[all(ArrayStr), all(Bool)];
@@ -329,6 +344,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::ListPartitionReassignments => (LIST_REASSIGNMENTS, 0),
         ApiKey::ConsumerGroupHeartbeat => (CONSUMER_GROUP_HEARTBEAT, 0),
         ApiKey::ConsumerGroupDescribe => (CONSUMER_GROUP_DESCRIBE, 0),
+        ApiKey::DescribeTopicPartitions => (DESCRIBE_TOPIC_PARTITIONS, 0),
         _ => return None,
     })
 }
@@ -480,6 +496,16 @@ impl Cursor<'_> {
                 }
             }
             Struct(fields) => self.walk(fields, version, flexible)?,
+            OptStruct(fields) => {
+                let present = *self
+                    .buf
+                    .get(self.pos)
+                    .ok_or("nullable struct past the end")?;
+                self.skip(1)?;
+                if present == 1 {
+                    self.walk(fields, version, flexible)?
+                }
+            }
             Tagged(..) => {}
         }
         Ok(())

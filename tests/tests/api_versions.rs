@@ -40,7 +40,7 @@ fn every_advertised_version_answers() {
             .collect();
     }
     let expected: BTreeMap<i16, (i16, i16)> = [
-        (0, (3, 12)),
+        (0, (3, 13)),
         (1, (4, 18)),
         (2, (1, 10)),
         (3, (0, 13)),
@@ -69,10 +69,11 @@ fn every_advertised_version_answers() {
         (60, (0, 2)),
         (43, (0, 2)),
         (34, (1, 2)),
-        (45, (0, 0)),
+        (45, (0, 1)),
         (46, (0, 0)),
         (68, (0, 1)),
         (69, (0, 1)),
+        (75, (0, 0)),
     ]
     .into_iter()
     .collect();
@@ -269,6 +270,27 @@ fn every_advertised_version_answers() {
                     .with_timestamp(-1)])]);
         let p = &c.request(10, &req).topics[0].partitions[0];
         assert_eq!((p.error_code, p.offset), (0, 20), "ListOffsets v10");
+        // Produce v13 names the topic by id; an id no topic has is
+        // UNKNOWN_TOPIC_ID.
+        let by_id = |id| {
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_topic_id(id)
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch(2, 10, 13_000)))])])
+        };
+        let r = c.request(13, &by_id(topic_id));
+        assert_eq!(r.responses[0].topic_id, topic_id, "Produce v13");
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, 20), "Produce v13");
+        let r = c.request(13, &by_id(uuid::Uuid::from_u128(7)));
+        assert_eq!(
+            r.responses[0].partition_responses[0].error_code, 100,
+            "Produce v13, unknown topic id"
+        );
     }
 
     // DescribeConfigs, every version, for a topic and for the broker.
@@ -591,22 +613,26 @@ fn every_advertised_version_answers() {
                 .with_partition_index(0)
                 .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
         };
-        let req = AlterPartitionReassignmentsRequest::default()
-            .with_timeout_ms(5000)
-            .with_topics(vec![ReassignableTopic::default()
-                .with_name(name("trim"))
-                .with_partitions(vec![
-                    to(Some(vec![0])),
-                    to(Some(vec![1])),
-                    to(None),
-                ])]);
-        let r = c.request(0, &req);
-        let codes: Vec<i16> = r.responses[0]
-            .partitions
-            .iter()
-            .map(|p| p.error_code)
-            .collect();
-        assert_eq!(codes, vec![0, 39, 85], "AlterPartitionReassignments v0");
+        for v in 0..=1 {
+            let req = AlterPartitionReassignmentsRequest::default()
+                .with_timeout_ms(5000)
+                .with_allow_replication_factor_change(v == 0)
+                .with_topics(vec![ReassignableTopic::default()
+                    .with_name(name("trim"))
+                    .with_partitions(vec![
+                        to(Some(vec![0])),
+                        to(Some(vec![1])),
+                        to(None),
+                    ])]);
+            let r = c.request(v, &req);
+            let codes: Vec<i16> = r.responses[0]
+                .partitions
+                .iter()
+                .map(|p| p.error_code)
+                .collect();
+            assert_eq!(codes, vec![0, 39, 85], "AlterPartitionReassignments v{v}");
+            assert_eq!(r.allow_replication_factor_change, v == 0);
+        }
         let r = c.request(
             0,
             &ListPartitionReassignmentsRequest::default().with_timeout_ms(5000),
@@ -616,6 +642,74 @@ fn every_advertised_version_answers() {
             (0, 0),
             "ListPartitionReassignments v0"
         );
+    }
+
+    // DescribeTopicPartitions v0: pages of two partitions through the
+    // topics asked for, in name order, with an unknown one named as such.
+    {
+        use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+        assert_eq!(c.create_topic("dtp-a", 3, &[]).error_code, 0);
+        assert_eq!(c.create_topic("dtp-b", 2, &[]).error_code, 0);
+        let ask = |cursor: Option<(&str, i32)>| {
+            DescribeTopicPartitionsRequest::default()
+                .with_topics(
+                    ["dtp-b", "dtp-a", "dtp-none"]
+                        .iter()
+                        .map(|t| TopicRequest::default().with_name(name(t)))
+                        .collect(),
+                )
+                .with_response_partition_limit(2)
+                .with_cursor(cursor.map(|(t, p)| {
+                    Cursor::default()
+                        .with_topic_name(name(t))
+                        .with_partition_index(p)
+                }))
+        };
+        let page = |r: &DescribeTopicPartitionsResponse| {
+            let topics: Vec<(String, i16, Vec<i32>)> = r
+                .topics
+                .iter()
+                .map(|t| {
+                    (
+                        t.name.as_ref().unwrap().0.to_string(),
+                        t.error_code,
+                        t.partitions.iter().map(|p| p.partition_index).collect(),
+                    )
+                })
+                .collect();
+            let next = r
+                .next_cursor
+                .as_ref()
+                .map(|c| (c.topic_name.0.to_string(), c.partition_index));
+            (topics, next)
+        };
+        let r = c.request(0, &ask(None));
+        assert_eq!(
+            page(&r),
+            (
+                vec![("dtp-a".into(), 0, vec![0, 1])],
+                Some(("dtp-a".into(), 2))
+            )
+        );
+        let r = c.request(0, &ask(Some(("dtp-a", 2))));
+        assert_eq!(
+            page(&r),
+            (
+                vec![("dtp-a".into(), 0, vec![2]), ("dtp-b".into(), 0, vec![0])],
+                Some(("dtp-b".into(), 1))
+            )
+        );
+        let r = c.request(0, &ask(Some(("dtp-b", 1))));
+        assert_eq!(
+            page(&r),
+            (
+                vec![("dtp-b".into(), 0, vec![1]), ("dtp-none".into(), 3, vec![])],
+                None
+            )
+        );
+        // A cursor outside the topics asked for is INVALID_REQUEST.
+        let r = c.request(0, &ask(Some(("zzz", 0))));
+        assert!(r.topics.iter().all(|t| t.error_code == 42), "{r:?}");
     }
 
     // KIP-848 consumer groups, every version: a member joins with epoch 0,

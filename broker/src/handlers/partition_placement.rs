@@ -67,11 +67,15 @@ pub fn elect_leaders(broker: &Broker, req: ElectLeadersRequest) -> ElectLeadersR
 /// broker, where it is, succeeds at once; any other replica set is
 /// INVALID_REPLICA_ASSIGNMENT, naming the broker that is not registered or
 /// the replication factor that cannot be reached; cancelling (null
-/// replicas) is NO_REASSIGNMENT_IN_PROGRESS, as none ever is.
+/// replicas) is NO_REASSIGNMENT_IN_PROGRESS, as none ever is. v1's
+/// AllowReplicationFactorChange=false never decides anything here: every
+/// replica set that would change the factor of 1 already fails the checks
+/// above (another broker, or this one twice), as Kafka checks those first.
 pub fn alter_reassignments(
     broker: &Broker,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    let allow_factor_change = req.allow_replication_factor_change;
     let responses = req
         .topics
         .into_iter()
@@ -122,7 +126,9 @@ pub fn alter_reassignments(
                 .with_partitions(partitions)
         })
         .collect();
-    AlterPartitionReassignmentsResponse::default().with_responses(responses)
+    AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(allow_factor_change)
+        .with_responses(responses)
 }
 
 /// ListPartitionReassignments v0: no reassignment is ever in progress on a

@@ -15,11 +15,15 @@ use crate::error::storage_code;
 /// Produce: validates and appends each partition's batches. The append is
 /// in the page cache before the response is sent, which is what acks=1 and
 /// acks=-1 promise on a single node; see ARCHITECTURE.md for fsync.
-pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
     let acks = req.acks;
     let b = Arc::clone(broker);
     // Each append wakes the fetches waiting on its own partition.
-    let (responses, rolled) = blocking(move || append_all(&b, req)).await;
+    let (responses, rolled) = blocking(move || append_all(&b, req, version)).await;
     if !rolled.is_empty() {
         // The segments these appends sealed are fsynced in the background,
         // so that this response (and the ones queued behind it on the
@@ -47,13 +51,32 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
 
 /// Appends every partition's batches; returns the answers and the logs that
 /// rolled a segment.
-fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse>, Vec<Arc<Log>>) {
+fn append_all(
+    broker: &Broker,
+    req: ProduceRequest,
+    version: i16,
+) -> (Vec<TopicProduceResponse>, Vec<Arc<Log>>) {
     let bad_acks = !matches!(req.acks, -1..=1);
     let mut out = Vec::with_capacity(req.topic_data.len());
     let mut rolled = Vec::new();
     let config = broker.config();
     for topic_data in req.topic_data {
-        let topic = broker.topic(&topic_data.name.0);
+        // v13 names topics by id only.
+        let by_id = version >= 13;
+        let topic = if by_id {
+            broker.topic_by_id(topic_data.topic_id)
+        } else {
+            broker.topic(&topic_data.name.0)
+        };
+        let unknown = if by_id {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let topic_name = topic
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| topic_data.name.0.to_string());
         // acks=all asks every in-sync replica; a single node is the only
         // one, so a topic asking for more cannot be written with acks=all,
         // as Kafka answers when its in-sync set is too small.
@@ -75,11 +98,12 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
                 continue;
             }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(pd.index)) else {
-                partitions.push(partition_error(
-                    pd.index,
-                    ResponseError::UnknownTopicOrPartition.code(),
-                    None,
-                ));
+                let code = if topic.is_some() {
+                    ResponseError::UnknownTopicOrPartition
+                } else {
+                    unknown
+                };
+                partitions.push(partition_error(pd.index, code.code(), None));
                 continue;
             };
             if req.acks == -1 && min_isr > 1 {
@@ -88,7 +112,7 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
                     ResponseError::NotEnoughReplicas.code(),
                     Some(format!(
                         "The size of the current ISR [{}] is insufficient to satisfy the min.isr requirement of {min_isr} for partition {}-{}",
-                        broker.node_id, topic_data.name.0, pd.index
+                        broker.node_id, topic_name, pd.index
                     )),
                 ));
                 continue;
@@ -126,10 +150,10 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
                 Err(e) => {
                     match &e {
                         StorageError::Io { .. } => {
-                            warn!(topic = %topic_data.name.0, partition = pd.index, error = %e, "append failed")
+                            warn!(topic = %topic_name, partition = pd.index, error = %e, "append failed")
                         }
                         _ => {
-                            debug!(topic = %topic_data.name.0, partition = pd.index, error = %e, "append refused")
+                            debug!(topic = %topic_name, partition = pd.index, error = %e, "append refused")
                         }
                     }
                     partitions.push(partition_error(
@@ -143,6 +167,7 @@ fn append_all(broker: &Broker, req: ProduceRequest) -> (Vec<TopicProduceResponse
         out.push(
             TopicProduceResponse::default()
                 .with_name(topic_data.name)
+                .with_topic_id(topic_data.topic_id)
                 .with_partition_responses(partitions),
         );
     }
