@@ -72,11 +72,10 @@ pub struct Def {
 
 const I64_MAX: &str = "9223372036854775807";
 
-/// `compression.type`'s values Strata gives effect to. Kafka also names
-/// uncompressed, zstd, lz4, snappy and gzip, which make the broker
-/// recompress batches; they are refused (INVALID_CONFIG, naming the value)
-/// until the broker recompresses.
-const COMPRESSION_TYPES: &[&str] = &["producer"];
+/// `compression.type`'s values, Kafka's: `producer` keeps the producer's
+/// codec; a codec makes the broker recompress batches that have another
+/// (`recompress.rs`).
+const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 macro_rules! def {
     ($name:expr, $scope:ident, $kind:expr, $default:expr, $min:expr, $syn:expr, $doc:expr) => {
@@ -168,10 +167,10 @@ pub static DEFS: &[Def] = &[
     def!("segment.index.bytes", Topic, Kind::Int, "10485760", 4, Some("log.index.size.max.bytes"), "Preallocated size of an index file."),
     def!("message.timestamp.type", Topic, Kind::Choice(&["CreateTime", "LogAppendTime"]), "CreateTime", 0, Some("log.message.timestamp.type"), "Keep the producer's timestamp or stamp the broker's."),
     def!("cleanup.policy", Topic, Kind::List(&["delete"]), "delete", 0, Some("log.cleanup.policy"), "Only delete is supported until compaction lands."),
-    def!("compression.type", Topic, Kind::Choice(COMPRESSION_TYPES), "producer", 0, Some("compression.type"), "The codec batches are stored with: producer keeps the producer's (the only value accepted until the broker recompresses)."),
-    def!("compression.gzip.level", Topic, Kind::Int, "-1", -1, Some("compression.gzip.level"), "gzip level for broker-side compression (1 to 9, -1 for the codec's default); accepted and reported."),
-    def!("compression.lz4.level", Topic, Kind::Int, "9", 1, Some("compression.lz4.level"), "lz4 level for broker-side compression (1 to 17); accepted and reported."),
-    def!("compression.zstd.level", Topic, Kind::Int, "3", -131072, Some("compression.zstd.level"), "zstd level for broker-side compression (-131072 to 22); accepted and reported."),
+    def!("compression.type", Topic, Kind::Choice(COMPRESSION_TYPES), "producer", 0, Some("compression.type"), "The codec batches are stored with: producer keeps the producer's; uncompressed, gzip, snappy, lz4 or zstd makes the broker recompress batches with another codec, keeping their records, producer ids and sequence numbers."),
+    def!("compression.gzip.level", Topic, Kind::Int, "-1", -1, Some("compression.gzip.level"), "gzip level for broker-side compression (1 to 9, -1 for the codec's default)."),
+    def!("compression.lz4.level", Topic, Kind::Int, "9", 1, Some("compression.lz4.level"), "lz4 level for broker-side compression (1 to 17)."),
+    def!("compression.zstd.level", Topic, Kind::Int, "3", -131072, Some("compression.zstd.level"), "zstd level for broker-side compression (-131072 to 22)."),
     def!("message.timestamp.before.max.ms", Topic, Kind::Long, I64_MAX, 0, Some("log.message.timestamp.before.max.ms"), "CreateTime records older than this are refused with INVALID_TIMESTAMP."),
     def!("message.timestamp.after.max.ms", Topic, Kind::Long, "3600000", 0, Some("log.message.timestamp.after.max.ms"), "CreateTime records further in the future than this are refused with INVALID_TIMESTAMP."),
     def!("min.insync.replicas", Topic, Kind::Int, "1", 1, Some("min.insync.replicas"), "Replicas that must have an acks=all write; a single node is its only replica, so 1 is all it can meet (more gives NOT_ENOUGH_REPLICAS)."),

@@ -11,6 +11,7 @@ mod internal_log;
 mod kafka_keys;
 mod meta;
 mod metrics;
+mod recompress;
 mod records;
 mod server;
 mod tasks;

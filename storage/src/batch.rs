@@ -198,6 +198,23 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// The same batch with another records area and codec (0 none, 1 gzip,
+/// 2 snappy, 3 lz4, 4 zstd): every other header field (producer id, epoch,
+/// base sequence, timestamps, record count) is kept, and the length and CRC
+/// are computed for the new bytes. `batch` must start with a whole header.
+pub fn with_records(batch: &[u8], codec: u8, records: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + records.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(records);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    let attributes = (be_i16(batch, ATTRIBUTES_POS) & !0x07) | i16::from(codec & 0x07);
+    out[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -259,3 +259,56 @@ fn bad_requests_get_kafka_error_codes() {
 
     assert_served(&mut bystander);
 }
+
+/// A topic the broker recompresses: a batch that decompresses past
+/// `socket.request.max.bytes` is MESSAGE_TOO_LARGE and one whose compressed
+/// bytes are garbage CORRUPT_MESSAGE, each without allocating what it
+/// claims; nothing is stored and everyone else is served.
+#[test]
+fn recompression_refuses_bombs_and_garbage() {
+    use kafka_protocol::compression::{Compressor, Zstd};
+    use strata_storage::testing::BatchBuilder;
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        Zstd::compress(&mut out, |buf: &mut bytes::BytesMut| {
+            buf.extend_from_slice(data);
+            Ok(())
+        })
+        .unwrap();
+        out.to_vec()
+    }
+    fn garbage(_: &[u8]) -> Vec<u8> {
+        vec![0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4, 5, 6, 7, 8]
+    }
+
+    let broker = Broker::start(&["--set", "socket.request.max.bytes=1048576"]);
+    let mut bystander = Conn::connect(&broker.addr());
+    let mut c = Conn::connect(&broker.addr());
+    assert_eq!(
+        create_topic(&mut c, "gz", &[("compression.type", "gzip")]),
+        0
+    );
+    // 8 MiB of records squeezed into a few kilobytes of zstd.
+    let bomb = BatchBuilder::new(1)
+        .payload(8 << 20)
+        .compressed((4, zstd))
+        .build();
+    assert!(bomb.len() < 64 << 10);
+    assert_eq!(
+        produce_code(&mut c, "gz", 0, bomb.into()),
+        ResponseError::MessageTooLarge.code()
+    );
+    let junk = BatchBuilder::new(1)
+        .payload(10)
+        .compressed((4, garbage))
+        .build();
+    assert_eq!(
+        produce_code(&mut c, "gz", 0, junk.into()),
+        ResponseError::CorruptMessage.code()
+    );
+    assert_served(&mut bystander);
+    assert_eq!(latest_offset(&mut c, "gz"), 0);
+    assert_eq!(produce_code(&mut c, "gz", 0, batch(3, 10, 1000)), 0);
+    assert_eq!(latest_offset(&mut c, "gz"), 3);
+}

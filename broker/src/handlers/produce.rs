@@ -11,6 +11,7 @@ use super::{blocking, str_bytes};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::storage_code;
+use crate::recompress::{recompress, Codec, Levels, RecompressError};
 
 /// Produce: validates and appends each partition's batches. The append is
 /// in the page cache before the response is sent, which is what acks=1 and
@@ -87,6 +88,20 @@ fn append_all(
                 .parse::<i32>()
                 .unwrap_or(1)
         });
+        // A codec in compression.type makes the broker recompress batches
+        // that have another.
+        let recompression = topic.as_ref().and_then(|t| {
+            let value = |k: &str| config.topic_value(k, &t.configs).0;
+            Codec::for_topic(&value("compression.type")).map(|codec| {
+                let levels = Levels {
+                    gzip: value("compression.gzip.level").parse().unwrap_or(-1),
+                    lz4: value("compression.lz4.level").parse().unwrap_or(9),
+                    zstd: value("compression.zstd.level").parse().unwrap_or(3),
+                };
+                (codec, levels)
+            })
+        });
+        let decompressed_limit = config.i64("socket.request.max.bytes") as usize;
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
             if bad_acks {
@@ -126,8 +141,25 @@ fn append_all(
                 continue;
             };
             // Offsets are assigned by rewriting the batch headers in place,
-            // which needs a private copy of the request's bytes.
-            let mut data = BytesMut::from(records);
+            // which needs a private copy of the request's bytes (or the
+            // recompressed batches, which are one).
+            let recompressed = match recompression {
+                Some((codec, levels)) => recompress(&records, codec, levels, decompressed_limit),
+                None => Ok(None),
+            };
+            let mut data = match recompressed {
+                Ok(Some(rewritten)) => rewritten,
+                Ok(None) => BytesMut::from(records),
+                Err(e) => {
+                    let code = match e {
+                        RecompressError::TooLarge { .. } => ResponseError::MessageTooLarge,
+                        _ => ResponseError::CorruptMessage,
+                    };
+                    debug!(topic = %topic_name, partition = pd.index, error = %e, "batch not recompressed");
+                    partitions.push(partition_error(pd.index, code.code(), Some(e.to_string())));
+                    continue;
+                }
+            };
             match partition.append(&mut data, now_ms()) {
                 Ok(info) => {
                     if let (false, Some(t)) = (info.duplicate, &topic) {

@@ -163,3 +163,107 @@ def test_min_insync_replicas_above_one_refuses_acks_all_on_a_single_node(broker)
     now = int(time.time() * 1000)
     assert produce_one(broker, "isr2", now, acks="all") == KafkaError.NOT_ENOUGH_REPLICAS
     assert produce_one(broker, "isr2", now, acks="1") is None
+
+
+def stored_codecs(broker, topic):
+    """The codec of every batch in the topic's partition-0 segments on disk,
+    read from each batch header's attributes (FORMAT.md)."""
+    import glob
+    import os
+    import struct
+    codecs = []
+    for path in sorted(glob.glob(os.path.join(broker.dir.name, "data", f"{topic}-0", "*.log"))):
+        data = open(path, "rb").read()
+        pos = 0
+        while pos + 61 <= len(data):
+            length, = struct.unpack(">i", data[pos + 8:pos + 12])
+            if length <= 0:
+                break
+            attributes, = struct.unpack(">h", data[pos + 21:pos + 23])
+            codecs.append(attributes & 7)
+            pos += 12 + length
+    return codecs
+
+
+CODEC_IDS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+@pytest.mark.parametrize("topic_codec,producer_codec", [
+    ("zstd", "none"), ("zstd", "gzip"), ("gzip", "none"), ("lz4", "zstd"), ("snappy", "lz4"),
+    ("uncompressed", "zstd"),
+])
+def test_the_broker_recompresses_to_the_topics_codec(broker, topic_codec, producer_codec):
+    from aiokafka import AIOKafkaConsumer
+    from confluent_kafka import Consumer, TopicPartition as CTopicPartition
+    from kafka import KafkaConsumer, TopicPartition
+    import asyncio
+
+    from records import COUNT, expected, normalize_headers
+
+    topic = f"recompress-{topic_codec}-{producer_codec}"
+    admin = AdminClient({"bootstrap.servers": broker.addr})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"compression.type": topic_codec})])[topic].result(10)
+    # An idempotent producer: the rewritten batches keep its producer id and
+    # sequence numbers, or its next batches would be refused.
+    producer = Producer({"bootstrap.servers": broker.addr, "compression.type": producer_codec,
+                         "enable.idempotence": True, "linger.ms": 20, "batch.num.messages": 15})
+    for r in expected():
+        producer.produce(topic, key=r["key"], value=r["value"], headers=r["headers"], partition=0,
+                         timestamp=r["timestamp"])
+    assert producer.flush(30) == 0
+
+    codecs = stored_codecs(broker, topic)
+    assert codecs and set(codecs) == {CODEC_IDS[topic_codec]}, codecs
+
+    def check(got):
+        assert len(got) == COUNT
+        for i, ((offset, key, value, headers, ts), r) in enumerate(zip(got, expected())):
+            assert (offset, key, value, ts) == (i, r["key"], r["value"], r["timestamp"])
+            assert normalize_headers(headers) == r["headers"]
+
+    # librdkafka, with CRC checks.
+    c = Consumer({"bootstrap.servers": broker.addr, "group.id": "rc", "check.crcs": True,
+                  "enable.auto.commit": False})
+    c.assign([CTopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + 20
+    while len(got) < COUNT and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            got.append((m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]))
+    c.close()
+    check(got)
+
+    # kafka-python, with CRC checks.
+    kc = KafkaConsumer(bootstrap_servers=broker.addr, enable_auto_commit=False, group_id=None, check_crcs=True)
+    tp = TopicPartition(topic, 0)
+    kc.assign([tp])
+    kc.seek(tp, 0)
+    got = []
+    for _ in range(60):
+        for records in kc.poll(timeout_ms=300).values():
+            got.extend((m.offset, m.key, m.value, m.headers, m.timestamp) for m in records)
+        if len(got) >= COUNT:
+            break
+    kc.close()
+    check(got)
+
+    # aiokafka.
+    async def read():
+        ac = AIOKafkaConsumer(bootstrap_servers=broker.addr, enable_auto_commit=False, check_crcs=True)
+        await ac.start()
+        try:
+            tp = TopicPartition(topic, 0)
+            from aiokafka import TopicPartition as ATP
+            atp = ATP(topic, 0)
+            ac.assign([atp])
+            ac.seek(atp, 0)
+            out = []
+            while len(out) < COUNT:
+                batch = await asyncio.wait_for(ac.getmany(timeout_ms=300), 20)
+                for records in batch.values():
+                    out.extend((m.offset, m.key, m.value, m.headers, m.timestamp) for m in records)
+            return out
+        finally:
+            await ac.stop()
+    check(asyncio.run(read()))

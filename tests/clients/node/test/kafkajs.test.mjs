@@ -100,3 +100,38 @@ for (const [name, codec] of Object.entries(CODECS)) {
     }
   })
 }
+
+// A topic with compression.type=zstd fed by an uncompressed producer: the
+// broker stores zstd batches, which KafkaJS (with the zstd codec registered
+// above) reads back intact.
+test('kafkajs reads back a zstd topic fed uncompressed', async () => {
+  const broker = await startBroker()
+  const kafka = new Kafka({ brokers: [broker.addr], clientId: 'strata-kafkajs-test', logLevel: logLevel.NOTHING })
+  const admin = kafka.admin()
+  const producer = kafka.producer()
+  try {
+    const topic = 'js-recompressed'
+    await admin.connect()
+    assert.equal(await admin.createTopics({
+      topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'compression.type', value: 'zstd' }] }],
+    }), true)
+    await producer.connect()
+    const messages = []
+    for (let j = 0; j < COUNT; j++) messages.push({ ...record(j), partition: 0 })
+    const [meta] = await producer.send({ topic, acks: -1, compression: CODECS.none, messages })
+    assert.equal(meta.errorCode, 0)
+    const got = await fetchAll(kafka, topic)
+    for (let i = 0; i < COUNT; i++) {
+      const want = record(i)
+      assert.equal(got[i].offset, String(i))
+      assert.deepEqual(got[i].key, want.key)
+      assert.deepEqual(got[i].value, want.value)
+      assert.deepEqual(got[i].headers, want.headers)
+      assert.equal(got[i].timestamp, want.timestamp)
+    }
+  } finally {
+    await producer.disconnect()
+    await admin.disconnect()
+    broker.stop()
+  }
+})
