@@ -204,6 +204,39 @@ def test_leader_election_and_reassignments_as_a_one_broker_kafka_answers(broker)
         a.close()
 
 
+def test_describe_topic_partitions_pages_with_a_cursor(broker):
+    """KIP-966 through kafka-python: pages of at most the limit, in topic
+    name order, each with the cursor of the next."""
+    creator = AdminClient({"bootstrap.servers": broker.addr})
+    for name, n in [("pages-b", 3), ("pages-a", 4)]:
+        creator.create_topics([NewTopic(name, n, 1)])[name].result(10)
+    a = KafkaAdminClient(bootstrap_servers=broker.addr)
+    try:
+        seen = []
+        cursor = None
+        pages = 0
+        while True:
+            r = a.describe_topic_partitions(["pages-b", "pages-a", "pages-none"],
+                                            response_partition_limit=3, cursor=cursor)
+            pages += 1
+            for t in r["topics"]:
+                if t["name"] == "pages-none":
+                    assert t["error_code"] == 3 and not t["partitions"]
+                    continue
+                assert t["error_code"] == 0 and t["topic_id"] is not None
+                for p in t["partitions"]:
+                    assert (p["leader_id"], p["replica_nodes"], p["isr_nodes"]) == (0, [0], [0])
+                    seen.append((t["name"], p["partition_index"]))
+            assert sum(len(t["partitions"]) for t in r["topics"]) <= 3
+            cursor = r["next_cursor"]
+            if cursor is None:
+                break
+        assert pages == 3
+        assert seen == [("pages-a", p) for p in range(4)] + [("pages-b", p) for p in range(3)]
+    finally:
+        a.close()
+
+
 def test_replicas_stay_in_the_one_log_directory(broker):
     import kafka.errors as Errors
     creator = AdminClient({"bootstrap.servers": broker.addr})

@@ -248,3 +248,40 @@ def test_an_empty_classic_group_is_taken_over_with_its_offsets():
         c.close()
     finally:
         b.stop()
+
+
+def test_a_static_member_restarts_into_its_own_partitions():
+    b = fast_broker()
+    try:
+        topic = "kip848-static"
+        create_and_fill(b.addr, topic, 2)
+        a = consumer(b.addr, "kip848-static", **{"group.instance.id": "inst-a"})
+        other = consumer(b.addr, "kip848-static", **{"group.instance.id": "inst-b"})
+        a.subscribe([topic])
+        other.subscribe([topic])
+
+        def owned(c):
+            return {tp.partition for tp in c.assignment()}
+
+        deadline = time.time() + 30
+        while time.time() < deadline and not (len(owned(a)) == 3 and len(owned(other)) == 3):
+            poll_all([a, other], 0.3)
+        before_a, before_b = owned(a), owned(other)
+        assert len(before_a) == 3 and len(before_b) == 3 and not (before_a & before_b)
+
+        # inst-a restarts: it leaves as a static member and comes back with
+        # a new member id to the same partitions; inst-b keeps its own.
+        a.close()
+        poll_all([other], 1.0)
+        assert owned(other) == before_b
+        a2 = consumer(b.addr, "kip848-static", **{"group.instance.id": "inst-a"})
+        a2.subscribe([topic])
+        deadline = time.time() + 30
+        while time.time() < deadline and owned(a2) != before_a:
+            poll_all([a2, other], 0.3)
+        assert owned(a2) == before_a
+        assert owned(other) == before_b
+        a2.close()
+        other.close()
+    finally:
+        b.stop()
