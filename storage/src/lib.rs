@@ -14,6 +14,7 @@
 mod append;
 pub mod batch;
 mod checkpoint;
+pub mod codec;
 mod config;
 mod error;
 pub mod index;
@@ -23,6 +24,7 @@ mod offset;
 pub mod producer;
 mod producer_snapshots;
 mod read;
+pub mod record;
 mod retention;
 mod scan;
 mod segment;

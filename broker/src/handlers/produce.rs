@@ -11,7 +11,8 @@ use super::{blocking, str_bytes};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::storage_code;
-use crate::recompress::{recompress, Codec, Levels, RecompressError};
+use crate::recompress::{recompress, topic_codec, RecompressError};
+use strata_storage::codec::Levels;
 
 /// Produce: validates and appends each partition's batches. The append is
 /// in the page cache before the response is sent, which is what acks=1 and
@@ -92,7 +93,7 @@ fn append_all(
         // that have another.
         let recompression = topic.as_ref().and_then(|t| {
             let value = |k: &str| config.topic_value(k, &t.configs).0;
-            Codec::for_topic(&value("compression.type")).map(|codec| {
+            topic_codec(&value("compression.type")).map(|codec| {
                 let levels = Levels {
                     gzip: value("compression.gzip.level").parse().unwrap_or(-1),
                     lz4: value("compression.lz4.level").parse().unwrap_or(9),

@@ -1,0 +1,126 @@
+//! The records inside a v2 batch's (decompressed) records area, as far as
+//! the log needs them: each record's offset delta, key and whether its
+//! value is null (a tombstone), and where its bytes are. Nothing here sizes
+//! an allocation from a length inside the records.
+
+/// One record of a records area.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset_delta: i64,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    /// The value is null: a tombstone in a compacted topic.
+    pub tombstone: bool,
+    /// The whole record, its length prefix included.
+    pub bytes: &'a [u8],
+}
+
+/// A zigzag varint at `pos`, which moves past it; `None` if malformed.
+fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut raw = 0u64;
+    for shift in (0..70).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        raw |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// A nullable byte field (varint length, -1 for null) at `pos`.
+fn bytes_field<'a>(buf: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
+    let len = varint(buf, pos)?;
+    if len < 0 {
+        return Some(None);
+    }
+    let end = pos.checked_add(usize::try_from(len).ok()?)?;
+    let b = buf.get(*pos..end)?;
+    *pos = end;
+    Some(Some(b))
+}
+
+/// Every record of `plain`, which must hold exactly `count` of them; the
+/// error says what is wrong.
+pub fn records(plain: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for i in 0..count.max(0) {
+        let start = pos;
+        let len = varint(plain, &mut pos).ok_or_else(|| format!("record {i} has no length"))?;
+        let len = usize::try_from(len).map_err(|_| format!("record {i} has a negative length"))?;
+        let end = pos
+            .checked_add(len)
+            .filter(|&e| e <= plain.len())
+            .ok_or_else(|| format!("record {i} runs past the batch"))?;
+        let body = &plain[pos..end];
+        let mut p = 1; // attributes
+        let parsed = (|| {
+            let timestamp_delta = varint(body, &mut p)?;
+            let offset_delta = varint(body, &mut p)?;
+            let key = bytes_field(body, &mut p)?;
+            let value = bytes_field(body, &mut p)?;
+            Some((timestamp_delta, offset_delta, key, value.is_none()))
+        })();
+        let (timestamp_delta, offset_delta, key, tombstone) =
+            parsed.ok_or_else(|| format!("record {i} is malformed"))?;
+        out.push(RecordView {
+            offset_delta,
+            timestamp_delta,
+            key,
+            tombstone,
+            bytes: &plain[start..end],
+        });
+        pos = end;
+    }
+    if pos != plain.len() {
+        return Err(format!(
+            "{} bytes after the batch's {count} records",
+            plain.len() - pos
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::HEADER_LEN;
+    use crate::testing::{BatchBuilder, TestRecord};
+
+    #[test]
+    fn reads_keys_tombstones_and_offsets() {
+        let batch = BatchBuilder::records(vec![
+            TestRecord {
+                key: Some(b"a".to_vec()),
+                value: Some(b"1".to_vec()),
+                timestamp_delta: 0,
+            },
+            TestRecord {
+                key: None,
+                value: Some(b"2".to_vec()),
+                timestamp_delta: 5,
+            },
+            TestRecord {
+                key: Some(b"a".to_vec()),
+                value: None,
+                timestamp_delta: 7,
+            },
+        ])
+        .build();
+        let rs = records(&batch[HEADER_LEN..], 3).unwrap();
+        assert_eq!(
+            rs.iter()
+                .map(|r| (r.offset_delta, r.timestamp_delta, r.key, r.tombstone))
+                .collect::<Vec<_>>(),
+            vec![
+                (0, 0, Some(&b"a"[..]), false),
+                (1, 5, None, false),
+                (2, 7, Some(&b"a"[..]), true)
+            ]
+        );
+        assert!(records(&batch[HEADER_LEN..], 4).is_err());
+        assert!(records(&batch[HEADER_LEN..], 2).is_err());
+    }
+}
