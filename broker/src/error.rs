@@ -71,6 +71,8 @@ pub fn storage_code(e: &StorageError) -> i16 {
         StorageError::CorruptBatch { .. } => ResponseError::CorruptMessage.code(),
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         StorageError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp.code(),
+        StorageError::KeylessRecord { .. } => ResponseError::InvalidRecord.code(),
+        StorageError::UnreadableRecords { .. } => ResponseError::CorruptMessage.code(),
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         StorageError::Closed { .. } => ResponseError::UnknownTopicOrPartition.code(),
         StorageError::Io { .. } => ResponseError::KafkaStorageError.code(),

@@ -11,8 +11,10 @@ use tracing::debug;
 
 use crate::batch::{self, BatchHeader};
 use crate::checkpoint;
+use crate::codec::{self, Codec};
 use crate::error::{StorageError, StorageResult};
 use crate::log::{Inner, Log};
+use crate::record;
 use crate::segment::{ActiveSegment, Segment};
 use crate::{LogConfig, Offset, TimestampType};
 
@@ -58,6 +60,43 @@ fn check_timestamps(header: &BatchHeader, config: &LogConfig, now_ms: i64) -> St
     Ok(())
 }
 
+impl Log {
+    /// A compacted log keeps records by key, so a record without one is
+    /// refused, as Kafka refuses it. Transaction markers have no key and
+    /// are not records of the topic's.
+    fn check_keys(
+        &self,
+        batch: &[u8],
+        header: &BatchHeader,
+        position: usize,
+        config: &LogConfig,
+    ) -> StorageResult<()> {
+        if header.attributes & batch::CONTROL_FLAG != 0 {
+            return Ok(());
+        }
+        let unreadable = |reason: String| StorageError::UnreadableRecords { position, reason };
+        let codec = Codec::from_id(header.compression())
+            .ok_or_else(|| unreadable(format!("unknown codec {}", header.compression())))?;
+        let plain = codec::decompress(
+            codec,
+            &batch[batch::HEADER_LEN..],
+            config.max_decompressed_bytes,
+        )
+        .map_err(|e| unreadable(e.to_string()))?;
+        let records = record::records(&plain, header.record_count).map_err(unreadable)?;
+        if records.iter().any(|r| r.key.is_none()) {
+            return Err(StorageError::KeylessRecord {
+                partition: self
+                    .dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A sealed segment whose fsync is pending: base offset, log file, path.
 type Unsynced = (Offset, Arc<fs::File>, Arc<Path>);
 
@@ -83,6 +122,9 @@ impl Log {
                 });
             }
             check_timestamps(&header, &config, now_ms)?;
+            if config.compact {
+                self.check_keys(&data[pos..pos + header.total_len()], &header, pos, &config)?;
+            }
             headers.push((pos, header));
             pos += header.total_len();
         }

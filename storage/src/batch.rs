@@ -29,6 +29,8 @@ const CRC_POS: usize = 17;
 const ATTRIBUTES_POS: usize = 21;
 const MAX_TIMESTAMP_POS: usize = 35;
 const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
+/// The attributes bit of control batches (transaction markers).
+pub const CONTROL_FLAG: i16 = 0x20;
 
 /// Why a batch was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,6 +198,35 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&now_ms.to_be_bytes());
     let crc = compute_crc(batch);
     batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The attributes bit saying the batch's base timestamp is the time after
+/// which its tombstones may be removed (Kafka's delete horizon, KIP-534).
+pub const DELETE_HORIZON_FLAG: i16 = 0x40;
+
+/// Changes [`rewrite`] makes to a batch header besides its records.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct HeaderEdit {
+    pub record_count: Option<i32>,
+    /// A new base timestamp, with the delete-horizon flag set.
+    pub delete_horizon_ms: Option<i64>,
+}
+
+/// The batch with another records area, codec and header edits; every other
+/// header field is kept and the length and CRC computed for the new bytes.
+pub fn rewrite(batch: &[u8], codec: u8, records: &[u8], edit: HeaderEdit) -> Vec<u8> {
+    let mut out = with_records(batch, codec, records);
+    if let Some(count) = edit.record_count {
+        out[57..61].copy_from_slice(&count.to_be_bytes());
+    }
+    if let Some(horizon) = edit.delete_horizon_ms {
+        out[27..35].copy_from_slice(&horizon.to_be_bytes());
+        let attributes = be_i16(&out, ATTRIBUTES_POS) | DELETE_HORIZON_FLAG;
+        out[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+    }
+    let crc = compute_crc(&out);
+    out[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 /// The same batch with another records area and codec (0 none, 1 gzip,

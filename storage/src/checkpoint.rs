@@ -27,6 +27,25 @@ pub(crate) fn recovery_point(segments: &Segments) -> Offset {
         .map_or(segments.active().base, |s| s.base)
 }
 
+/// The file naming a compacted log's first dirty offset: below it, the
+/// cleaner has already kept only the latest record of every key.
+const FIRST_DIRTY_FILE: &str = "cleaner-offset-checkpoint";
+
+pub(crate) fn read_first_dirty(dir: &Path) -> Option<Offset> {
+    read_offset_file(&dir.join(FIRST_DIRTY_FILE))
+}
+
+/// Records the first dirty offset after a cleaning pass. Replaced
+/// atomically but not fsynced: a stale value only makes the next pass
+/// clean again what is already clean.
+pub(crate) fn write_first_dirty(dir: &Path, offset: Offset) -> StorageResult<()> {
+    let path = dir.join(FIRST_DIRTY_FILE);
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, offset.0.to_string())
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(StorageError::io("write cleaner checkpoint", &path))
+}
+
 pub(crate) fn read_recovery_point(dir: &Path) -> Option<Offset> {
     read_offset_file(&dir.join(RECOVERY_POINT_FILE))
 }

@@ -40,6 +40,25 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far ahead of it.
     pub timestamp_after_max_ms: i64,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the latest
+    /// record of every key, and records without a key are refused.
+    pub compact: bool,
+    /// `min.cleanable.dirty.ratio`, in millionths (so that the config stays
+    /// `Eq`): the share of the log that must be dirty before it is cleaned.
+    pub min_cleanable_ratio_ppm: u32,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this
+    /// long after it was written.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log with a dirty record older than this is
+    /// cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone stays readable after the
+    /// cleaner first saw it.
+    pub delete_retention_ms: i64,
+    /// The most bytes a batch's records may decompress to when the log
+    /// must look inside (keys of compacted logs); the broker sets it to
+    /// `socket.request.max.bytes`.
+    pub max_decompressed_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -59,6 +78,12 @@ impl Default for LogConfig {
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
+            compact: false,
+            min_cleanable_ratio_ppm: 500_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            max_decompressed_bytes: 100 * 1024 * 1024,
         }
     }
 }

@@ -28,6 +28,10 @@ pub enum StorageError {
         earliest: i64,
         latest: i64,
     },
+    #[error("Compacted topic cannot accept message without key in topic partition {partition}.")]
+    KeylessRecord { partition: String },
+    #[error("record batch at byte {position} of the request could not be opened: {reason}")]
+    UnreadableRecords { position: usize, reason: String },
     #[error("offset {requested} is outside the log [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         requested: Offset,

@@ -14,6 +14,7 @@
 mod append;
 pub mod batch;
 mod checkpoint;
+mod cleaner;
 pub mod codec;
 mod config;
 mod error;
@@ -21,6 +22,7 @@ pub mod index;
 mod loader;
 mod log;
 mod offset;
+mod offset_map;
 pub mod producer;
 mod producer_snapshots;
 mod read;
@@ -31,10 +33,12 @@ mod segment;
 mod segment_file;
 mod segments;
 pub mod select;
+mod swap;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use append::AppendInfo;
+pub use cleaner::{CleanStats, Cleanability};
 pub use config::{LogConfig, TimestampType};
 pub use error::{StorageError, StorageResult};
 pub use log::{Log, SealedSegment};

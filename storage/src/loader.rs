@@ -29,6 +29,9 @@ impl Log {
         now_ms: i64,
     ) -> StorageResult<Log> {
         fs::create_dir_all(dir).map_err(StorageError::io("create log directory", dir))?;
+        // A cleaner swap a crash interrupted is finished or rolled back
+        // before the segments are listed.
+        crate::swap::recover(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(StorageError::io("list log directory", dir))? {
             let entry = entry.map_err(StorageError::io("list log directory", dir))?;

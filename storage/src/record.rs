@@ -6,6 +6,8 @@
 /// One record of a records area.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordView<'a> {
+    /// The record's attributes byte (unused by Kafka so far, kept as is).
+    pub attributes: u8,
     pub offset_delta: i64,
     pub timestamp_delta: i64,
     pub key: Option<&'a [u8]>,
@@ -13,6 +15,38 @@ pub struct RecordView<'a> {
     pub tombstone: bool,
     /// The whole record, its length prefix included.
     pub bytes: &'a [u8],
+    /// The record from its key on (key, value, headers): what stays the
+    /// same when its timestamp delta is rewritten.
+    pub tail: &'a [u8],
+}
+
+/// A zigzag varint appended to `out`.
+pub fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+impl RecordView<'_> {
+    /// The record encoded again with another timestamp delta, appended to
+    /// `out`.
+    pub fn encode_with_timestamp_delta(
+        &self,
+        attributes: u8,
+        timestamp_delta: i64,
+        out: &mut Vec<u8>,
+    ) {
+        let mut body = Vec::with_capacity(self.tail.len() + 12);
+        body.push(attributes);
+        put_varint(&mut body, timestamp_delta);
+        put_varint(&mut body, self.offset_delta);
+        body.extend_from_slice(self.tail);
+        put_varint(out, body.len() as i64);
+        out.extend_from_slice(&body);
+    }
 }
 
 /// A zigzag varint at `pos`, which moves past it; `None` if malformed.
@@ -59,18 +93,21 @@ pub fn records(plain: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, String> 
         let parsed = (|| {
             let timestamp_delta = varint(body, &mut p)?;
             let offset_delta = varint(body, &mut p)?;
+            let tail = p;
             let key = bytes_field(body, &mut p)?;
             let value = bytes_field(body, &mut p)?;
-            Some((timestamp_delta, offset_delta, key, value.is_none()))
+            Some((timestamp_delta, offset_delta, tail, key, value.is_none()))
         })();
-        let (timestamp_delta, offset_delta, key, tombstone) =
+        let (timestamp_delta, offset_delta, tail, key, tombstone) =
             parsed.ok_or_else(|| format!("record {i} is malformed"))?;
         out.push(RecordView {
+            attributes: body.first().copied().unwrap_or(0),
             offset_delta,
             timestamp_delta,
             key,
             tombstone,
             bytes: &plain[start..end],
+            tail: &body[tail..],
         });
         pos = end;
     }

@@ -90,6 +90,16 @@ impl Segments {
         self.sealed.range(..=offset).next_back().map(|(k, _)| *k)
     }
 
+    /// Removes one sealed segment (the cleaner swapping in its copy).
+    pub fn remove_sealed(&mut self, base: &Offset) -> Option<SealedSegment> {
+        self.sealed.remove(base)
+    }
+
+    /// Adds a sealed segment (the cleaner's copy of removed ones).
+    pub fn insert_sealed(&mut self, segment: SealedSegment) {
+        self.sealed.insert(segment.base, segment);
+    }
+
     /// Removes the oldest sealed segment; the active one is never removed.
     pub fn pop_oldest_sealed(&mut self) -> Option<SealedSegment> {
         self.sealed.pop_first().map(|(_, s)| s)
