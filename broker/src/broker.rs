@@ -51,6 +51,10 @@ pub struct Broker {
     admin: Mutex<()>,
     /// Consumer groups and their committed offsets.
     pub groups: Coordinator,
+    /// The log cleaner's state: logs being cleaned, last passes.
+    pub cleaner: crate::log_cleaner::CleanerStatus,
+    /// Set by [`Broker::shutdown`]; background threads end when they see it.
+    shut_down: std::sync::atomic::AtomicBool,
 }
 
 /// The start-up configuration with the persisted dynamic configs on top. A
@@ -139,6 +143,8 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             groups,
+            cleaner: Default::default(),
+            shut_down: Default::default(),
         };
         let mut topics = BTreeMap::new();
         for rec in broker.meta.load_topics()? {
@@ -477,6 +483,17 @@ impl Broker {
         self.config().validate_topic_configs(&configs)?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.topic(name).ok_or(AdminError::UnknownTopic)?;
+        // A tiered topic's history is in the cold tier, which compaction
+        // does not reach: Kafka refuses the change, and so does Strata.
+        let config = self.config();
+        if config.has_policy(&configs, "compact") && config.tier_policy(&topic.configs).remote {
+            return Err(crate::config::ConfigError::BadValue {
+                key: "cleanup.policy".into(),
+                value: config.topic_value("cleanup.policy", &configs).0,
+                reason: "Remote log storage is unsupported for the compacted topics".into(),
+            }
+            .into());
+        }
         if validate_only {
             return Ok(());
         }
@@ -523,7 +540,14 @@ impl Broker {
     }
 
     /// Flushes and seals every log and records the clean shutdown. Blocking.
+    /// Whether [`Broker::shutdown`] has begun.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn shutdown(&self) -> Result<(), AdminError> {
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::Release);
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         for topic in self.topics() {
             for p in &topic.partitions {

@@ -104,6 +104,7 @@ pub static DEFS: &[Def] = &[
     def!("max.connections.per.ip", Broker, Kind::Int, "2147483647", 0, None, "Most connections open at once from one IP address; more are closed at once."),
     def!("queued.max.requests", Broker, Kind::Int, "500", 1, None, "Most requests read and being handled at once across all connections; a connection waits for a slot before reading its next request."),
                 def!("offsets.retention.minutes", Broker, Kind::Int, "10080", 1, None, "How long the offsets of a group without members are kept after its last member left or its last commit."),
+    def!("offsets.topic.segment.bytes", Broker, Kind::Int, "104857600", 1024, None, "Segment size of the committed-offsets log, which the log cleaner compacts like any compacted topic."),
     def!("group.session.check.interval.ms", Broker, Kind::Long, "500", 1, None, "How often expired group members are looked for."),
     def!("group.min.session.timeout.ms", Broker, Kind::Int, "6000", 0, None, "The shortest session timeout a group member may ask for; a join asking for less gets INVALID_SESSION_TIMEOUT."),
     def!("group.max.session.timeout.ms", Broker, Kind::Int, "1800000", 0, None, "The longest session timeout a group member may ask for; a join asking for more gets INVALID_SESSION_TIMEOUT."),
@@ -139,7 +140,12 @@ pub static DEFS: &[Def] = &[
     def!("log.message.timestamp.type", Broker, Kind::Choice(&["CreateTime", "LogAppendTime"]), "CreateTime", 0, None, "Default message.timestamp.type."),
     def!("log.message.timestamp.before.max.ms", Broker, Kind::Long, I64_MAX, 0, None, "Default message.timestamp.before.max.ms."),
     def!("log.message.timestamp.after.max.ms", Broker, Kind::Long, "3600000", 0, None, "Default message.timestamp.after.max.ms."),
-    def!("log.cleanup.policy", Broker, Kind::List(&["delete"]), "delete", 0, None, "Default cleanup.policy (compaction is not supported yet)."),
+    def!("log.cleanup.policy", Broker, Kind::List(&["delete", "compact"]), "delete", 1, None, "Default cleanup.policy."),
+    def!("log.cleaner.enable", Broker, Kind::Bool, "true", 0, None, "Run the log cleaner, which compacts topics with cleanup.policy=compact."),
+    def!("log.cleaner.threads", Broker, Kind::Int, "1", 0, None, "Cleaner threads; each cleans one log at a time, at low priority."),
+    def!("log.cleaner.dedupe.buffer.size", Broker, Kind::Long, "134217728", 1, None, "Memory for the cleaners' key maps, shared among the threads; a log with more distinct dirty keys than fit is cleaned over several passes."),
+    def!("log.cleaner.io.max.bytes.per.second", Broker, Kind::Double, "1.7976931348623157E308", 0, None, "The most bytes per second the cleaners read, together."),
+    def!("log.cleaner.backoff.ms", Broker, Kind::Long, "15000", 0, None, "How long a cleaner sleeps when no log needs cleaning."),
     def!("compression.type", Broker, Kind::Choice(COMPRESSION_TYPES), "producer", 0, None, "Default compression.type."),
     def!("compression.gzip.level", Broker, Kind::Int, "-1", -1, None, "Default compression.gzip.level."),
     def!("compression.lz4.level", Broker, Kind::Int, "9", 1, None, "Default compression.lz4.level."),
@@ -157,7 +163,7 @@ pub static DEFS: &[Def] = &[
     def!("segment.ms", Topic, Kind::Long, "604800000", 1, Some("log.roll.ms"), "Roll a non-empty segment this old."),
     def!("retention.ms", Topic, Kind::Long, "-1", -1, Some("log.retention.ms"), "Total retention, both tiers: delete segments whose newest record is older; -1 keeps forever."),
     def!("retention.bytes", Topic, Kind::Long, "-1", -1, Some("log.retention.bytes"), "Total retention, both tiers: delete old segments while the partition is larger; -1 is unlimited."),
-    def!("remote.storage.enable", Topic, Kind::Bool, "true", 0, None, "Upload sealed segments to the cold tier (Strata's default is true)."),
+    def!("remote.storage.enable", Topic, Kind::Bool, "true", 0, None, "Upload sealed segments to the cold tier (Strata's default is true, except for compacted topics, which Kafka does not tier: they default to false and refuse true)."),
     def!("local.retention.ms", Topic, Kind::Long, "3600000", -2, Some("log.local.retention.ms"), "Hot-tier retention of uploaded segments; -2 follows retention.ms."),
     def!("local.retention.bytes", Topic, Kind::Long, "-2", -2, Some("log.local.retention.bytes"), "Hot-tier size of uploaded segments; -2 follows retention.bytes."),
     def!("max.message.bytes", Topic, Kind::Int, "1048588", 0, Some("message.max.bytes"), "Largest record batch accepted."),
@@ -166,7 +172,7 @@ pub static DEFS: &[Def] = &[
     def!("index.interval.bytes", Topic, Kind::Int, "4096", 0, Some("log.index.interval.bytes"), "Bytes of log between two index entries."),
     def!("segment.index.bytes", Topic, Kind::Int, "10485760", 4, Some("log.index.size.max.bytes"), "Preallocated size of an index file."),
     def!("message.timestamp.type", Topic, Kind::Choice(&["CreateTime", "LogAppendTime"]), "CreateTime", 0, Some("log.message.timestamp.type"), "Keep the producer's timestamp or stamp the broker's."),
-    def!("cleanup.policy", Topic, Kind::List(&["delete"]), "delete", 0, Some("log.cleanup.policy"), "Only delete is supported until compaction lands."),
+    def!("cleanup.policy", Topic, Kind::List(&["delete", "compact"]), "delete", 1, Some("log.cleanup.policy"), "delete: time and size retention; compact: the cleaner keeps the latest record of every key (records need a key); compact,delete: both."),
     def!("compression.type", Topic, Kind::Choice(COMPRESSION_TYPES), "producer", 0, Some("compression.type"), "The codec batches are stored with: producer keeps the producer's; uncompressed, gzip, snappy, lz4 or zstd makes the broker recompress batches with another codec, keeping their records, producer ids and sequence numbers."),
     def!("compression.gzip.level", Topic, Kind::Int, "-1", -1, Some("compression.gzip.level"), "gzip level for broker-side compression (1 to 9, -1 for the codec's default)."),
     def!("compression.lz4.level", Topic, Kind::Int, "9", 1, Some("compression.lz4.level"), "lz4 level for broker-side compression (1 to 17)."),
@@ -180,10 +186,10 @@ pub static DEFS: &[Def] = &[
     def!("preallocate", Topic, Kind::Bool, "false", 0, Some("log.preallocate"), "Accepted and reported; segment files grow as they are written."),
     def!("segment.jitter.ms", Topic, Kind::Long, "0", 0, Some("log.roll.jitter.ms"), "Accepted and reported; segments roll at segment.ms exactly."),
     def!("file.delete.delay.ms", Topic, Kind::Long, "60000", 0, Some("log.segment.delete.delay.ms"), "Accepted and reported; deleted segments go at once (readers keep their open files)."),
-    def!("delete.retention.ms", Topic, Kind::Long, "86400000", 0, Some("log.cleaner.delete.retention.ms"), "Accepted and reported for compacted topics, which come later."),
-    def!("min.compaction.lag.ms", Topic, Kind::Long, "0", 0, Some("log.cleaner.min.compaction.lag.ms"), "Accepted and reported for compacted topics, which come later."),
-    def!("max.compaction.lag.ms", Topic, Kind::Long, I64_MAX, 1, Some("log.cleaner.max.compaction.lag.ms"), "Accepted and reported for compacted topics, which come later."),
-    def!("min.cleanable.dirty.ratio", Topic, Kind::Double, "0.5", 0, Some("log.cleaner.min.cleanable.ratio"), "Accepted and reported for compacted topics, which come later (0 to 1)."),
+    def!("delete.retention.ms", Topic, Kind::Long, "86400000", 0, Some("log.cleaner.delete.retention.ms"), "How long a tombstone of a compacted topic stays readable after the cleaner first saw it."),
+    def!("min.compaction.lag.ms", Topic, Kind::Long, "0", 0, Some("log.cleaner.min.compaction.lag.ms"), "The youngest a record may be and still be compacted."),
+    def!("max.compaction.lag.ms", Topic, Kind::Long, I64_MAX, 1, Some("log.cleaner.max.compaction.lag.ms"), "A compacted log with a dirty record older than this is cleaned whatever its dirty ratio."),
+    def!("min.cleanable.dirty.ratio", Topic, Kind::Double, "0.5", 0, Some("log.cleaner.min.cleanable.ratio"), "The share of a compacted log that must be dirty (not yet cleaned) before the cleaner cleans it (0 to 1)."),
     def!("remote.log.copy.disable", Topic, Kind::Bool, "false", 0, None, "Accepted and reported; uploads follow remote.storage.enable."),
     def!("remote.log.delete.on.disable", Topic, Kind::Bool, "false", 0, None, "Accepted and reported; remote copies follow retention."),
 ];
@@ -201,6 +207,12 @@ const DYNAMIC_EXTRA: &[&str] = &[
     "log.roll.hours",
     "remote.fetch.max.wait.ms",
     "producer.id.expiration.ms",
+    // The cleaner reads these before every pass, as Kafka reconfigures its
+    // cleaner at run time.
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
 ];
 
 /// Whether a broker key may be changed at run time (AlterConfigs on the
@@ -577,6 +589,7 @@ impl BrokerConfig {
             ),
             session_timeout_ms: self.i64("group.min.session.timeout.ms") as i32
                 ..=self.i64("group.max.session.timeout.ms") as i32,
+            offsets_segment_bytes: self.i64("offsets.topic.segment.bytes") as u64,
             consumer: crate::group::ConsumerSettings {
                 session_timeout: std::time::Duration::from_millis(
                     self.i64("group.consumer.session.timeout.ms") as u64,
@@ -610,6 +623,15 @@ impl BrokerConfig {
             let d = def(k, Scope::Topic).ok_or_else(|| ConfigError::UnknownTopicKey(k.clone()))?;
             validate(d, v)?;
         }
+        if self.has_policy(overrides, "compact")
+            && overrides.get("remote.storage.enable").map(String::as_str) == Some("true")
+        {
+            return Err(ConfigError::BadValue {
+                key: "remote.storage.enable".into(),
+                value: "true".into(),
+                reason: "Remote log storage is unsupported for the compacted topics".into(),
+            });
+        }
         let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
         for (local, total) in [
             ("local.retention.ms", "retention.ms"),
@@ -641,13 +663,14 @@ impl BrokerConfig {
             (_, t) if t >= 0 && (local < 0 || local > t) => t,
             _ => local,
         };
+        let limits = self.retention_for(overrides);
         TierPolicy {
             remote: self.bool("remote.log.storage.system.enable")
                 && self.topic_value("remote.storage.enable", overrides).0 == "true",
-            retention_ms: n("retention.ms"),
-            retention_bytes: n("retention.bytes"),
-            local_retention_ms: resolve(n("local.retention.ms"), n("retention.ms")),
-            local_retention_bytes: resolve(n("local.retention.bytes"), n("retention.bytes")),
+            retention_ms: limits.retention_ms,
+            retention_bytes: limits.retention_bytes,
+            local_retention_ms: resolve(n("local.retention.ms"), limits.retention_ms),
+            local_retention_bytes: resolve(n("local.retention.bytes"), limits.retention_bytes),
         }
     }
 
@@ -656,6 +679,11 @@ impl BrokerConfig {
     pub fn topic_value(&self, key: &str, overrides: &BTreeMap<String, String>) -> (String, Source) {
         if let Some(v) = overrides.get(key) {
             return (v.clone(), Source::Topic);
+        }
+        // Kafka does not tier compacted topics: unless set, they keep their
+        // whole log on local disk.
+        if key == "remote.storage.enable" && self.has_policy(overrides, "compact") {
+            return ("false".into(), Source::Default);
         }
         let d = def(key, Scope::Topic).expect("known topic key");
         let Some(synonym) = d.broker_synonym else {
@@ -702,8 +730,6 @@ impl BrokerConfig {
         LogConfig {
             segment_bytes: n("segment.bytes") as u64,
             segment_ms: n("segment.ms"),
-            retention_ms: n("retention.ms"),
-            retention_bytes: n("retention.bytes"),
             max_message_bytes: n("max.message.bytes") as usize,
             index_interval_bytes: n("index.interval.bytes") as u32,
             segment_index_bytes: n("segment.index.bytes") as u32,
@@ -719,6 +745,41 @@ impl BrokerConfig {
             producer_id_expiration_ms: self.i64("producer.id.expiration.ms"),
             timestamp_before_max_ms: n("message.timestamp.before.max.ms"),
             timestamp_after_max_ms: n("message.timestamp.after.max.ms"),
+            compact: self.has_policy(overrides, "compact"),
+            min_cleanable_ratio_ppm: (self
+                .topic_value("min.cleanable.dirty.ratio", overrides)
+                .0
+                .parse::<f64>()
+                .unwrap_or(0.5)
+                .clamp(0.0, 1.0)
+                * 1e6) as u32,
+            min_compaction_lag_ms: n("min.compaction.lag.ms"),
+            max_compaction_lag_ms: n("max.compaction.lag.ms"),
+            delete_retention_ms: n("delete.retention.ms"),
+            max_decompressed_bytes: self.i64("socket.request.max.bytes") as usize,
+            // Without `delete` in cleanup.policy, nothing expires by time
+            // or size.
+            ..self.retention_for(overrides)
+        }
+    }
+
+    /// Whether the topic's `cleanup.policy` includes `policy`.
+    pub fn has_policy(&self, overrides: &BTreeMap<String, String>, policy: &str) -> bool {
+        self.topic_value("cleanup.policy", overrides)
+            .0
+            .split(',')
+            .any(|p| p.trim() == policy)
+    }
+
+    /// The retention limits in force: the topic's, or none when its
+    /// cleanup.policy lacks `delete`.
+    fn retention_for(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
+        let delete = self.has_policy(overrides, "delete");
+        LogConfig {
+            retention_ms: if delete { n("retention.ms") } else { -1 },
+            retention_bytes: if delete { n("retention.bytes") } else { -1 },
+            ..LogConfig::default()
         }
     }
 }

@@ -1,13 +1,16 @@
 //! An internal log of keyed records, as Kafka keeps its coordinators' state
 //! in `__consumer_offsets` and `__transaction_state`: a `storage::Log` in the
 //! data directory whose records have a key and a value (none for a
-//! deletion), appended durably before a change is acknowledged, replayed into
-//! the latest value per key at start, and rewritten with only the live keys
-//! once most of it is superseded. The committed-offsets store is built on it;
-//! the transaction coordinator will be too. FORMAT.md describes the files.
+//! deletion), appended durably before a change is acknowledged, and replayed
+//! into the latest value per key at start. It is a compacted log: the
+//! broker's log cleaner keeps only the latest record of every key, as for
+//! any compacted topic, so that replay stays short. The committed-offsets
+//! store is built on it; the transaction coordinator will be too. FORMAT.md
+//! describes the files.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -25,78 +28,61 @@ pub type Latest = BTreeMap<Bytes, Bytes>;
 /// (appends are serialized by the log); every method does blocking file
 /// I/O, so async callers run it on a blocking thread.
 pub struct KeyedLog {
-    log: Log,
+    log: Arc<Log>,
 }
 
 impl KeyedLog {
-    fn config() -> LogConfig {
+    fn config(segment_bytes: u64) -> LogConfig {
         LogConfig {
-            segment_bytes: 64 * 1024 * 1024,
+            segment_bytes,
             retention_ms: -1,
             segment_index_bytes: 1024 * 1024,
+            compact: true,
             ..LogConfig::default()
         }
     }
 
     /// Opens (or creates) the log `name` in `data_dir` (`what` names its
-    /// contents in log messages, "committed offsets" say), replays it and
-    /// returns it with the latest value of every live key. When more than
-    /// `compact_factor` times as many records as live keys are stored (and
-    /// over a thousand), the log is first rewritten with only the live
-    /// ones. Blocking.
+    /// contents in log messages, "committed offsets" say), with segments of
+    /// `segment_bytes`, replays it and returns it with the latest value of
+    /// every live key. Blocking.
     pub fn open(
         data_dir: &Path,
         name: &str,
         what: &str,
         clean: bool,
-        compact_factor: usize,
+        segment_bytes: u64,
     ) -> Result<(KeyedLog, Latest), StorageError> {
         let dir = data_dir.join(name);
+        // Earlier versions compacted the log at start into `.compacted` and
+        // moved the old one to `.old`: finish or discard what a crash left.
         let compacted = data_dir.join(format!("{name}.compacted"));
-        let old = data_dir.join(format!("{name}.old"));
-        // A compaction that was renamed into place but not cleaned up.
         if compacted.exists() && !dir.exists() {
             let _ = std::fs::rename(&compacted, &dir);
         }
         let _ = std::fs::remove_dir_all(&compacted);
-        // The previous log of a compaction that stopped before removing it.
-        let _ = std::fs::remove_dir_all(&old);
+        let _ = std::fs::remove_dir_all(data_dir.join(format!("{name}.old")));
         let log = KeyedLog {
-            log: Log::open(&dir, Self::config(), clean, now_ms())?,
+            log: Arc::new(Log::open(
+                &dir,
+                Self::config(segment_bytes),
+                clean,
+                now_ms(),
+            )?),
         };
         let (latest, records) = log.replay()?;
-        if records > 1000 && records > compact_factor * latest.len() {
-            // Crash-safe order: write the live keys to a new log, close
-            // both, move the old log aside, move the new one in, and only
-            // then remove the old one. A crash at any step leaves either
-            // the old log or the complete new one at `dir`.
-            let fresh = KeyedLog {
-                log: Log::open(&compacted, Self::config(), true, now_ms())?,
-            };
-            let live: Vec<(Bytes, Option<Bytes>)> = latest
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect();
-            for chunk in live.chunks(1000) {
-                fresh.append(chunk)?;
-            }
-            fresh.log.close()?;
-            log.log.close()?;
-            rename(&dir, &old)?;
-            rename(&compacted, &dir)?;
-            let _ = std::fs::remove_dir_all(&old);
-            info!(
-                log = name,
-                records,
-                live = latest.len(),
-                "compacted the {what} log"
-            );
-            let log = KeyedLog {
-                log: Log::open(&dir, Self::config(), true, now_ms())?,
-            };
-            return Ok((log, latest));
-        }
+        info!(
+            log = name,
+            records,
+            live = latest.len(),
+            "replayed the {what} log"
+        );
         Ok((log, latest))
+    }
+
+    /// The log itself, for the cleaner.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
     }
 
     /// The latest value per key and the number of records read.
@@ -186,14 +172,6 @@ impl KeyedLog {
     }
 }
 
-fn rename(from: &Path, to: &Path) -> Result<(), StorageError> {
-    std::fs::rename(from, to).map_err(|source| StorageError::Io {
-        op: "rename",
-        path: PathBuf::from(from),
-        source,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,10 +181,10 @@ mod tests {
     }
 
     #[test]
-    fn replays_the_latest_value_per_key_and_compacts() {
+    fn replays_the_latest_value_per_key_and_is_compacted_by_the_cleaner() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (log, latest) = KeyedLog::open(dir.path(), "__test-0", "test", true, 4).unwrap();
+            let (log, latest) = KeyedLog::open(dir.path(), "__test-0", "test", true, 4096).unwrap();
             assert!(latest.is_empty());
             log.append(&[(b("a"), Some(b("1"))), (b("b"), Some(b("1")))])
                 .unwrap();
@@ -214,13 +192,16 @@ mod tests {
                 log.append(&[(b("a"), Some(b(&i.to_string())))]).unwrap();
             }
             log.append(&[(b("b"), None)]).unwrap();
+            let stats = log
+                .log()
+                .clean(1 << 20, now_ms(), &mut |_| {})
+                .unwrap()
+                .unwrap();
+            assert!(stats.records_removed > 1000);
             log.close().unwrap();
         }
-        // 1503 records for one live key: the log is compacted at open.
-        let (log, latest) = KeyedLog::open(dir.path(), "__test-0", "test", true, 4).unwrap();
+        let (log, latest) = KeyedLog::open(dir.path(), "__test-0", "test", true, 4096).unwrap();
         assert_eq!(latest, Latest::from([(b("a"), b("1499"))]));
-        assert_eq!(log.replay().unwrap().1, 1, "only the live key is left");
-        assert!(!dir.path().join("__test-0.old").exists());
-        assert!(!dir.path().join("__test-0.compacted").exists());
+        assert!(log.replay().unwrap().1 < 200, "superseded records are gone");
     }
 }

@@ -9,6 +9,7 @@ mod group;
 mod handlers;
 mod internal_log;
 mod kafka_keys;
+mod log_cleaner;
 mod meta;
 mod metrics;
 mod recompress;
@@ -233,6 +234,7 @@ async fn run(
     info!(data_dir = %data_dir.display(), node_id = broker.node_id, "broker ready");
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    broker.ensure_cleaner_threads();
     spawn_periodic(
         &background,
         &broker,

@@ -67,6 +67,34 @@ fn describe() {
         "Bytes of a partition's log in each tier (local: hot tier, remote: object store)."
     );
     describe_gauge!(
+        "strata_partition_dirty_ratio",
+        "Compacted partitions: the share of the cleanable log not yet cleaned."
+    );
+    describe_gauge!(
+        "strata_partition_seconds_since_clean",
+        "Compacted partitions: seconds since the cleaner's last pass over the partition."
+    );
+    describe_counter!(
+        "strata_cleaner_passes_total",
+        "Cleaning passes finished, by partition."
+    );
+    describe_counter!(
+        "strata_cleaner_dirty_bytes_cleaned_total",
+        "Bytes of dirty log the cleaner covered, by partition."
+    );
+    describe_counter!(
+        "strata_cleaner_bytes_read_total",
+        "Bytes the cleaner read (the dirty section to map it, then every segment it rewrote)."
+    );
+    describe_counter!(
+        "strata_cleaner_bytes_written_total",
+        "Bytes of cleaned segments the cleaner wrote."
+    );
+    describe_counter!(
+        "strata_cleaner_records_removed_total",
+        "Superseded records and expired tombstones the cleaner removed."
+    );
+    describe_gauge!(
         "strata_partition_upload_lag_bytes",
         "Bytes of sealed segments not yet copied to the object store."
     );

@@ -31,6 +31,8 @@ impl Broker {
     /// whose upload is finished. Idle idempotent producers are forgotten in
     /// the same pass (`producer.id.expiration.ms`).
     pub async fn retention_pass(self: Arc<Self>) {
+        // `log.cleaner.threads` may have grown at run time.
+        self.ensure_cleaner_threads();
         let now = now_ms();
         for topic in self.topics() {
             let policy = self.config().tier_policy(&topic.configs);
@@ -67,6 +69,13 @@ impl Broker {
                     metrics::gauge!(name, &l)
                 };
                 let offsets = p.offsets();
+                if let Some(c) = p.log().cleanability(now_ms()) {
+                    gauge("strata_partition_dirty_ratio", None).set(c.ratio());
+                    if let Some(t) = self.cleaner.last_clean_ms(p.log()) {
+                        gauge("strata_partition_seconds_since_clean", None)
+                            .set((now_ms() - t) as f64 / 1000.0);
+                    }
+                }
                 gauge("strata_partition_bytes", Some(("tier", "local")))
                     .set(p.log().size_bytes() as f64);
                 gauge("strata_partition_bytes", Some(("tier", "remote")))

@@ -156,9 +156,7 @@ impl Log {
             return None;
         }
         let config = &inner.config;
-        let first_dirty = checkpoint::read_first_dirty(&self.dir)
-            .unwrap_or(Offset::ZERO)
-            .max(inner.log_start);
+        let first_dirty = inner.first_dirty.max(inner.log_start);
         let lag_limit = now_ms.saturating_sub(config.min_compaction_lag_ms);
         let mut clean_bytes = 0;
         let mut dirty_bytes = 0;
@@ -202,9 +200,7 @@ impl Log {
             if !inner.config.compact {
                 return Ok(None);
             }
-            let first_dirty = checkpoint::read_first_dirty(&self.dir)
-                .unwrap_or(Offset::ZERO)
-                .max(inner.log_start);
+            let first_dirty = inner.first_dirty.max(inner.log_start);
             let lag_limit = now_ms.saturating_sub(inner.config.min_compaction_lag_ms);
             let views: Vec<SegmentView> = inner
                 .segments
@@ -332,6 +328,7 @@ impl Log {
             stats.segments_after += 1;
         }
         checkpoint::write_first_dirty(&self.dir, map_end)?;
+        self.lock()?.first_dirty = map_end;
         stats.first_dirty = map_end;
         let youngest = views.last().map_or(-1, |v| v.max_timestamp);
         info!(

@@ -103,6 +103,7 @@ impl Log {
                 deleted: false,
                 producers: ProducerState::default(),
                 pending_snapshot: None,
+                first_dirty: checkpoint::read_first_dirty(dir).unwrap_or(Offset::ZERO),
             }),
             files: Mutex::new(()),
         };

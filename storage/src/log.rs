@@ -41,6 +41,9 @@ pub(crate) struct Inner {
     /// The producer state captured at the last roll, written to its
     /// snapshot file by flush_sealed rather than under the lock.
     pub(crate) pending_snapshot: Option<(Offset, Vec<u8>)>,
+    /// A compacted log's first dirty offset (the cleaner checkpoint), kept
+    /// here so that reading it takes no file I/O.
+    pub(crate) first_dirty: Offset,
 }
 
 /// One partition's log in its own directory.

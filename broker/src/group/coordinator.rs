@@ -34,6 +34,8 @@ pub struct GroupSettings {
     /// a join asking for a session timeout outside gets
     /// INVALID_SESSION_TIMEOUT.
     pub session_timeout_ms: RangeInclusive<i32>,
+    /// `offsets.topic.segment.bytes`: segments of the committed-offsets log.
+    pub offsets_segment_bytes: u64,
     /// The `group.consumer.*` settings of KIP-848's protocol.
     pub consumer: ConsumerSettings,
 }
@@ -57,6 +59,7 @@ impl GroupSettings {
             initial_delay,
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             session_timeout_ms: 6_000..=1_800_000,
+            offsets_segment_bytes: 104_857_600,
             consumer: ConsumerSettings::default(),
         }
     }
@@ -100,7 +103,7 @@ impl Coordinator {
         clean: bool,
     ) -> Result<Coordinator, StorageError> {
         let initial_delay = settings.initial_delay;
-        let (store, offsets) = OffsetStore::open(data_dir, clean)?;
+        let (store, offsets) = OffsetStore::open(data_dir, clean, settings.offsets_segment_bytes)?;
         let now = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();
         for ((group, topic, partition), c) in offsets {
@@ -545,6 +548,11 @@ impl Coordinator {
             group.protocol.clone().unwrap_or_default(),
             group.members.values().cloned().collect(),
         )))
+    }
+
+    /// The committed-offsets log, which the log cleaner compacts.
+    pub fn offsets_log(&self) -> &std::sync::Arc<strata_storage::Log> {
+        self.store.log()
     }
 
     pub fn close(&self) -> Result<(), StorageError> {

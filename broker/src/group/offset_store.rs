@@ -41,8 +41,13 @@ pub struct OffsetStore {
 
 impl OffsetStore {
     /// Opens the store in `data_dir` and replays it. Blocking.
-    pub fn open(data_dir: &Path, clean: bool) -> Result<(OffsetStore, Offsets), StorageError> {
-        let (log, latest) = KeyedLog::open(data_dir, NAME, "committed offsets", clean, 4)?;
+    pub fn open(
+        data_dir: &Path,
+        clean: bool,
+        segment_bytes: u64,
+    ) -> Result<(OffsetStore, Offsets), StorageError> {
+        let (log, latest) =
+            KeyedLog::open(data_dir, NAME, "committed offsets", clean, segment_bytes)?;
         let mut offsets = Offsets::new();
         for (k, v) in latest {
             // A record this build cannot read is left out, as a deletion.
@@ -98,6 +103,11 @@ impl OffsetStore {
     /// fsyncs the segments appends have sealed. Blocking.
     pub fn flush_sealed(&self) -> Result<(), StorageError> {
         self.log.flush_sealed()
+    }
+
+    /// The offsets log, for the cleaner.
+    pub fn log(&self) -> &std::sync::Arc<strata_storage::Log> {
+        self.log.log()
     }
 
     /// Flushes and seals the log for a clean shutdown. Blocking.
