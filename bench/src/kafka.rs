@@ -181,10 +181,23 @@ pub(crate) fn send(
     partition: i32,
     value: &[u8],
 ) -> Result<()> {
+    send_keyed(p, topic, partition, None, value)
+}
+
+pub(crate) fn send_keyed(
+    p: &ThreadedProducer<Timing>,
+    topic: &str,
+    partition: i32,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> Result<()> {
     let mut record =
         BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
             .partition(partition)
             .payload(value);
+    if let Some(k) = key {
+        record = record.key(k);
+    }
     loop {
         match p.send(record) {
             Ok(()) => return Ok(()),
@@ -223,6 +236,10 @@ pub struct ProduceArgs {
     pub topic_settings: TopicSettings,
     #[arg(long, default_value_t = 1_000_000)]
     pub records: u64,
+    /// Give records keys out of this many (record i gets key i mod N), as
+    /// updates of a compacted topic; 0 sends them without keys.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
 }
 
 pub fn produce(a: &ProduceArgs) -> Result<Report> {
@@ -234,10 +251,12 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
     let mut progress = Progress::new("produce");
     let start = Instant::now();
     for i in 0..a.records {
-        send(
+        let key = (a.keys > 0).then(|| format!("key-{:010}", i % a.keys));
+        send_keyed(
             &p,
             &a.topic,
             (i % a.topic_settings.partitions as u64) as i32,
+            key.as_deref().map(str::as_bytes),
             &pool[i as usize % pool.len()],
         )?;
         if i % 4096 == 0 {

@@ -3,7 +3,10 @@
 //! Metadata for the partitions, ListOffsets with Kafka's special timestamps
 //! (-2 log start, -4 local start, -5 last tiered offset, -1 high watermark),
 //! DescribeLogDirs for the bytes in each tier and DescribeConfigs for
-//! `remote.storage.enable`.
+//! `remote.storage.enable` and `cleanup.policy`. For compacted topics, the
+//! cleaner's state (dirty ratio, time since the last pass) is not in the
+//! Kafka protocol: it is read from the broker's metrics endpoint when
+//! `--metrics` names it.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -83,6 +86,11 @@ struct Row {
     local_bytes: i64,
     remote_bytes: i64,
     tiering: bool,
+    compacted: bool,
+    /// From the metrics endpoint: the dirty ratio and seconds since the
+    /// last cleaning pass.
+    dirty_ratio: Option<f64>,
+    since_clean: Option<f64>,
 }
 
 impl Row {
@@ -99,11 +107,50 @@ impl Row {
 }
 
 /// Prints the tiering status of `topic`, or of every topic.
-pub fn topics_describe(bootstrap: &str, topic: Option<&str>) -> anyhow::Result<()> {
+pub fn topics_describe(
+    bootstrap: &str,
+    topic: Option<&str>,
+    metrics: Option<&str>,
+) -> anyhow::Result<()> {
     let mut c = Client::connect(bootstrap)?;
-    let rows = status(&mut c, topic)?;
+    let mut rows = status(&mut c, topic)?;
+    if let Some(addr) = metrics {
+        let samples = scrape(addr)?;
+        for row in &mut rows {
+            let labels = format!("partition=\"{}\",topic=\"{}\"", row.partition, row.topic);
+            row.dirty_ratio = samples
+                .get(&format!("strata_partition_dirty_ratio{{{labels}}}"))
+                .copied();
+            row.since_clean = samples
+                .get(&format!("strata_partition_seconds_since_clean{{{labels}}}"))
+                .copied();
+        }
+    }
     print!("{}", render(&rows));
     Ok(())
+}
+
+/// The samples of the broker's Prometheus endpoint at `addr` (host:port),
+/// by series as written (`name{labels}`), with one plain HTTP/1.0 GET.
+fn scrape(addr: &str) -> anyhow::Result<BTreeMap<String, f64>> {
+    let mut stream =
+        TcpStream::connect(addr).with_context(|| format!("cannot connect to metrics at {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .ok_or_else(|| anyhow!("the metrics endpoint at {addr} sent no body"))?;
+    Ok(body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect())
 }
 
 fn str_bytes(s: &str) -> StrBytes {
@@ -236,19 +283,29 @@ fn status(c: &mut Client, topic: Option<&str>) -> anyhow::Result<Vec<Row>> {
                     DescribeConfigsResource::default()
                         .with_resource_type(2)
                         .with_resource_name(str_bytes(name))
-                        .with_configuration_keys(Some(vec![str_bytes("remote.storage.enable")]))
+                        .with_configuration_keys(Some(vec![
+                            str_bytes("remote.storage.enable"),
+                            str_bytes("cleanup.policy"),
+                        ]))
                 })
                 .collect(),
         ),
     )?;
     for result in configs.results {
-        let enabled = result
-            .configs
-            .iter()
-            .any(|e| e.value.as_deref() == Some("true"));
+        let value = |name: &str| {
+            result
+                .configs
+                .iter()
+                .find(|e| &*e.name == name)
+                .and_then(|e| e.value.as_deref().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let enabled = value("remote.storage.enable") == "true";
+        let compacted = value("cleanup.policy").split(',').any(|p| p == "compact");
         for row in rows.values_mut() {
             if row.topic == *result.resource_name {
                 row.tiering = enabled;
+                row.compacted = compacted;
             }
         }
     }
@@ -284,6 +341,7 @@ fn render(rows: &[Row]) -> String {
         "LOCAL-BYTES",
         "REMOTE-BYTES",
         "UPLOAD-LAG",
+        "CLEANER",
     ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for r in rows {
@@ -305,6 +363,7 @@ fn render(rows: &[Row]) -> String {
             } else {
                 "tiering off".into()
             },
+            cleaner_cell(r),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -321,6 +380,24 @@ fn render(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The cleaner's state of a compacted partition: its dirty share and how
+/// long ago the last pass was, when the metrics were read.
+fn cleaner_cell(r: &Row) -> String {
+    if !r.compacted {
+        return "-".into();
+    }
+    let dirty = r
+        .dirty_ratio
+        .map_or("?".to_string(), |d| format!("{:.0}%", d * 100.0));
+    let last = r
+        .since_clean
+        .map_or("not yet".to_string(), |s| format!("{s:.0}s ago"));
+    if r.dirty_ratio.is_none() && r.since_clean.is_none() {
+        return "compacted (--metrics for more)".into();
+    }
+    format!("compacted, dirty {dirty}, cleaned {last}")
 }
 
 /// A broker address from `--bootstrap`, which may list several

@@ -79,13 +79,18 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum TopicsCommand {
     /// Per partition: log start, local (hot-tier) start, last tiered offset,
-    /// high watermark, bytes in each tier and the records not yet uploaded.
+    /// high watermark, bytes in each tier, the records not yet uploaded,
+    /// and for compacted topics the cleaner's state.
     Describe {
         /// The broker to ask (host:port; the first of a comma-separated list).
         #[arg(long, default_value = "127.0.0.1:9092", value_name = "ADDR")]
         bootstrap: String,
         /// One topic; every topic when omitted.
         topic: Option<String>,
+        /// The broker's metrics endpoint (host:port), for the cleaner's
+        /// state of compacted topics.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
 }
 
@@ -136,10 +141,19 @@ fn advertised(cli: &Cli, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Topics {
-        action: TopicsCommand::Describe { bootstrap, topic },
+        action:
+            TopicsCommand::Describe {
+                bootstrap,
+                topic,
+                metrics,
+            },
     }) = &cli.command
     {
-        return cli::topics_describe(cli::first_bootstrap(bootstrap)?, topic.as_deref());
+        return cli::topics_describe(
+            cli::first_bootstrap(bootstrap)?,
+            topic.as_deref(),
+            metrics.as_deref(),
+        );
     }
     tracing_subscriber::fmt()
         .with_env_filter(

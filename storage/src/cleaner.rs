@@ -326,9 +326,12 @@ impl Log {
                 return Ok(None);
             }
             stats.segments_after += 1;
+            // Everything below the group's end is now cleaned against every
+            // key up to the mapped end: a pass a crash interrupts keeps the
+            // groups it finished.
+            self.advance_first_dirty(end.min(map_end))?;
         }
-        checkpoint::write_first_dirty(&self.dir, map_end)?;
-        self.lock()?.first_dirty = map_end;
+        self.advance_first_dirty(map_end)?;
         stats.first_dirty = map_end;
         let youngest = views.last().map_or(-1, |v| v.max_timestamp);
         info!(
@@ -344,6 +347,19 @@ impl Log {
             "cleaned log"
         );
         Ok(Some(stats))
+    }
+}
+
+impl Log {
+    /// Records a new first dirty offset, if it moves forward.
+    fn advance_first_dirty(&self, to: Offset) -> StorageResult<()> {
+        if to <= self.lock()?.first_dirty {
+            return Ok(());
+        }
+        checkpoint::write_first_dirty(&self.dir, to)?;
+        let mut inner = self.lock()?;
+        inner.first_dirty = inner.first_dirty.max(to);
+        Ok(())
     }
 }
 

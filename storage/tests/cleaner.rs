@@ -289,3 +289,41 @@ fn an_interrupted_swap_is_finished_or_rolled_back() {
     assert!(!swap.exists());
     assert_eq!(read_all(&log), cleaned);
 }
+
+#[test]
+fn reads_from_any_offset_start_where_they_should_after_many_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(), true, 0).unwrap();
+    for round in 0..24 {
+        fill(&log, 20, round % 2 == 0);
+        log.clean(1 << 20, 10_000, &mut |_| {}).unwrap();
+        check_reads(&log, round);
+        if round % 5 == 3 {
+            log.close().unwrap();
+            drop(log);
+            log = Log::open(dir.path(), config(), round % 2 == 0, 0).unwrap();
+            check_reads(&log, round);
+        }
+    }
+}
+
+fn check_reads(log: &Log, round: usize) {
+    let all: Vec<i64> = read_all(log).iter().map(|r| r.0).collect();
+    let end = log.log_end_offset().0;
+    for from in 0..end {
+        let data = log.read(Offset(from), 1, true).unwrap();
+        let want = all.iter().copied().find(|&o| o >= from);
+        if data.records.is_empty() {
+            assert_eq!(want, None, "round {round}: read from {from}");
+            continue;
+        }
+        let h = BatchHeader::parse(&data.records).unwrap();
+        let first = want.expect("a record at or after");
+        assert!(
+            h.base_offset <= first && first <= h.last_offset(),
+            "round {round}: read from {from}: batch {}..={} does not hold {first}",
+            h.base_offset,
+            h.last_offset()
+        );
+    }
+}

@@ -38,6 +38,17 @@ pub fn consumer_from_start(
 
 /// Path of the broker binary: `$STRATA_BIN`, or `strata` next to the test's
 /// own target directory (`cargo build` puts it there).
+/// The text of the metrics endpoint at `addr` (one plain HTTP/1.0 GET).
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .expect("metrics request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("metrics answer");
+    body
+}
+
 pub fn strata_bin() -> PathBuf {
     if let Ok(p) = std::env::var("STRATA_BIN") {
         return PathBuf::from(p);

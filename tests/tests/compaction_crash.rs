@@ -52,8 +52,17 @@ impl ProducerContext for Recorder {
             Ok(m) => {
                 let key = String::from_utf8(m.key().unwrap_or_default().to_vec()).unwrap();
                 let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
-                let previous = self.0.acked.lock().unwrap().insert(m.offset(), (key, value));
-                assert!(previous.is_none(), "offset {} acknowledged twice", m.offset());
+                let previous = self
+                    .0
+                    .acked
+                    .lock()
+                    .unwrap()
+                    .insert(m.offset(), (key, value));
+                assert!(
+                    previous.is_none(),
+                    "offset {} acknowledged twice",
+                    m.offset()
+                );
             }
             Err((e, _)) => {
                 self.0.failed.fetch_add(1, Ordering::Relaxed);
@@ -94,7 +103,10 @@ fn produce(producer: &ThreadedProducer<Recorder>, stop: &AtomicBool) -> u64 {
             Ok(()) => i += 1,
             Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
-        if i % 64 == 0 {
+        // About ten thousand updates a second: fast enough that segments
+        // roll and the cleaner is busy at every kill, slow enough that its
+        // passes finish between kills.
+        if i % 16 == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -119,7 +131,8 @@ fn commit_loop(addr: String, stop: Arc<AtomicBool>) -> (Option<i64>, u64) {
         std::thread::sleep(Duration::from_millis(5));
         n += 1;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(TOPIC, 0, Offset::Offset(n)).unwrap();
+        tpl.add_partition_offset(TOPIC, 0, Offset::Offset(n))
+            .unwrap();
         if consumer.commit(&tpl, CommitMode::Sync).is_ok() {
             last = Some(n);
             commits += 1;
@@ -210,13 +223,32 @@ fn compaction_survives_sigkill_at_random_moments() {
         deliveries.last_error.lock().unwrap()
     );
     let acked = deliveries.acked.lock().unwrap().clone();
-    println!("  {sent} sent, {} acknowledged, {commits} commits", acked.len());
+    println!(
+        "  {sent} sent, {} acknowledged, {commits} commits",
+        acked.len()
+    );
 
-    // Let the cleaner catch up, then crash once more so that the final
-    // read follows a recovery.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Crash once more so that the final read follows a recovery, then let
+    // the cleaner finish (nothing dirty left below the active segment), so
+    // that the log no longer changes while it is checked.
     broker.kill();
     broker.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = strata_tests::scrape(broker.metrics_addr());
+        let dirty = text
+            .lines()
+            .find(|l| l.starts_with("strata_partition_dirty_ratio{") && l.contains(TOPIC))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        if dirty == Some(0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cleaner did not catch up: {dirty:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mut c = Conn::connect(&broker.addr());
     let end = c.list_offset(TOPIC, 0, -1).offset;
     let consumer = strata_tests::consumer_from_start(&broker.addr(), TOPIC, 1);
@@ -247,7 +279,10 @@ fn compaction_survives_sigkill_at_random_moments() {
         .collect();
     let mut last_read: HashMap<&str, i64> = HashMap::new();
     for (o, k, v) in &read {
-        assert!(v.starts_with(&format!("{k}-")), "offset {o}: foreign record {k}={v}");
+        assert!(
+            v.starts_with(&format!("{k}-")),
+            "offset {o}: foreign record {k}={v}"
+        );
         last_read.insert(k, *o);
     }
     let mut latest_acked: HashMap<&str, (i64, &str)> = HashMap::new();
@@ -265,7 +300,10 @@ fn compaction_survives_sigkill_at_random_moments() {
     }
     for (k, (o, v)) in &latest_acked {
         let last = last_read.get(k).copied();
-        assert!(last >= Some(*o), "the latest value of {k} ({v} at {o}) is lost");
+        assert!(
+            last >= Some(*o),
+            "the latest value of {k} ({v} at {o}) is lost"
+        );
         if last == Some(*o) {
             assert_eq!(at[o].1, *v);
         }
@@ -295,7 +333,18 @@ fn compaction_survives_sigkill_at_random_moments() {
                 break None;
             }
         };
-        assert_eq!(got, want, "a read from offset {from}");
+        if got != want {
+            let mut files: Vec<String> =
+                strata_tests::files_under(&broker.data_dir().join(format!("{TOPIC}-0")))
+                    .iter()
+                    .map(|p| {
+                        let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                        format!("{} {len}", p.file_name().unwrap().to_string_lossy())
+                    })
+                    .collect();
+            files.sort();
+            panic!("a read from offset {from} starts at {got:?}, not {want:?}; files: {files:#?}");
+        }
     }
 
     // Commits survived, and their log stayed small.
@@ -306,7 +355,9 @@ fn compaction_survives_sigkill_at_random_moments() {
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(TOPIC, 0);
-    let stored = check.committed_offsets(tpl, Duration::from_secs(30)).unwrap();
+    let stored = check
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .unwrap();
     let got = stored.find_partition(TOPIC, 0).map(|e| e.offset());
     if let Some(want) = last_commit {
         assert!(

@@ -2,8 +2,6 @@
 //! only the fetches parked on its own partition, and a fetch that reads
 //! several partitions from the cold tier keeps to the request's `max_bytes`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,12 +12,8 @@ use strata_tests::{Broker, SMALL_TIERED};
 
 /// The value of a counter on the broker's metrics endpoint (0 if absent).
 fn counter(broker: &Broker, name: &str) -> f64 {
-    let mut s = TcpStream::connect(broker.metrics_addr()).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
+    strata_tests::scrape(broker.metrics_addr())
+        .lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

@@ -23,7 +23,8 @@ def rows(text):
         row = dict(zip(header[:6], cells[:6]))
         row["LOCAL-BYTES"] = " ".join(cells[6:8])
         row["REMOTE-BYTES"] = " ".join(cells[8:10])
-        row["UPLOAD-LAG"] = " ".join(cells[10:])
+        row["UPLOAD-LAG"] = " ".join(cells[10:12])
+        row["CLEANER"] = " ".join(cells[12:])
         out.append(row)
     return out
 
@@ -60,3 +61,38 @@ def test_topics_describe_shows_both_tiers(tiered_broker):
     assert everything.returncode == 0 and "history" in everything.stdout
     missing = describe(tiered_broker, "nope")
     assert missing.returncode != 0 and '"nope" does not exist' in missing.stderr
+
+
+def test_topics_describe_shows_the_cleaner_of_compacted_topics():
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from conftest import Broker
+    b = Broker("--set", "log.cleaner.backoff.ms=100")
+    try:
+        admin = AdminClient({"bootstrap.servers": b.addr})
+        admin.create_topics([NewTopic("changelog", 1, 1, config={
+            "cleanup.policy": "compact", "segment.bytes": "4096",
+            "min.cleanable.dirty.ratio": "0.01"})])["changelog"].result(10)
+        p = Producer({"bootstrap.servers": b.addr, "linger.ms": 5})
+        for i in range(500):
+            p.produce("changelog", key=f"k{i % 5}".encode(), value=b"v" * 100)
+        assert p.flush(30) == 0
+        deadline = time.time() + 30
+        while True:
+            out = subprocess.run([strata_bin(), "topics", "describe", "--bootstrap", b.addr,
+                                  "--metrics", b.metrics_addr, "changelog"],
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            row = rows(out.stdout)[0]
+            if "ago" in row["CLEANER"] or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        print(out.stdout)
+        assert row["UPLOAD-LAG"] == "tiering off"
+        assert row["CLEANER"].startswith("compacted, dirty ") and row["CLEANER"].endswith("s ago"), row
+        # Without the metrics endpoint, the policy alone.
+        out = describe(b, "changelog")
+        assert rows(out.stdout)[0]["CLEANER"] == "compacted (--metrics for more)"
+    finally:
+        b.stop()
