@@ -117,7 +117,7 @@ pub fn topics_describe(
     if let Some(addr) = metrics {
         let samples = scrape(addr)?;
         for row in &mut rows {
-            let labels = format!("partition=\"{}\",topic=\"{}\"", row.partition, row.topic);
+            let labels = format!("topic=\"{}\",partition=\"{}\"", row.topic, row.partition);
             row.dirty_ratio = samples
                 .get(&format!("strata_partition_dirty_ratio{{{labels}}}"))
                 .copied();

@@ -238,7 +238,13 @@ impl Segment {
             }
         }
         let mut sealed = ActiveSegment(seg).seal_without_flush()?;
-        sealed.make_durable()?;
+        if mode == OpenMode::Clean && !repair.rebuilt_indexes && repair.truncated_bytes == 0 {
+            // Files a clean shutdown (or the cleaner, before its swap)
+            // fsynced and that nothing changed since are durable already.
+            sealed.durable = true;
+        } else {
+            sealed.make_durable()?;
+        }
         Ok((sealed, repair))
     }
 

@@ -48,8 +48,23 @@ fn sync_dir(dir: &Path) -> StorageResult<()> {
         .map_err(StorageError::io("fsync log directory", dir))
 }
 
-/// Steps 3 and 4 for the swap directory `swap` of `[base, end)`.
+/// Steps 3 and 4 for the swap directory `swap` of `[base, end)`, with the
+/// log directory fsynced after each.
 fn finish(dir: &Path, swap: &Path, base: Offset, end: Offset) -> StorageResult<()> {
+    finish_unsynced(dir, swap, base, end, true)
+}
+
+/// Steps 3 and 4; `sync` fsyncs the log directory between them. A swap
+/// done under the log's mutex leaves the fsyncs to after it, so that the
+/// mutex is not held across them: the steps are renames and deletions in
+/// one directory, which a journaling file system makes durable in order.
+fn finish_unsynced(
+    dir: &Path,
+    swap: &Path,
+    base: Offset,
+    end: Offset,
+    sync: bool,
+) -> StorageResult<()> {
     let log = SegmentFile::Log.path(swap, base);
     if log.exists() {
         // Step 3: the old segments in [base, end) go.
@@ -66,7 +81,9 @@ fn finish(dir: &Path, swap: &Path, base: Offset, end: Offset) -> StorageResult<(
                 }
             }
         }
-        sync_dir(dir)?;
+        if sync {
+            sync_dir(dir)?;
+        }
     }
     // Step 4: the log file first, so that its absence from `swap` says
     // step 3 is done.
@@ -77,7 +94,9 @@ fn finish(dir: &Path, swap: &Path, base: Offset, end: Offset) -> StorageResult<(
             fs::rename(&from, &to).map_err(StorageError::io("move cleaned segment file", &from))?;
         }
     }
-    sync_dir(dir)?;
+    if sync {
+        sync_dir(dir)?;
+    }
     fs::remove_dir_all(swap).map_err(StorageError::io("remove swap directory", swap))?;
     Ok(())
 }
@@ -125,20 +144,25 @@ impl Log {
         let (copy, _) = Segment::open(staging, base, &config, OpenMode::Recover, now_ms)?;
         drop(copy);
         sync_dir(staging)?;
-        let mut inner = self.lock()?;
-        if !olds.iter().all(|b| inner.segments.sealed_mut(b).is_some()) {
-            return Ok(false);
+        {
+            // Under the mutex: renames and deletions only (the copy's
+            // indexes are already built), so that appends and reads of this
+            // partition wait as little as possible.
+            let mut inner = self.lock()?;
+            if !olds.iter().all(|b| inner.segments.sealed_mut(b).is_some()) {
+                return Ok(false);
+            }
+            // Step 2: the commit point.
+            let swap = swap_dir(&self.dir, base, end);
+            fs::rename(staging, &swap).map_err(StorageError::io("commit segment swap", staging))?;
+            for b in olds {
+                inner.segments.remove_sealed(b);
+            }
+            finish_unsynced(&self.dir, &swap, base, end, false)?;
+            let (segment, _) = Segment::open(&self.dir, base, &config, OpenMode::Clean, now_ms)?;
+            inner.segments.insert_sealed(segment);
         }
-        // Step 2: the commit point.
-        let swap = swap_dir(&self.dir, base, end);
-        fs::rename(staging, &swap).map_err(StorageError::io("commit segment swap", staging))?;
         sync_dir(&self.dir)?;
-        for b in olds {
-            inner.segments.remove_sealed(b);
-        }
-        finish(&self.dir, &swap, base, end)?;
-        let (segment, _) = Segment::open(&self.dir, base, &config, OpenMode::Clean, now_ms)?;
-        inner.segments.insert_sealed(segment);
         info!(dir = %self.dir.display(), base = base.0, end = end.0, replaced = olds.len(), "swapped in a cleaned segment");
         Ok(true)
     }

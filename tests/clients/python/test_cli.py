@@ -75,9 +75,12 @@ def test_topics_describe_shows_the_cleaner_of_compacted_topics():
             "cleanup.policy": "compact", "segment.bytes": "4096",
             "min.cleanable.dirty.ratio": "0.01"})])["changelog"].result(10)
         p = Producer({"bootstrap.servers": b.addr, "linger.ms": 5})
+        # Several batches, so that segments roll and the cleaner has sealed
+        # ones to clean.
         for i in range(500):
             p.produce("changelog", key=f"k{i % 5}".encode(), value=b"v" * 100)
-        assert p.flush(30) == 0
+            if i % 50 == 49:
+                assert p.flush(30) == 0
         deadline = time.time() + 30
         while True:
             out = subprocess.run([strata_bin(), "topics", "describe", "--bootstrap", b.addr,
