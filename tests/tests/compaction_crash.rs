@@ -106,7 +106,7 @@ fn produce(producer: &ThreadedProducer<Recorder>, stop: &AtomicBool) -> u64 {
         // About ten thousand updates a second: fast enough that segments
         // roll and the cleaner is busy at every kill, slow enough that its
         // passes finish between kills.
-        if i % 16 == 0 {
+        if i.is_multiple_of(16) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
