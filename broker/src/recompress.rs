@@ -101,27 +101,15 @@ pub fn recompress(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::compression::{Gzip, Lz4, Snappy as KSnappy, Zstd};
     use kafka_protocol::records::{Compression, RecordBatchDecoder};
     use strata_storage::batch::validate;
-    use strata_storage::testing::{BatchBuilder, Compress, TestRecord};
+    use strata_storage::testing::{BatchBuilder, TestRecord};
 
     const LEVELS: Levels = Levels {
         gzip: -1,
         lz4: 9,
         zstd: 3,
     };
-    use kafka_protocol::compression::Compressor;
-
-    fn with<C: Compressor<BytesMut, BufMut = BytesMut>>(data: &[u8]) -> Vec<u8> {
-        let mut out = BytesMut::new();
-        C::compress(&mut out, |buf: &mut BytesMut| {
-            buf.extend_from_slice(data);
-            Ok(())
-        })
-        .unwrap();
-        out.to_vec()
-    }
 
     fn batch(compression: Compression) -> Vec<u8> {
         let records = (0..5)
@@ -134,14 +122,7 @@ mod tests {
         let b = BatchBuilder::records(records)
             .producer(42, 3, 17)
             .timestamp(1_700_000_000_000);
-        let codec: Option<Compress> = match compression {
-            Compression::None => None,
-            Compression::Gzip => Some((1, with::<Gzip>)),
-            Compression::Snappy => Some((2, with::<KSnappy>)),
-            Compression::Lz4 => Some((3, with::<Lz4>)),
-            Compression::Zstd => Some((4, with::<Zstd>)),
-        };
-        match codec {
+        match crate::records::tests::kafka_codec(compression) {
             Some(c) => b.compressed(c).build(),
             None => b.build(),
         }

@@ -1,51 +1,17 @@
 //! Looking inside one stored record batch: the offset and timestamp of each
-//! record, found by stepping over the records' length prefixes (after
-//! decompressing), without building them. The batch was written by a client,
-//! so nothing here sizes an allocation from a count inside it.
+//! record, read with storage's codecs and records reader, without building
+//! the records. The batch was written by a client, so decompression is
+//! bounded and nothing sizes an allocation from a count inside it.
 
 use bytes::Bytes;
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
 use strata_storage::batch::{BatchHeader, HEADER_LEN};
-use strata_storage::Offset;
+use strata_storage::codec::{self, Codec};
+use strata_storage::{record, Offset};
 
-/// A zigzag-encoded varint, as records use them; `None` if malformed.
-fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut raw = 0u64;
-    for shift in (0..70).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        raw |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
-        }
-    }
-    None
-}
-
-/// The first record satisfying `wanted(timestamp, offset)` in the
-/// uncompressed records area, as (timestamp, offset).
-fn scan(
-    records: &[u8],
-    header: &BatchHeader,
-    wanted: &dyn Fn(i64, i64) -> bool,
-) -> Option<(i64, i64)> {
-    let mut pos = 0;
-    for _ in 0..header.record_count {
-        let len = usize::try_from(varint(records, &mut pos)?).ok()?;
-        let end = pos.checked_add(len)?;
-        if end > records.len() {
-            return None;
-        }
-        let mut p = pos + 1; // attributes
-        let timestamp = header.base_timestamp.wrapping_add(varint(records, &mut p)?);
-        let offset = header.base_offset + varint(records, &mut p)?;
-        if wanted(timestamp, offset) {
-            return Some((timestamp, offset));
-        }
-        pos = end;
-    }
-    None
-}
+/// The most a stored batch's records may decompress to when looked into.
+/// Stored batches passed `max.message.bytes` compressed; this bounds what a
+/// compressed one can make the broker allocate.
+const MAX_RECORDS_AREA: usize = 256 * 1024 * 1024;
 
 /// Finds in `batch` the first record at or after offset `from` with a
 /// timestamp `>= ts`, or with `max` the first record carrying the batch's
@@ -65,15 +31,23 @@ pub fn first_record_at_or_after(
     let target = if max { header.max_timestamp } else { ts };
     let wanted =
         move |t: i64, offset: i64| offset >= from && if max { t == target } else { t >= target };
-    let mut area = batch.slice(HEADER_LEN..header.total_len().min(batch.len()));
-    match header.compression() {
-        0 => scan(&area, &header, &wanted),
-        1 => Gzip::decompress(&mut area, |b: &mut Bytes| Ok(scan(b, &header, &wanted))).ok()?,
-        2 => Snappy::decompress(&mut area, |b: &mut Bytes| Ok(scan(b, &header, &wanted))).ok()?,
-        3 => Lz4::decompress(&mut area, |b: &mut Bytes| Ok(scan(b, &header, &wanted))).ok()?,
-        4 => Zstd::decompress(&mut area, |b: &mut Bytes| Ok(scan(b, &header, &wanted))).ok()?,
-        _ => None,
-    }
+    let area = batch.get(HEADER_LEN..header.total_len().min(batch.len()))?;
+    let plain = codec::decompress(
+        Codec::from_id(header.compression())?,
+        area,
+        MAX_RECORDS_AREA,
+    )
+    .ok()?;
+    record::records(&plain, header.record_count)
+        .ok()?
+        .iter()
+        .map(|r| {
+            (
+                header.base_timestamp.wrapping_add(r.timestamp_delta),
+                header.base_offset + r.offset_delta,
+            )
+        })
+        .find(|&(t, offset)| wanted(t, offset))
 }
 
 /// [`first_record_at_or_after`] in the shape the tiered partition asks for
@@ -83,14 +57,15 @@ pub fn find_record(batch: &Bytes, ts: i64, max: bool, from: Offset) -> Option<(i
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::BytesMut;
-    use kafka_protocol::compression::Compressor;
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
     use kafka_protocol::records::Compression;
     use strata_storage::testing::{BatchBuilder, Compress, TestRecord};
 
-    /// Compresses with kafka-protocol's codec `C`.
+    /// Compresses with kafka-protocol's codec `C`, as clients built on it
+    /// write batches.
     fn with<C: Compressor<BytesMut, BufMut = BytesMut>>(data: &[u8]) -> Vec<u8> {
         let mut out = BytesMut::new();
         C::compress(&mut out, |buf: &mut BytesMut| {
@@ -99,6 +74,18 @@ mod tests {
         })
         .unwrap();
         out.to_vec()
+    }
+
+    /// The batch builder's compressor for `compression`, with
+    /// kafka-protocol's codecs (what clients built on it write).
+    pub(crate) fn kafka_codec(compression: Compression) -> Option<Compress> {
+        match compression {
+            Compression::None => None,
+            Compression::Gzip => Some((1, with::<Gzip>)),
+            Compression::Snappy => Some((2, with::<Snappy>)),
+            Compression::Lz4 => Some((3, with::<Lz4>)),
+            Compression::Zstd => Some((4, with::<Zstd>)),
+        }
     }
 
     /// Records of 300 bytes with these timestamps, at offsets 100 on.
@@ -111,13 +98,7 @@ mod tests {
                 timestamp_delta: ts - timestamps[0],
             })
             .collect();
-        let codec: Option<Compress> = match compression {
-            Compression::None => None,
-            Compression::Gzip => Some((1, with::<Gzip>)),
-            Compression::Snappy => Some((2, with::<Snappy>)),
-            Compression::Lz4 => Some((3, with::<Lz4>)),
-            Compression::Zstd => Some((4, with::<Zstd>)),
-        };
+        let codec = kafka_codec(compression);
         let mut b = BatchBuilder::records(records)
             .base_offset(100)
             .timestamp(timestamps[0]);

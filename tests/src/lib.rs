@@ -38,6 +38,30 @@ pub fn consumer_from_start(
 
 /// Path of the broker binary: `$STRATA_BIN`, or `strata` next to the test's
 /// own target directory (`cargo build` puts it there).
+/// How many kill-and-restart cycles a crash loop runs: `STRATA_CRASH_CYCLES`,
+/// or the suite's `default`.
+pub fn crash_cycles(default: usize) -> usize {
+    std::env::var("STRATA_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The seed of a crash loop's kill schedule: `STRATA_CRASH_SEED` to replay
+/// a run, else a new one from the clock.
+pub fn crash_seed() -> u64 {
+    std::env::var("STRATA_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
+
 /// The text of the metrics endpoint at `addr` (one plain HTTP/1.0 GET).
 pub fn scrape(addr: &str) -> String {
     use std::io::{Read, Write};

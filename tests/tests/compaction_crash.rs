@@ -72,26 +72,6 @@ impl ProducerContext for Recorder {
     }
 }
 
-fn cycles() -> usize {
-    std::env::var("STRATA_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6)
-}
-
-fn seed() -> u64 {
-    std::env::var("STRATA_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        })
-}
-
 /// Updates the keys round-robin until `stop`; values name key and update.
 fn produce(producer: &ThreadedProducer<Recorder>, stop: &AtomicBool) -> u64 {
     let mut i = 0u64;
@@ -154,8 +134,8 @@ fn log_bytes(dir: &std::path::Path) -> u64 {
 
 #[test]
 fn compaction_survives_sigkill_at_random_moments() {
-    let cycles = cycles();
-    let seed = seed();
+    let cycles = strata_tests::crash_cycles(6);
+    let seed = strata_tests::crash_seed();
     let mut rng = fastrand::Rng::with_seed(seed);
     println!("compaction crash loop: {cycles} cycles, seed {seed}");
     let mut broker = Broker::start(&[

@@ -73,26 +73,6 @@ impl ProducerContext for Recorder {
     }
 }
 
-fn cycles() -> usize {
-    std::env::var("STRATA_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4)
-}
-
-fn seed() -> u64 {
-    std::env::var("STRATA_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        })
-}
-
 /// Produces "p{partition}-{seq:08}" records round the partitions until
 /// `stop`, as fast as the producer's queue takes them; returns how many
 /// were handed to the producer per partition.
@@ -165,8 +145,8 @@ fn commit_loop(addr: String, stop: Arc<AtomicBool>) -> HashMap<i32, i64> {
 
 #[test]
 fn acknowledged_records_survive_a_crash_loop_through_both_tiers() {
-    let cycles = cycles();
-    let seed = seed();
+    let cycles = strata_tests::crash_cycles(4);
+    let seed = strata_tests::crash_seed();
     let mut rng = fastrand::Rng::with_seed(seed);
     println!("crash loop: {cycles} cycles, seed {seed}");
     let mut broker = Broker::start(&[

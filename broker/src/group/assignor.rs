@@ -46,16 +46,21 @@ pub fn assign(
     }
 }
 
+/// Every member with an empty assignment.
+fn nothing_yet(members: &[MemberSubscription<'_>]) -> BTreeMap<String, Assignment> {
+    members
+        .iter()
+        .map(|m| (m.id.to_string(), Assignment::new()))
+        .collect()
+}
+
 /// Per topic, the members subscribed to it (sorted by member id) split its
 /// partitions in ranges: each gets `n / k`, the first `n % k` one more.
 fn range(
     members: &[MemberSubscription<'_>],
     topics: &BTreeMap<String, TopicShape>,
 ) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> = members
-        .iter()
-        .map(|m| (m.id.to_string(), Assignment::new()))
-        .collect();
+    let mut out = nothing_yet(members);
     for (name, shape) in topics {
         let mut subscribers: Vec<&str> = members
             .iter()
@@ -90,10 +95,7 @@ fn uniform(
     members: &[MemberSubscription<'_>],
     topics: &BTreeMap<String, TopicShape>,
 ) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> = members
-        .iter()
-        .map(|m| (m.id.to_string(), Assignment::new()))
-        .collect();
+    let mut out = nothing_yet(members);
     let mut load: BTreeMap<&str, usize> = members.iter().map(|m| (m.id, 0)).collect();
     let subscribers = |topic: &str| -> Vec<&str> {
         members

@@ -9,6 +9,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import Broker
+from test_groups import poll_all
 
 PARTITIONS = 6
 
@@ -65,17 +66,6 @@ def consumer(addr, group, **extra):
             "enable.auto.commit": False, "auto.offset.reset": "earliest"}
     conf.update(extra)
     return Consumer(conf)
-
-
-def poll_all(consumers, seconds):
-    got = {id(c): [] for c in consumers}
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        for c in consumers:
-            m = c.poll(0.05)
-            if m is not None and m.error() is None:
-                got[id(c)].append(m)
-    return got
 
 
 def test_three_members_share_and_one_leaves_without_double_ownership():
