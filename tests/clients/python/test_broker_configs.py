@@ -147,7 +147,7 @@ def test_legacy_alter_configs_replaces_the_brokers_dynamic_set(broker):
     this = describe(admin, ResourceType.BROKER, "0")
     dynamic = {k for k, e in this.items() if ConfigSource(e.source) == ConfigSource.DYNAMIC_BROKER_CONFIG}
     assert dynamic == {"log.segment.bytes"}
-    bad = ConfigResource(ResourceType.BROKER, "0", set_config={"log.cleanup.policy": "compact"})
+    bad = ConfigResource(ResourceType.BROKER, "0", set_config={"log.cleanup.policy": "shred"})
     with pytest.raises(KafkaException) as e:
         admin.alter_configs([bad])[bad].result(10)
     assert e.value.args[0].code() == KafkaError.INVALID_REQUEST
@@ -234,7 +234,7 @@ def test_a_kafka_server_properties_starts_and_reports_what_it_ignores(tmp_path):
         with open(os.path.join(b.dir.name, "broker.log")) as f:
             lines = [l for l in f if "without effect on a single node" in l]
         assert len(lines) == 1, lines
-        for key in ["process.roles", "num.io.threads", "log.cleaner.enable", "controller.quorum.voters"]:
+        for key in ["process.roles", "num.io.threads", "socket.send.buffer.bytes", "controller.quorum.voters"]:
             assert key in lines[0], key
         # A dynamic Kafka key changes at run time as Kafka allows; a static
         # one is refused as Kafka refuses it.
