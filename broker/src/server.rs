@@ -279,7 +279,7 @@ async fn dispatch(
         }
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(broker, r)),
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
-            handlers::consumer_groups::heartbeat(broker, r, client),
+            handlers::consumer_groups::heartbeat(broker, r, version, client),
         ),
         RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
             handlers::describe_topic_partitions::handle(broker, r),

@@ -40,8 +40,17 @@ fn topic_shapes(broker: &Broker) -> BTreeMap<String, TopicShape> {
 pub fn heartbeat(
     broker: &Broker,
     req: ConsumerGroupHeartbeatRequest,
+    version: i16,
     client: &Client,
 ) -> ConsumerGroupHeartbeatResponse {
+    // From v1 the client generates its member id (KIP-1082); v0 members may
+    // leave it to the broker.
+    if version >= 1 && req.member_id.is_empty() {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(str_bytes("MemberId can't be empty.")))
+            .with_member_epoch(req.member_epoch);
+    }
     let owned = req.topic_partitions.map(|tps| {
         let mut a = Assignment::new();
         for tp in tps {
