@@ -24,6 +24,7 @@
 //! The active segment is never touched. The cleaner runs on the broker's
 //! cleaner thread; everything here does blocking file I/O.
 
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -128,11 +129,11 @@ fn for_each_batch(
 
 /// A batch's records, decompressed (`None` for a control batch, which the
 /// cleaner keeps as it is).
-fn open_records(
-    bytes: &[u8],
+fn open_records<'a>(
+    bytes: &'a [u8],
     header: &BatchHeader,
     limit: usize,
-) -> StorageResult<Option<(Codec, Vec<u8>)>> {
+) -> StorageResult<Option<(Codec, Cow<'a, [u8]>)>> {
     if header.attributes & batch::CONTROL_FLAG != 0 {
         return Ok(None);
     }
@@ -364,25 +365,26 @@ impl Log {
 }
 
 /// What filtering one batch left.
-struct Kept {
-    /// The batch to write, if any record (or a control batch) remains.
-    bytes: Option<Vec<u8>>,
+struct Kept<'a> {
+    /// The batch to write, if any record (or a control batch) remains:
+    /// the batch itself when nothing in it changed.
+    bytes: Option<Cow<'a, [u8]>>,
     removed: u64,
 }
 
 /// Kafka's retention rule for one batch of a compacted log.
-fn filter_batch(
-    bytes: &[u8],
+fn filter_batch<'a>(
+    bytes: &'a [u8],
     header: &BatchHeader,
     map: &OffsetMap,
     map_end: Offset,
     now_ms: i64,
     config: &crate::LogConfig,
     limit: usize,
-) -> StorageResult<Kept> {
+) -> StorageResult<Kept<'a>> {
     let Some((codec, plain)) = open_records(bytes, header, limit)? else {
         return Ok(Kept {
-            bytes: Some(bytes.to_vec()),
+            bytes: Some(Cow::Borrowed(bytes)),
             removed: 0,
         });
     };
@@ -428,7 +430,7 @@ fn filter_batch(
     .then(|| now_ms.saturating_add(config.delete_retention_ms));
     if removed == 0 && new_horizon.is_none() {
         return Ok(Kept {
-            bytes: Some(bytes.to_vec()),
+            bytes: Some(Cow::Borrowed(bytes)),
             removed,
         });
     }
@@ -459,7 +461,12 @@ fn filter_batch(
         delete_horizon_ms: new_horizon,
     };
     Ok(Kept {
-        bytes: Some(batch::rewrite(bytes, codec as u8, &packed, edit)),
+        bytes: Some(Cow::Owned(batch::rewrite(
+            bytes,
+            codec as u8,
+            &packed,
+            edit,
+        ))),
         removed,
     })
 }

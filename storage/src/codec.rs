@@ -4,6 +4,7 @@
 //! a client: a records area may not decompress to more than a limit, and
 //! snappy's claimed block sizes are checked before anything is allocated.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 /// A codec by its id in a batch's attributes.
@@ -83,20 +84,20 @@ fn bounded(mut r: impl Read, limit: usize) -> Result<Vec<u8>, CodecError> {
 }
 
 /// The records area `data`, compressed with `codec`, decompressed into at
-/// most `limit` bytes.
-pub fn decompress(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+/// most `limit` bytes (an uncompressed area is borrowed, not copied).
+pub fn decompress(codec: Codec, data: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, CodecError> {
     let io = |source| CodecError::Io {
         what: "decompress",
         source,
     };
-    match codec {
-        Codec::None if data.len() > limit => Err(CodecError::TooLarge { limit }),
-        Codec::None => Ok(data.to_vec()),
-        Codec::Gzip => bounded(flate2::read::GzDecoder::new(data), limit),
-        Codec::Lz4 => bounded(lz4::Decoder::new(data).map_err(io)?, limit),
-        Codec::Zstd => bounded(zstd::stream::read::Decoder::new(data).map_err(io)?, limit),
-        Codec::Snappy => unsnappy(data, limit),
-    }
+    Ok(Cow::Owned(match codec {
+        Codec::None if data.len() > limit => return Err(CodecError::TooLarge { limit }),
+        Codec::None => return Ok(Cow::Borrowed(data)),
+        Codec::Gzip => bounded(flate2::read::GzDecoder::new(data), limit)?,
+        Codec::Lz4 => bounded(lz4::Decoder::new(data).map_err(io)?, limit)?,
+        Codec::Zstd => bounded(zstd::stream::read::Decoder::new(data).map_err(io)?, limit)?,
+        Codec::Snappy => unsnappy(data, limit)?,
+    }))
 }
 
 /// The xerial framing Kafka's Java clients write: this magic, a version and
