@@ -175,7 +175,7 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     let (broker, handle) = (Arc::clone(&broker), handle.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = answer(&broker, &handle, stream).await {
+                        if let Err(e) = answer(broker, handle, stream).await {
                             debug!(%peer, error = %e, "metrics request failed");
                         }
                     });
@@ -193,8 +193,8 @@ pub async fn serve(
 /// Answers one HTTP/1.x request: the metrics for `GET /metrics`, 404 for
 /// other paths, 405 for other methods. The connection is closed after it.
 async fn answer(
-    broker: &Broker,
-    handle: &PrometheusHandle,
+    broker: Arc<Broker>,
+    handle: PrometheusHandle,
     mut stream: TcpStream,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
@@ -219,8 +219,16 @@ async fn answer(
     let path = path.split('?').next().unwrap_or("");
     let (status, body) = match (method, path) {
         ("GET", "/metrics") => {
-            broker.record_partition_gauges();
-            ("200 OK", handle.render())
+            // The gauges take each partition's mutex, which a cleaner or an
+            // append may hold for a while: off the executor's threads, so
+            // that a scrape never stalls the requests they serve.
+            let rendered = tokio::task::spawn_blocking(move || {
+                broker.record_partition_gauges();
+                handle.render()
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            ("200 OK", rendered)
         }
         ("GET", _) => (
             "404 Not Found",
