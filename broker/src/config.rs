@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use strata_storage::codec::Levels;
 use strata_storage::{LogConfig, TimestampType};
 use strata_tiering::TierPolicy;
 
@@ -757,9 +758,21 @@ impl BrokerConfig {
             max_compaction_lag_ms: n("max.compaction.lag.ms"),
             delete_retention_ms: n("delete.retention.ms"),
             max_decompressed_bytes: self.i64("socket.request.max.bytes") as usize,
+            compression_levels: self.compression_levels(overrides),
             // Without `delete` in cleanup.policy, nothing expires by time
             // or size.
             ..self.retention_for(overrides)
+        }
+    }
+
+    /// The topic's `compression.{gzip,lz4,zstd}.level`, for the broker's
+    /// recompression and the cleaner.
+    pub fn compression_levels(&self, overrides: &BTreeMap<String, String>) -> Levels {
+        let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
+        Levels {
+            gzip: n("compression.gzip.level") as i32,
+            lz4: n("compression.lz4.level") as u32,
+            zstd: n("compression.zstd.level") as i32,
         }
     }
 

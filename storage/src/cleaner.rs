@@ -34,7 +34,7 @@ use tracing::{debug, info, warn};
 
 use crate::batch::{self, BatchHeader, HeaderEdit, HEADER_LEN};
 use crate::checkpoint;
-use crate::codec::{self, Codec, Levels};
+use crate::codec::{self, Codec};
 use crate::error::{StorageError, StorageResult};
 use crate::log::Log;
 use crate::offset_map::OffsetMap;
@@ -450,7 +450,7 @@ fn filter_batch<'a>(
             }
         }
     }
-    let packed = codec::compress(codec, &area, Levels::default()).map_err(|e| {
+    let packed = codec::compress(codec, &area, config.compression_levels).map_err(|e| {
         StorageError::UnreadableRecords {
             position: 0,
             reason: e.to_string(),

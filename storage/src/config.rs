@@ -59,6 +59,9 @@ pub struct LogConfig {
     /// must look inside (keys of compacted logs); the broker sets it to
     /// `socket.request.max.bytes`.
     pub max_decompressed_bytes: usize,
+    /// `compression.{gzip,lz4,zstd}.level`: the levels the cleaner writes
+    /// compressed batches back with.
+    pub compression_levels: crate::codec::Levels,
 }
 
 impl Default for LogConfig {
@@ -84,6 +87,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             delete_retention_ms: 24 * 60 * 60 * 1000,
             max_decompressed_bytes: 100 * 1024 * 1024,
+            compression_levels: crate::codec::Levels::default(),
         }
     }
 }

@@ -12,7 +12,6 @@ use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::storage_code;
 use crate::recompress::{recompress, topic_codec, RecompressError};
-use strata_storage::codec::Levels;
 
 /// Produce: validates and appends each partition's batches. The append is
 /// in the page cache before the response is sent, which is what acks=1 and
@@ -92,15 +91,8 @@ fn append_all(
         // A codec in compression.type makes the broker recompress batches
         // that have another.
         let recompression = topic.as_ref().and_then(|t| {
-            let value = |k: &str| config.topic_value(k, &t.configs).0;
-            topic_codec(&value("compression.type")).map(|codec| {
-                let levels = Levels {
-                    gzip: value("compression.gzip.level").parse().unwrap_or(-1),
-                    lz4: value("compression.lz4.level").parse().unwrap_or(9),
-                    zstd: value("compression.zstd.level").parse().unwrap_or(3),
-                };
-                (codec, levels)
-            })
+            topic_codec(&config.topic_value("compression.type", &t.configs).0)
+                .map(|codec| (codec, config.compression_levels(&t.configs)))
         });
         let decompressed_limit = config.i64("socket.request.max.bytes") as usize;
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
