@@ -7,6 +7,7 @@
 //! crate has none.
 
 use crate::batch::{compute_crc, HEADER_LEN};
+use crate::record::put_varint as varint;
 
 /// One record of a batch being built.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,15 +32,6 @@ pub struct BatchBuilder {
     records: Option<Vec<TestRecord>>,
     producer: (i64, i16, i32),
     compress: Option<Compress>,
-}
-
-fn varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 fn bytes_field(out: &mut Vec<u8>, b: &Option<Vec<u8>>) {
