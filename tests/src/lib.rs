@@ -36,6 +36,22 @@ pub fn consumer_from_start(
     consumer
 }
 
+/// The settings of a crash loop's producer: idempotent, acks=all, and
+/// patient enough (five minutes per record, quick reconnects) to ride out
+/// the broker being killed and restarted under it.
+pub fn crash_producer_config(addr: &str) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    c.set("bootstrap.servers", addr)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "300000")
+        .set("queue.buffering.max.messages", "20000")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "200");
+    c
+}
+
 /// Path of the broker binary: `$STRATA_BIN`, or `strata` next to the test's
 /// own target directory (`cargo build` puts it there).
 /// How many kill-and-restart cycles a crash loop runs: `STRATA_CRASH_CYCLES`,

@@ -161,15 +161,7 @@ fn compaction_survives_sigkill_at_random_moments() {
     }
 
     let deliveries = Arc::new(Deliveries::default());
-    let producer: ThreadedProducer<Recorder> = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set("message.timeout.ms", "300000")
-        .set("queue.buffering.max.messages", "20000")
-        .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "200")
+    let producer: ThreadedProducer<Recorder> = strata_tests::crash_producer_config(&broker.addr())
         .create_with_context(Recorder(Arc::clone(&deliveries)))
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));

@@ -166,16 +166,8 @@ fn acknowledged_records_survive_a_crash_loop_through_both_tiers() {
     }
 
     let deliveries = Arc::new(Deliveries::default());
-    let producer: ThreadedProducer<Recorder> = ClientConfig::new()
-        .set("bootstrap.servers", broker.addr())
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
+    let producer: ThreadedProducer<Recorder> = strata_tests::crash_producer_config(&broker.addr())
         .set("batch.size", "16384")
-        .set("message.timeout.ms", "300000")
-        .set("queue.buffering.max.messages", "20000")
-        .set("reconnect.backoff.ms", "50")
-        .set("reconnect.backoff.max.ms", "200")
         .create_with_context(Recorder(Arc::clone(&deliveries)))
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
