@@ -93,6 +93,18 @@ def tiered_broker():
     b.stop()
 
 
+def poll_records(consumer, n, seconds=30):
+    """Up to `n` records from a confluent-kafka consumer, within `seconds`."""
+    import time
+    got = []
+    deadline = time.time() + seconds
+    while len(got) < n and time.time() < deadline:
+        m = consumer.poll(0.2)
+        if m is not None and m.error() is None:
+            got.append(m)
+    return got
+
+
 def fill_tiered_topic(broker, topic, records, partitions=1, config=None):
     """Creates `topic` and writes `records` keyed records of 200 bytes to
     partition 0 in small batches, so that 64 KiB segments roll and reach the

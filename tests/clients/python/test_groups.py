@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 from kafka.errors import InvalidSessionTimeoutError
 
-from conftest import Broker
+from conftest import Broker, poll_records
 
 PARTITIONS = 6
 
@@ -99,12 +99,7 @@ def test_commits_survive_a_broker_crash(broker):
     after = {tp.partition: tp.offset for tp in c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], 10)}
     assert after == committed
     c.subscribe([topic])
-    rest = []
-    deadline = time.time() + 30
-    while len(rest) < 60 and time.time() < deadline:
-        m = c.poll(0.2)
-        if m is not None and m.error() is None:
-            rest.append(m)
+    rest = poll_records(c, 60)
     c.close()
     # The group resumed exactly at the committed offsets: the remaining
     # 60 records, none of the first 60 again.
