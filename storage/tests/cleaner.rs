@@ -268,26 +268,58 @@ fn an_interrupted_swap_is_finished_or_rolled_back() {
     assert!(!staging.exists());
     assert_eq!(read_all(&log), before);
     // A committed swap whose old segments were not yet deleted: finished.
-    // Make the copy with a real pass into a scratch log, then stage it as
-    // the commit point left it.
-    log.clean(1 << 20, 10_000, &mut |_| {}).unwrap();
-    let cleaned = read_all(&log);
-    check_latest(&log, &latest, true);
+    // The copy is made by a real pass over a scratch copy of the log, and
+    // its first cleaned segment is staged in `swap-0-<end>` as the commit
+    // point leaves it, beside the uncleaned segments it replaces.
     log.close().unwrap();
     drop(log);
-    let first = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".log"))
-        .min()
-        .unwrap();
-    let swap = dir.path().join(format!("swap-{:020}-{:020}", 0, 1));
+    let scratch = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        std::fs::copy(e.path(), scratch.path().join(e.file_name())).unwrap();
+    }
+    let copy = Log::open(scratch.path(), config(), true, 0).unwrap();
+    copy.clean(1 << 20, 10_000, &mut |_| {}).unwrap();
+    let cleaned = read_all(&copy);
+    check_latest(&copy, &latest, true);
+    copy.close().unwrap();
+    drop(copy);
+    let bases = |d: &std::path::Path| -> Vec<i64> {
+        let mut b: Vec<i64> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        b.sort_unstable();
+        b
+    };
+    // The first cleaned segment replaced every old one below the next base,
+    // and holds less than they do.
+    let end = bases(scratch.path())[1];
+    let below = |rs: &[(i64, String, Option<String>, i64)]| rs.iter().filter(|r| r.0 < end).count();
+    assert!(
+        below(&cleaned) < below(&before),
+        "the staged copy differs from the old segments"
+    );
+    let swap = dir.path().join(format!("swap-{:020}-{end:020}", 0));
     std::fs::create_dir_all(&swap).unwrap();
-    std::fs::copy(dir.path().join(&first), swap.join(&first)).unwrap();
+    for ext in ["log", "index", "timeindex"] {
+        let name = format!("{:020}.{ext}", 0);
+        std::fs::copy(scratch.path().join(&name), swap.join(&name)).unwrap();
+    }
     let log = Log::open(dir.path(), config(), false, 0).unwrap();
     assert!(!swap.exists());
-    assert_eq!(read_all(&log), cleaned);
+    // Below `end`, the cleaned copy; from `end` on, the old segments.
+    let want: Vec<_> = cleaned
+        .iter()
+        .filter(|r| r.0 < end)
+        .chain(before.iter().filter(|r| r.0 >= end))
+        .cloned()
+        .collect();
+    assert_eq!(read_all(&log), want);
+    assert_eq!(bases(dir.path()).iter().filter(|&&b| b < end).count(), 1);
 }
 
 #[test]
