@@ -52,7 +52,6 @@ pub struct Cleanability {
     /// Bytes of sealed segments from the first dirty offset to the first
     /// uncleanable one.
     pub dirty_bytes: u64,
-    pub first_dirty: Offset,
     /// A dirty record is older than `max.compaction.lag.ms`: clean whatever
     /// the ratio.
     pub overdue: bool,
@@ -87,8 +86,6 @@ pub struct CleanStats {
     pub segments_before: usize,
     pub segments_after: usize,
     pub records_removed: u64,
-    /// The first dirty offset after the pass.
-    pub first_dirty: Offset,
 }
 
 /// A sealed segment as the pass sees it, readable without the mutex.
@@ -180,7 +177,6 @@ impl Log {
         Some(Cleanability {
             clean_bytes,
             dirty_bytes,
-            first_dirty,
             overdue,
             min_ratio: config.min_cleanable_ratio_ppm as f64 / 1e6,
         })
@@ -333,7 +329,6 @@ impl Log {
             self.advance_first_dirty(end.min(map_end))?;
         }
         self.advance_first_dirty(map_end)?;
-        stats.first_dirty = map_end;
         let youngest = views.last().map_or(-1, |v| v.max_timestamp);
         info!(
             dir = %self.dir.display(),
