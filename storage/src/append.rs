@@ -14,7 +14,9 @@ use crate::checkpoint;
 use crate::codec::{self, Codec};
 use crate::error::{StorageError, StorageResult};
 use crate::log::{Inner, Log};
+use crate::marker::{self, Marker};
 use crate::record;
+use crate::txn_index::AbortedTxn;
 use crate::segment::{ActiveSegment, Segment};
 use crate::{LogConfig, Offset, TimestampType};
 
@@ -97,6 +99,36 @@ impl Log {
     }
 }
 
+impl Log {
+    /// Ends the open transaction of the marker's producer; an ABORT goes
+    /// into the transaction index of the active segment, which holds the
+    /// marker. The entry's last stable offset is the one after the
+    /// transaction ends, as Kafka records it.
+    pub(crate) fn apply_marker(
+        inner: &mut Inner,
+        h: &BatchHeader,
+        m: Marker,
+        now_ms: i64,
+    ) -> StorageResult<()> {
+        let first = inner
+            .producers
+            .complete_txn(h.producer_id, h.producer_epoch, now_ms);
+        if let (Marker::Abort, Some(first_offset)) = (m, first) {
+            let last_stable_offset = inner
+                .producers
+                .first_unstable_offset()
+                .unwrap_or(Offset(h.base_offset + 1));
+            inner.segments.active_mut().txn_index.append(AbortedTxn {
+                producer_id: h.producer_id,
+                first_offset,
+                last_offset: Offset(h.base_offset),
+                last_stable_offset,
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// A sealed segment whose fsync is pending: base offset, log file, path.
 type Unsynced = (Offset, Arc<fs::File>, Arc<Path>);
 
@@ -106,6 +138,32 @@ impl Log {
     /// written unless all are valid. Offsets are assigned by rewriting each
     /// batch's base offset in place.
     pub fn append(&self, data: &mut [u8], now_ms: i64) -> StorageResult<AppendInfo> {
+        self.append_from(data, now_ms, false)
+    }
+
+    /// Appends a transaction marker of `producer_id` at `epoch` (the
+    /// coordinator's, never a client's): the producer's open transaction
+    /// on this partition ends; an ABORT is recorded in the segment's
+    /// transaction index.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: Marker,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> StorageResult<AppendInfo> {
+        let mut batch =
+            marker::control_batch(producer_id, epoch, marker, coordinator_epoch, now_ms);
+        self.append_from(&mut batch, now_ms, true)
+    }
+
+    fn append_from(
+        &self,
+        data: &mut [u8],
+        now_ms: i64,
+        from_coordinator: bool,
+    ) -> StorageResult<AppendInfo> {
         let config = self.lock()?.config.clone();
         let mut headers: Vec<(usize, BatchHeader)> = Vec::new();
         let mut pos = 0;
@@ -120,6 +178,9 @@ impl Log {
                     size: header.total_len(),
                     max: config.max_message_bytes,
                 });
+            }
+            if header.attributes & batch::CONTROL_FLAG != 0 && !from_coordinator {
+                return Err(StorageError::ControlBatchFromClient { position: pos });
             }
             check_timestamps(&header, &config, now_ms)?;
             if config.compact {
@@ -173,8 +234,13 @@ impl Log {
             self.roll(&mut inner, now_ms)?;
         }
         inner.segments.active_mut().append(data, &headers)?;
-        for (_, h) in &headers {
-            if crate::producer::is_idempotent(h) {
+        for (pos, h) in &headers {
+            if h.attributes & batch::CONTROL_FLAG != 0 {
+                let end = *pos + h.total_len();
+                if let Some(m) = marker::parse(h, &data[*pos..end]) {
+                    Self::apply_marker(&mut inner, h, m, now_ms)?;
+                }
+            } else if crate::producer::is_idempotent(h) {
                 inner.producers.update(h, now_ms);
             }
         }
@@ -246,6 +312,13 @@ impl Log {
                 fs::File::open(&index)
                     .and_then(|f| f.sync_all())
                     .map_err(StorageError::io("fsync index", &index))?;
+            }
+            // Only segments with an aborted transaction have this file.
+            let txn = crate::SegmentFile::TxnIndex.path(&self.dir, *base);
+            match fs::File::open(&txn) {
+                Ok(f) => f.sync_all().map_err(StorageError::io("fsync index", &txn))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("open index", &txn)(e)),
             }
         }
         fs::File::open(&self.dir)

@@ -31,6 +31,8 @@ const MAX_TIMESTAMP_POS: usize = 35;
 const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
 /// The attributes bit of control batches (transaction markers).
 pub const CONTROL_FLAG: i16 = 0x20;
+/// The attributes bit of batches written inside a transaction.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
 
 /// Why a batch was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

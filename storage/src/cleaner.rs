@@ -42,6 +42,7 @@ use crate::record::{self, RecordView};
 use crate::scan::{Scanner, Step};
 use crate::segment::SCAN_CHUNK;
 use crate::swap;
+use crate::txn_index::{AbortedTxn, TxnIndex};
 use crate::Offset;
 
 /// How dirty a compacted log is.
@@ -96,6 +97,18 @@ struct SegmentView {
     max_timestamp: i64,
     file: Arc<File>,
     path: Arc<Path>,
+    aborted: Vec<AbortedTxn>,
+}
+
+/// Whether a batch holds records of a transaction that was aborted.
+fn is_aborted(header: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    header.attributes & batch::CONTROL_FLAG == 0
+        && crate::producer::is_transactional(header)
+        && aborted.iter().any(|t| {
+            t.producer_id == header.producer_id
+                && t.first_offset.0 <= header.base_offset
+                && header.base_offset < t.last_offset.0
+        })
 }
 
 /// Walks every batch of a segment, handing its bytes to `f`.
@@ -191,8 +204,11 @@ impl Log {
         now_ms: i64,
         throttle: &mut dyn FnMut(u64),
     ) -> StorageResult<Option<CleanStats>> {
-        // 1. The view, under the mutex.
-        let (config, first_dirty, views) = {
+        // 1. The view, under the mutex. Segments with records of an open
+        // transaction wait until it ends, as Kafka's cleaner stops at the
+        // last stable offset.
+        let lso = self.last_stable_offset();
+        let (config, first_dirty, views, aborted) = {
             let inner = self.lock()?;
             if !inner.config.compact {
                 return Ok(None);
@@ -203,7 +219,8 @@ impl Log {
                 .segments
                 .sealed()
                 .take_while(|s| {
-                    inner.config.min_compaction_lag_ms <= 0 || s.max_timestamp <= lag_limit
+                    (inner.config.min_compaction_lag_ms <= 0 || s.max_timestamp <= lag_limit)
+                        && s.next_offset <= lso
                 })
                 .map(|s| SegmentView {
                     base: s.base,
@@ -212,9 +229,15 @@ impl Log {
                     max_timestamp: s.max_timestamp,
                     file: Arc::clone(&s.file),
                     path: Arc::clone(&s.log_path),
+                    aborted: s.txn_index.entries().to_vec(),
                 })
                 .collect();
-            (inner.config.clone(), first_dirty, views)
+            let aborted: Vec<AbortedTxn> = inner
+                .segments
+                .all()
+                .flat_map(|s| s.txn_index.entries().iter().copied())
+                .collect();
+            (inner.config.clone(), first_dirty, views, aborted)
         };
         let first_uncleanable = views.last().map_or(first_dirty, |v| v.next_offset);
         if first_uncleanable <= first_dirty {
@@ -232,7 +255,7 @@ impl Log {
             for_each_batch(seg, |bytes, header| {
                 throttle(bytes.len() as u64);
                 stats.bytes_read += bytes.len() as u64;
-                if header.last_offset() < first_dirty.0 {
+                if header.last_offset() < first_dirty.0 || is_aborted(header, &aborted) {
                     return Ok(true);
                 }
                 let Some((_, plain)) = open_records(bytes, header, limit)? else {
@@ -298,6 +321,12 @@ impl Log {
                 for_each_batch(seg, |bytes, header| {
                     throttle(bytes.len() as u64);
                     stats.bytes_read += bytes.len() as u64;
+                    // Records of aborted transactions go whole: no reader
+                    // may see them, and their markers stay.
+                    if is_aborted(header, &aborted) {
+                        stats.records_removed += header.record_count.max(0) as u64;
+                        return Ok(true);
+                    }
                     let kept = filter_batch(bytes, header, &map, map_end, now_ms, &config, limit)?;
                     stats.records_removed += kept.removed;
                     if let Some(b) = kept.bytes {
@@ -314,6 +343,16 @@ impl Log {
             file.sync_all()
                 .map_err(StorageError::io("fsync cleaned segment", &path))?;
             drop(file);
+            // The group's aborted transactions stay indexed with it.
+            let mut txn_index =
+                TxnIndex::open(&crate::SegmentFile::TxnIndex.path(&staging, base))?;
+            for seg in group {
+                for entry in &seg.aborted {
+                    txn_index.append(*entry)?;
+                }
+            }
+            txn_index.sync()?;
+            drop(txn_index);
             let olds: Vec<Offset> = group.iter().map(|s| s.base).collect();
             if !self.swap_in(&staging, base, end, &olds, now_ms)? {
                 // The segments changed meanwhile (retention or DeleteRecords

@@ -30,6 +30,8 @@ pub enum StorageError {
     },
     #[error("Compacted topic cannot accept message without key in topic partition {partition}.")]
     KeylessRecord { partition: String },
+    #[error("Clients are not allowed to write control records (batch at byte {position} of the request)")]
+    ControlBatchFromClient { position: usize },
     #[error("record batch at byte {position} of the request could not be opened: {reason}")]
     UnreadableRecords { position: usize, reason: String },
     #[error("offset {requested} is outside the log [{log_start}, {log_end}]")]

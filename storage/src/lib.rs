@@ -21,6 +21,7 @@ mod error;
 pub mod index;
 mod loader;
 mod log;
+pub mod marker;
 mod offset;
 mod offset_map;
 pub mod producer;
@@ -34,6 +35,7 @@ mod segment_file;
 mod segments;
 pub mod select;
 mod swap;
+mod txn_index;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -46,3 +48,6 @@ pub use offset::Offset;
 pub use read::FetchData;
 pub use retention::{RetentionOutcome, SegmentInfo};
 pub use segment_file::SegmentFile;
+pub use txn_index::AbortedTxn;
+pub use producer::{OpenTxn, ProducerInfo};
+pub use marker::Marker;

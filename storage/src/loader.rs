@@ -109,8 +109,7 @@ impl Log {
         };
         {
             let mut inner = log.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let producers = log.rebuild_producers(&inner, now_ms)?;
-            inner.producers = producers;
+            log.rebuild_producers(&mut inner, now_ms)?;
         }
         debug!(dir = %dir.display(), log_start = log_start.0, log_end = log.log_end_offset().0, "opened log");
         Ok(log)

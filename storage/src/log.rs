@@ -13,8 +13,9 @@ use tracing::debug;
 
 use crate::checkpoint;
 use crate::error::{StorageError, StorageResult};
-use crate::producer::ProducerState;
+use crate::producer::{OpenTxn, ProducerInfo, ProducerState};
 use crate::segments::Segments;
+use crate::txn_index::AbortedTxn;
 use crate::{LogConfig, Offset, SegmentFile};
 
 /// A sealed segment for the uploader: its log file handle and the paths of
@@ -28,6 +29,9 @@ pub struct SealedSegment {
     pub file: Arc<fs::File>,
     pub index_path: PathBuf,
     pub time_index_path: PathBuf,
+    /// The aborted transactions whose markers the segment holds (its
+    /// `.txnindex`), uploaded beside it when there are any.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 pub(crate) struct Inner {
@@ -114,6 +118,30 @@ impl Log {
         self.log_end_offset()
     }
 
+    /// Offset up to which read_committed consumers may read (Kafka's last
+    /// stable offset): the first offset of the oldest open transaction, or
+    /// the high watermark when none is open.
+    pub fn last_stable_offset(&self) -> Offset {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let hw = inner.segments.log_end();
+        inner
+            .producers
+            .first_unstable_offset()
+            .map_or(hw, |o| o.min(hw))
+    }
+
+    /// The open transactions on this partition, oldest first.
+    pub fn open_txns(&self) -> Vec<OpenTxn> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.producers.open_txns()
+    }
+
+    /// Every producer this partition remembers, for DescribeProducers.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.producers.producers()
+    }
+
     /// Bytes held in local segments.
     pub fn size_bytes(&self) -> u64 {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -146,15 +174,18 @@ impl Log {
             .len()
     }
 
-    /// Every sealed (no longer active) segment, oldest first, with handles
-    /// that stay valid while the caller reads them even if retention deletes
-    /// the files meanwhile.
+    /// Every durable sealed segment wholly below the last stable offset,
+    /// oldest first, with handles that stay valid while the caller reads
+    /// them even if retention deletes the files meanwhile. A segment with
+    /// records of an open transaction waits, as in Kafka, so that what the
+    /// cold tier holds never needs a marker it does not have.
     pub fn sealed_segments(&self) -> StorageResult<Vec<SealedSegment>> {
+        let lso = self.last_stable_offset();
         let inner = self.lock()?;
         Ok(inner
             .segments
             .sealed()
-            .take_while(|s| s.durable)
+            .take_while(|s| s.durable && s.next_offset <= lso)
             .map(|s| SealedSegment {
                 base_offset: s.base,
                 next_offset: s.next_offset,
@@ -163,6 +194,7 @@ impl Log {
                 file: Arc::clone(&s.file),
                 index_path: SegmentFile::OffsetIndex.path(&self.dir, s.base),
                 time_index_path: SegmentFile::TimeIndex.path(&self.dir, s.base),
+                aborted: s.txn_index.entries().to_vec(),
             })
             .collect())
     }

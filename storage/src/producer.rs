@@ -31,6 +31,31 @@ struct Entry {
     /// The broker's clock at the producer's last append (or when its state
     /// was loaded without one), for `producer.id.expiration.ms`.
     last_append_ms: i64,
+    /// The first offset of the producer's transaction on this partition
+    /// while one is open (a transactional batch appended and no marker
+    /// yet): what holds the last stable offset back.
+    txn_first_offset: Option<Offset>,
+}
+
+/// An open transaction on a partition, for DescribeProducers and the LSO.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OpenTxn {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_offset: Offset,
+    pub last_append_ms: i64,
+}
+
+/// What a producer's state on a partition looks like, for DescribeProducers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Sequence of the last record appended, -1 when none is remembered.
+    pub last_sequence: i32,
+    pub last_append_ms: i64,
+    /// First offset of the open transaction, if any.
+    pub txn_first_offset: Option<Offset>,
 }
 
 /// Why a batch of an idempotent producer was refused.
@@ -66,6 +91,11 @@ fn last_seq(h: &BatchHeader) -> i32 {
 /// Whether a batch comes from an idempotent producer.
 pub fn is_idempotent(h: &BatchHeader) -> bool {
     h.producer_id >= 0 && h.base_sequence >= 0
+}
+
+/// Whether a batch is part of a transaction (attributes bit 4).
+pub fn is_transactional(h: &BatchHeader) -> bool {
+    h.attributes & crate::batch::TRANSACTIONAL_FLAG != 0
 }
 
 /// The producer state of one partition. Owned by the log, behind its mutex.
@@ -133,6 +163,9 @@ impl ProducerState {
             entry.epoch = h.producer_epoch;
         }
         entry.last_append_ms = entry.last_append_ms.max(now_ms);
+        if is_transactional(h) && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(Offset(h.base_offset));
+        }
         entry.batches.push_back(ProducerBatch {
             first_seq: h.base_sequence,
             last_seq: last_seq(h),
@@ -142,6 +175,64 @@ impl ProducerState {
         while entry.batches.len() > CACHED_BATCHES {
             entry.batches.pop_front();
         }
+    }
+
+    /// Records a transaction marker of `producer_id` at epoch `epoch`: the
+    /// open transaction (if any) ends, and returns its first offset. A
+    /// marker at a newer epoch (the coordinator's abort of a timed-out
+    /// transaction bumps it) fences the producer's older epoch.
+    pub fn complete_txn(&mut self, producer_id: i64, epoch: i16, now_ms: i64) -> Option<Offset> {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
+        entry.txn_first_offset.take()
+    }
+
+    /// The first offset of the oldest open transaction: the last stable
+    /// offset when it is below the high watermark.
+    pub fn first_unstable_offset(&self) -> Option<Offset> {
+        self.producers
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
+    }
+
+    /// The open transactions, oldest first.
+    pub fn open_txns(&self) -> Vec<OpenTxn> {
+        let mut out: Vec<OpenTxn> = self
+            .producers
+            .iter()
+            .filter_map(|(&id, e)| {
+                e.txn_first_offset.map(|first| OpenTxn {
+                    producer_id: id,
+                    epoch: e.epoch,
+                    first_offset: first,
+                    last_append_ms: e.last_append_ms,
+                })
+            })
+            .collect();
+        out.sort_by_key(|t| t.first_offset);
+        out
+    }
+
+    /// Every producer's state, by id.
+    pub fn producers(&self) -> Vec<ProducerInfo> {
+        let mut out: Vec<ProducerInfo> = self
+            .producers
+            .iter()
+            .map(|(&id, e)| ProducerInfo {
+                producer_id: id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_append_ms: e.last_append_ms,
+                txn_first_offset: e.txn_first_offset,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// Checks the batches of one append in order, each against the state
@@ -187,8 +278,12 @@ impl ProducerState {
     /// otherwise), as in Kafka.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < expiration_ms);
+        // A producer with an open transaction stays until its marker, or
+        // the last stable offset would jump over its records.
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_append_ms) < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -200,14 +295,16 @@ impl ProducerState {
         self.producers.is_empty()
     }
 
-    /// The snapshot file's bytes: `STPS`, version 2 (u16), producer count
+    /// The snapshot file's bytes: `STPS`, version 3 (u16), producer count
     /// (u32), per producer its id (i64), epoch (i16), last append time
-    /// (i64, milliseconds), batch count (u8) and batches (first and last
-    /// sequence i32, base and last offset i64), then a CRC-32C of everything
-    /// before. Big-endian. Version 1 is the same without the append time.
+    /// (i64, milliseconds), the first offset of its open transaction (i64,
+    /// -1 for none), batch count (u8) and batches (first and last sequence
+    /// i32, base and last offset i64), then a CRC-32C of everything before.
+    /// Big-endian. Version 2 has no transaction offset, version 1 neither
+    /// that nor the append time.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = b"STPS".to_vec();
-        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&3u16.to_be_bytes());
         out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
         ids.sort();
@@ -216,6 +313,7 @@ impl ProducerState {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_append_ms.to_be_bytes());
+            out.extend_from_slice(&e.txn_first_offset.map_or(-1, |o| o.0).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -237,7 +335,7 @@ impl ProducerState {
             return None;
         }
         let version = u16::from_be_bytes([b[4], b[5]]);
-        if version != 1 && version != 2 {
+        if !(1..=3).contains(&version) {
             return None;
         }
         let (body, crc) = b.split_at(b.len() - 4);
@@ -260,6 +358,12 @@ impl ProducerState {
             } else {
                 loaded_at_ms
             };
+            let txn_first_offset = if version >= 3 {
+                let o = i64::from_be_bytes(take(8)?.try_into().ok()?);
+                (o >= 0).then_some(Offset(o))
+            } else {
+                None
+            };
             let n = take(1)?[0] as usize;
             let mut batches = VecDeque::with_capacity(n.min(CACHED_BATCHES));
             for _ in 0..n {
@@ -276,6 +380,7 @@ impl ProducerState {
                     epoch,
                     batches,
                     last_append_ms,
+                    txn_first_offset,
                 },
             );
         }

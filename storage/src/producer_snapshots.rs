@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use crate::error::{StorageError, StorageResult};
 use crate::log::{Inner, Log};
+use crate::marker::{self, Marker};
+use crate::txn_index::AbortedTxn;
 use crate::producer::ProducerState;
 use crate::scan::{Scanner, Step};
 use crate::segment::SCAN_CHUNK;
@@ -59,12 +61,14 @@ impl Log {
     /// The producer state at the log end: the newest snapshot at or below
     /// it, then the batches after the snapshot. Producers seen only in
     /// those batches count as active at `now_ms`, as their append times are
-    /// not stored.
+    /// not stored. The transaction markers among those batches end their
+    /// transactions, and an ABORT missing from its segment's transaction
+    /// index (appended after the index was last fsynced) is added again.
     pub(crate) fn rebuild_producers(
         &self,
-        inner: &Inner,
+        inner: &mut Inner,
         now_ms: i64,
-    ) -> StorageResult<ProducerState> {
+    ) -> StorageResult<()> {
         let end = inner.segments.log_end();
         let mut state = ProducerState::default();
         let mut from = inner.log_start;
@@ -81,6 +85,7 @@ impl Log {
                 break;
             }
         }
+        let mut aborted = Vec::new();
         for seg in inner.segments.all().filter(|s| s.next_offset > from) {
             let start = if seg.base <= from {
                 seg.lookup(from)
@@ -88,13 +93,43 @@ impl Log {
                 0
             };
             let mut scanner = Scanner::new(&seg.file, &seg.log_path, start, seg.size, SCAN_CHUNK);
-            while let Step::Batch { header, .. } = scanner.peek(false)? {
-                if header.base_offset >= from.0 && crate::producer::is_idempotent(&header) {
-                    state.update(&header, now_ms);
+            while let Step::Batch { position, header } = scanner.peek(false)? {
+                if header.base_offset >= from.0 {
+                    if header.attributes & crate::batch::CONTROL_FLAG != 0 {
+                        let bytes = scanner.range(position, header.total_len())?;
+                        if let Some(m) = marker::parse(&header, &bytes) {
+                            let first =
+                                state.complete_txn(header.producer_id, header.producer_epoch, now_ms);
+                            if let (Marker::Abort, Some(first_offset)) = (m, first) {
+                                let last_stable_offset = state
+                                    .first_unstable_offset()
+                                    .unwrap_or(Offset(header.base_offset + 1));
+                                aborted.push((
+                                    seg.base,
+                                    AbortedTxn {
+                                        producer_id: header.producer_id,
+                                        first_offset,
+                                        last_offset: Offset(header.base_offset),
+                                        last_stable_offset,
+                                    },
+                                ));
+                            }
+                        }
+                    } else if crate::producer::is_idempotent(&header) {
+                        state.update(&header, now_ms);
+                    }
                 }
                 scanner.advance(&header);
             }
         }
-        Ok(state)
+        for (base, entry) in aborted {
+            if let Some(index) = inner.segments.txn_index_mut(base) {
+                if !index.has_marker(entry.last_offset) {
+                    index.append(entry)?;
+                }
+            }
+        }
+        inner.producers = state;
+        Ok(())
     }
 }

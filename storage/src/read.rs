@@ -14,6 +14,7 @@ use crate::log::Log;
 use crate::scan::{Scanner, Step};
 use crate::segment::{Segment, SCAN_CHUNK};
 use crate::select::{BatchSelection, Verdict};
+use crate::txn_index::AbortedTxn;
 use crate::Offset;
 
 /// Whole batches read from the log, with the offsets a Fetch response reports.
@@ -43,6 +44,18 @@ impl Log {
         offset: Offset,
         max_bytes: usize,
         min_one_batch: bool,
+    ) -> StorageResult<FetchData> {
+        self.read_until(offset, max_bytes, min_one_batch, Offset(i64::MAX))
+    }
+
+    /// As [`Log::read`], but no batch starting at or after `end` is
+    /// returned: a read_committed read passes the last stable offset.
+    pub fn read_until(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+        end: Offset,
     ) -> StorageResult<FetchData> {
         let (views, high_watermark, log_start_offset) = {
             let inner = self.lock()?;
@@ -85,7 +98,7 @@ impl Log {
         };
 
         let mut parts: Vec<Bytes> = Vec::new();
-        let mut selection = BatchSelection::new(offset, max_bytes, min_one_batch);
+        let mut selection = BatchSelection::new(offset, max_bytes, min_one_batch).ending_at(end);
         for view in views {
             let chunk = max_bytes.clamp(SCAN_CHUNK, 16 * 1024 * 1024);
             let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, chunk);
@@ -130,6 +143,24 @@ impl Log {
             high_watermark,
             log_start_offset,
         })
+    }
+
+    /// The aborted transactions with records in `[from, to)`, oldest first:
+    /// what a read_committed fetch of that range reports. A transaction's
+    /// entry is in the segment holding its ABORT marker, which is at or
+    /// after its records, so the segments from the one holding `from` on
+    /// are enough.
+    pub fn aborted_txns(&self, from: Offset, to: Offset) -> StorageResult<Vec<AbortedTxn>> {
+        let inner = self.lock()?;
+        let first = inner.segments.base_holding(from).unwrap_or(from);
+        let mut out: Vec<AbortedTxn> = inner
+            .segments
+            .range(first..)
+            .flat_map(|s| s.txn_index.entries().iter().copied())
+            .filter(|t| t.overlaps(from, to))
+            .collect();
+        out.sort_by_key(|t| t.first_offset);
+        Ok(out)
     }
 
     /// The first batch holding a record with a timestamp `>= ts`, for

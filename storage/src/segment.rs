@@ -17,6 +17,7 @@ use crate::batch::BatchHeader;
 use crate::error::{StorageError, StorageResult};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::scan::{Scanner, Step};
+use crate::txn_index::TxnIndex;
 use crate::{LogConfig, Offset, SegmentFile};
 
 /// Chunk size for sequential scans of a segment.
@@ -64,6 +65,8 @@ pub(crate) struct Segment {
     pub created_ms: i64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// The aborted transactions whose markers this segment holds.
+    pub txn_index: TxnIndex,
     bytes_since_index: u64,
     index_interval: u64,
 }
@@ -128,6 +131,8 @@ impl ActiveSegment {
         let mut time_index = TimeIndex::open(&time, base, false)?;
         offset_index.grow_to(config.segment_index_bytes)?;
         time_index.grow_to(config.segment_index_bytes)?;
+        let mut txn_index = TxnIndex::open(&SegmentFile::TxnIndex.path(dir, base))?;
+        txn_index.clear()?;
         Ok(ActiveSegment(Segment::new(
             base,
             log,
@@ -135,6 +140,7 @@ impl ActiveSegment {
             0,
             offset_index,
             time_index,
+            txn_index,
             config,
             now_ms,
         )))
@@ -150,6 +156,7 @@ impl Segment {
         size: u64,
         offset_index: OffsetIndex,
         time_index: TimeIndex,
+        txn_index: TxnIndex,
         config: &LogConfig,
         now_ms: i64,
     ) -> Segment {
@@ -164,6 +171,7 @@ impl Segment {
             created_ms: now_ms,
             offset_index,
             time_index,
+            txn_index,
             bytes_since_index: 0,
             index_interval: config.index_interval_bytes as u64,
         }
@@ -193,6 +201,7 @@ impl Segment {
         let trust = mode == OpenMode::Clean && indexes_existed;
         let offset_index = OffsetIndex::open(&index, base, mode != OpenMode::Recover)?;
         let time_index = TimeIndex::open(&time, base, mode != OpenMode::Recover)?;
+        let txn_index = TxnIndex::open(&SegmentFile::TxnIndex.path(dir, base))?;
         let mut seg = Segment::new(
             base,
             log,
@@ -200,6 +209,7 @@ impl Segment {
             size,
             offset_index,
             time_index,
+            txn_index,
             config,
             now_ms,
         );
@@ -236,6 +246,9 @@ impl Segment {
                 repair.rebuilt_indexes = true;
                 seg.scan_and_index(0, base, false, true)?;
             }
+        }
+        if mode == OpenMode::Recover {
+            seg.txn_index.truncate_from(seg.next_offset)?;
         }
         let mut sealed = ActiveSegment(seg).seal_without_flush()?;
         if mode == OpenMode::Clean && !repair.rebuilt_indexes && repair.truncated_bytes == 0 {
@@ -368,10 +381,10 @@ impl Segment {
             .unwrap_or(0)
     }
 
-    /// Removes the segment's three files.
+    /// Removes the segment's files.
     pub fn delete_files(dir: &Path, base: Offset) -> StorageResult<()> {
         let (log, index, time) = paths(dir, base);
-        for p in [log, index, time] {
+        for p in [log, index, time, SegmentFile::TxnIndex.path(dir, base)] {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -442,6 +455,7 @@ impl ActiveSegment {
     pub fn close(&mut self) -> StorageResult<()> {
         self.finish_indexes()?;
         self.0.flush()?;
+        self.0.txn_index.sync()?;
         self.0.offset_index.sync()?;
         self.0.time_index.sync()
     }
@@ -458,6 +472,11 @@ impl ActiveSegment {
 }
 
 impl SealedSegment {
+    /// The transaction index, for recovery's re-adding of entries.
+    pub fn txn_index_mut(&mut self) -> &mut TxnIndex {
+        &mut self.segment.txn_index
+    }
+
     /// Makes the last segment of a log that was opened the active one
     /// again: indexes preallocated for appends.
     pub fn activate(self, config: &LogConfig) -> StorageResult<ActiveSegment> {
@@ -472,6 +491,7 @@ impl SealedSegment {
     pub fn make_durable(&mut self) -> StorageResult<()> {
         if !self.durable {
             self.segment.flush()?;
+            self.segment.txn_index.sync()?;
             self.segment.offset_index.sync()?;
             self.segment.time_index.sync()?;
             self.durable = true;

@@ -18,6 +18,9 @@ pub enum SegmentFile {
     TimeIndex,
     /// The producer state at the segment's base offset (`.snapshot`).
     ProducerSnapshot,
+    /// The aborted transactions whose markers the segment holds
+    /// (`.txnindex`); only segments with such a marker have one.
+    TxnIndex,
 }
 
 impl SegmentFile {
@@ -39,6 +42,7 @@ impl SegmentFile {
             SegmentFile::OffsetIndex => "index",
             SegmentFile::TimeIndex => "timeindex",
             SegmentFile::ProducerSnapshot => "snapshot",
+            SegmentFile::TxnIndex => "txnindex",
         }
     }
 

@@ -90,6 +90,14 @@ impl Segments {
         self.sealed.range(..=offset).next_back().map(|(k, _)| *k)
     }
 
+    /// The transaction index of the segment at `base`.
+    pub fn txn_index_mut(&mut self, base: Offset) -> Option<&mut crate::txn_index::TxnIndex> {
+        if self.active.base == base {
+            return Some(&mut self.active.txn_index);
+        }
+        self.sealed.get_mut(&base).map(|s| s.txn_index_mut())
+    }
+
     /// Removes one sealed segment (the cleaner swapping in its copy).
     pub fn remove_sealed(&mut self, base: &Offset) -> Option<SealedSegment> {
         self.sealed.remove(base)

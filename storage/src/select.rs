@@ -24,6 +24,9 @@ pub enum Verdict {
 #[derive(Clone, Debug)]
 pub struct BatchSelection {
     offset: Offset,
+    /// Batches starting at or after this offset are not returned (the last
+    /// stable offset, for read_committed reads).
+    end: Offset,
     remaining: usize,
     min_one_batch: bool,
     taken_any: bool,
@@ -35,6 +38,7 @@ impl BatchSelection {
     pub fn new(offset: Offset, max_bytes: usize, min_one_batch: bool) -> BatchSelection {
         BatchSelection {
             offset,
+            end: Offset(i64::MAX),
             remaining: max_bytes,
             min_one_batch,
             taken_any: false,
@@ -42,10 +46,20 @@ impl BatchSelection {
         }
     }
 
+    /// Stops the selection before the first batch starting at or after
+    /// `end`.
+    pub fn ending_at(mut self, end: Offset) -> BatchSelection {
+        self.end = end;
+        self
+    }
+
     /// Decides about the batch at byte `position` of the current segment.
     pub fn offer(&mut self, position: u64, header: &BatchHeader) -> Verdict {
         if header.last_offset() < self.offset.0 {
             return Verdict::Skip;
+        }
+        if header.base_offset >= self.end.0 {
+            return Verdict::Stop;
         }
         let len = header.total_len();
         // The first batch of a read with `min_one_batch` is taken whatever

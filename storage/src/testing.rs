@@ -32,6 +32,7 @@ pub struct BatchBuilder {
     records: Option<Vec<TestRecord>>,
     producer: (i64, i16, i32),
     compress: Option<Compress>,
+    transactional: bool,
 }
 
 fn bytes_field(out: &mut Vec<u8>, b: &Option<Vec<u8>>) {
@@ -57,6 +58,7 @@ impl BatchBuilder {
             records: None,
             producer: (-1, -1, -1),
             compress: None,
+            transactional: false,
         }
     }
 
@@ -94,6 +96,12 @@ impl BatchBuilder {
         self
     }
 
+    /// Part of its producer's transaction (attributes bit 4).
+    pub fn transactional(mut self) -> BatchBuilder {
+        self.transactional = true;
+        self
+    }
+
     /// Compresses the records with the caller's codec.
     pub fn compressed(mut self, compress: Compress) -> BatchBuilder {
         self.compress = Some(compress);
@@ -127,6 +135,9 @@ impl BatchBuilder {
         if let Some((codec, compress)) = self.compress {
             body = compress(&body);
             attributes |= codec as i16;
+        }
+        if self.transactional {
+            attributes |= crate::batch::TRANSACTIONAL_FLAG;
         }
         let mut b = vec![0u8; HEADER_LEN];
         b.extend_from_slice(&body);
