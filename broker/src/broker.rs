@@ -51,6 +51,8 @@ pub struct Broker {
     admin: Mutex<()>,
     /// Consumer groups and their committed offsets.
     pub groups: Coordinator,
+    /// The transaction coordinator of every transactional id.
+    pub txns: crate::txn::TxnCoordinator,
     /// The log cleaner's state: logs being cleaned, last passes.
     pub cleaner: crate::log_cleaner::CleanerStatus,
     /// Set by [`Broker::shutdown`]; background threads end when they see it.
@@ -122,6 +124,7 @@ impl Broker {
         }
         remove_deleted_dirs(data_dir);
         let groups = Coordinator::open(data_dir, config.group_settings(), clean)?;
+        let txns = crate::txn::TxnCoordinator::open(data_dir, config.txn_settings(), clean)?;
         let config = load_dynamic_configs(config, &meta)?;
         let mut broker = Broker {
             node_id: config.i64("node.id") as i32,
@@ -143,6 +146,7 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             groups,
+            txns,
             cleaner: Default::default(),
             shut_down: Default::default(),
         };
@@ -164,6 +168,9 @@ impl Broker {
         }
         info!(topics = topics.len(), cluster_id = %broker.cluster_id, "loaded topics");
         broker.topics = RwLock::new(topics);
+        // Transactions a crash left between their decision and their
+        // markers are completed before anything is served.
+        broker.txns.recover(&broker);
         Ok(broker)
     }
 
@@ -529,6 +536,12 @@ impl Broker {
 
     /// A producer id and epoch for InitProducerId: the next epoch of the
     /// caller's id when it asks for one (v3+), a new id otherwise. Blocking.
+    /// A new producer id, for the transaction coordinator. Blocking.
+    pub fn new_producer_id(&self) -> Result<i64, AdminError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(self.meta.next_producer_id()?)
+    }
+
     pub fn init_producer_id(&self, current: Option<(i64, i16)>) -> Result<(i64, i16), AdminError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         match current {
@@ -555,6 +568,7 @@ impl Broker {
             }
         }
         self.groups.close()?;
+        self.txns.close()?;
         self.meta.mark_clean_shutdown()?;
         info!("shut down cleanly");
         Ok(())

@@ -110,6 +110,11 @@ pub static DEFS: &[Def] = &[
     def!("group.min.session.timeout.ms", Broker, Kind::Int, "6000", 0, None, "The shortest session timeout a group member may ask for; a join asking for less gets INVALID_SESSION_TIMEOUT."),
     def!("group.max.session.timeout.ms", Broker, Kind::Int, "1800000", 0, None, "The longest session timeout a group member may ask for; a join asking for more gets INVALID_SESSION_TIMEOUT."),
     def!("group.consumer.session.timeout.ms", Broker, Kind::Int, "45000", 1, None, "KIP-848 consumer groups: a member that sends no ConsumerGroupHeartbeat for this long leaves the group."),
+    def!("transaction.max.timeout.ms", Broker, Kind::Int, "900000", 1, None, "The longest transaction.timeout.ms a transactional producer may ask for; a longer one is refused with INVALID_TRANSACTION_TIMEOUT."),
+    def!("transactional.id.expiration.ms", Broker, Kind::Int, "604800000", 1, None, "A transactional id with no transaction for this long is forgotten, with its producer id."),
+    def!("transaction.abort.timed.out.transaction.cleanup.interval.ms", Broker, Kind::Int, "10000", 1, None, "How often transactions open past their timeout are looked for and aborted."),
+    def!("transaction.remove.expired.transaction.cleanup.interval.ms", Broker, Kind::Int, "3600000", 1, None, "How often expired transactional ids (transactional.id.expiration.ms) are removed."),
+    def!("transaction.state.log.segment.bytes", Broker, Kind::Int, "104857600", 1024, None, "Segment size of the transaction state log, which the log cleaner compacts like any compacted topic."),
     def!("group.consumer.heartbeat.interval.ms", Broker, Kind::Int, "5000", 1, None, "KIP-848 consumer groups: how often members are told to heartbeat."),
     def!("group.consumer.assignors", Broker, Kind::List(&["uniform", "range", UNIFORM_ASSIGNOR, RANGE_ASSIGNOR]), "org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor", 1, None, "KIP-848 consumer groups: the server-side assignors members may name, the first used when they name none (uniform or range, by short or Kafka class name)."),
     def!("group.consumer.max.size", Broker, Kind::Int, "2147483647", 1, None, "KIP-848 consumer groups: the most members a group takes; one more gets GROUP_MAX_SIZE_REACHED."),
@@ -580,6 +585,14 @@ impl BrokerConfig {
     }
 
     /// The group coordinator's settings.
+    pub fn txn_settings(&self) -> crate::txn::TxnSettings {
+        crate::txn::TxnSettings {
+            max_timeout_ms: self.i64("transaction.max.timeout.ms"),
+            expiration_ms: self.i64("transactional.id.expiration.ms"),
+            segment_bytes: self.i64("transaction.state.log.segment.bytes") as u64,
+        }
+    }
+
     pub fn group_settings(&self) -> crate::group::GroupSettings {
         crate::group::GroupSettings {
             initial_delay: std::time::Duration::from_millis(

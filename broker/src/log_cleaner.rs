@@ -78,14 +78,21 @@ impl CleanerStatus {
 }
 
 impl Broker {
-    /// Every compacted log: partitions of compacted topics, and the
-    /// committed-offsets log.
+    /// Every compacted log: partitions of compacted topics, the
+    /// committed-offsets log and the transaction log.
     fn cleaner_candidates(&self) -> Vec<Candidate> {
-        let mut out = vec![Candidate {
-            topic: "__consumer_offsets".into(),
-            partition: "0".into(),
-            log: Arc::clone(self.groups.offsets_log()),
-        }];
+        let mut out = vec![
+            Candidate {
+                topic: "__consumer_offsets".into(),
+                partition: "0".into(),
+                log: Arc::clone(self.groups.offsets_log()),
+            },
+            Candidate {
+                topic: "__transaction_state".into(),
+                partition: "0".into(),
+                log: Arc::clone(self.txns.log()),
+            },
+        ];
         let config = self.config();
         for topic in self.topics() {
             if !config.has_policy(&topic.configs, "compact") {

@@ -17,6 +17,7 @@ mod records;
 mod server;
 mod tasks;
 mod topic;
+mod txn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -273,6 +274,17 @@ async fn run(
             Box::pin(async move {
                 b.groups.expire();
                 let _ = tokio::task::spawn_blocking(move || b.groups.expire_offsets()).await;
+            })
+        },
+    );
+    spawn_periodic(
+        &foreground,
+        &broker,
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        stop_rx.clone(),
+        |b| {
+            Box::pin(async move {
+                let _ = tokio::task::spawn_blocking(move || b.txns.expire(&*b)).await;
             })
         },
     );

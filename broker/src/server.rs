@@ -256,6 +256,27 @@ async fn dispatch(
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(
             handlers::init_producer_id::handle(broker, r, version).await,
         ),
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
+            handlers::transactions::add_partitions(broker, r, version).await,
+        ),
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(handlers::transactions::add_offsets(broker, r).await)
+        }
+        RequestKind::EndTxn(r) => {
+            ResponseKind::EndTxn(handlers::transactions::end(broker, r).await)
+        }
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(
+            handlers::describe_transactions::describe(broker, r),
+        ),
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(handlers::describe_transactions::list(broker, r))
+        }
+        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(
+            handlers::describe_transactions::describe_producers(broker, r),
+        ),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+            handlers::transactions::txn_offset_commit(broker, r).await,
+        ),
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(groups::delete_groups(broker, r).await)
         }

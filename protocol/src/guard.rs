@@ -241,6 +241,48 @@ const DESCRIBE_GROUPS: &[F] = &[all(ArrayStr), f(3, ANY, Bool)];
 // InitProducerId v0-v5.
 const INIT_PRODUCER_ID: &[F] = &[all(Str), all(I32), f(3, ANY, I64), f(3, ANY, I16)];
 
+// AddPartitionsToTxn v0-v5: one transaction up to v3, a batch of them
+// (with the verify-only flag) from v4.
+const TXN_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
+const TXN_TRANSACTION: &[F] = &[all(Str), all(I64), all(I16), all(Bool), all(Array(TXN_TOPIC))];
+const ADD_PARTITIONS_TO_TXN: &[F] = &[
+    f(4, ANY, Array(TXN_TRANSACTION)),
+    f(0, 3, Str),
+    f(0, 3, I64),
+    f(0, 3, I16),
+    f(0, 3, Array(TXN_TOPIC)),
+];
+
+// AddOffsetsToTxn v0-v4 and EndTxn v0-v5.
+const ADD_OFFSETS_TO_TXN: &[F] = &[all(Str), all(I64), all(I16), all(Str)];
+const END_TXN: &[F] = &[all(Str), all(I64), all(I16), all(Bool)];
+
+// TxnOffsetCommit v0-v5.
+const TXN_COMMIT_PARTITION: &[F] = &[all(I32), all(I64), f(2, ANY, I32), all(Str)];
+const TXN_COMMIT_TOPIC: &[F] = &[all(Str), all(Array(TXN_COMMIT_PARTITION))];
+const TXN_OFFSET_COMMIT: &[F] = &[
+    all(Str),
+    all(Str),
+    all(I64),
+    all(I16),
+    f(3, ANY, I32),
+    f(3, ANY, Str),
+    f(3, ANY, Str),
+    all(Array(TXN_COMMIT_TOPIC)),
+];
+
+// DescribeTransactions v0, ListTransactions v0-v2, DescribeProducers v0.
+const DESCRIBE_TRANSACTIONS: &[F] = &[all(ArrayStr)];
+const PRODUCER_ID_FILTER: &[F] = &[all(I64)];
+const LIST_TRANSACTIONS: &[F] = &[
+    all(ArrayStr),
+    all(Array(PRODUCER_ID_FILTER)),
+    f(1, ANY, I64),
+    f(2, ANY, Str),
+];
+const DESCRIBE_PRODUCERS_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
+const DESCRIBE_PRODUCERS: &[F] = &[all(Array(DESCRIBE_PRODUCERS_TOPIC))];
+
 // DeleteGroups v0-v2 and OffsetDelete v0.
 const DELETE_GROUPS: &[F] = &[all(ArrayStr)];
 const OFFSET_DELETE_PARTITION: &[F] = &[all(I32)];
@@ -333,6 +375,13 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DescribeGroups => (DESCRIBE_GROUPS, 5),
         ApiKey::InitProducerId => (INIT_PRODUCER_ID, 2),
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
+        ApiKey::AddPartitionsToTxn => (ADD_PARTITIONS_TO_TXN, 3),
+        ApiKey::AddOffsetsToTxn => (ADD_OFFSETS_TO_TXN, 3),
+        ApiKey::EndTxn => (END_TXN, 3),
+        ApiKey::TxnOffsetCommit => (TXN_OFFSET_COMMIT, 3),
+        ApiKey::DescribeTransactions => (DESCRIBE_TRANSACTIONS, 0),
+        ApiKey::ListTransactions => (LIST_TRANSACTIONS, 0),
+        ApiKey::DescribeProducers => (DESCRIBE_PRODUCERS, 0),
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
         ApiKey::DeleteRecords => (DELETE_RECORDS, 2),

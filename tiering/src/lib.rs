@@ -27,5 +27,5 @@ pub use remote_partition::{RemotePartition, RetentionLimits};
 pub use remote_read::RemoteRead;
 pub use store::RemoteStore;
 pub use tiered_partition::{
-    HotRead, OffsetQuery, PartitionOffsets, RecordFinder, TierPolicy, TieredPartition,
+    HotRead, Isolation, OffsetQuery, PartitionOffsets, RecordFinder, TierPolicy, TieredPartition,
 };

@@ -41,6 +41,10 @@ pub struct SegmentEntry {
     pub size: u64,
     pub max_timestamp: i64,
     pub state: SegmentState,
+    /// Whether the segment has aborted transactions, uploaded as its
+    /// `.txnindex` object.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub txn_index: bool,
 }
 
 impl SegmentEntry {
@@ -175,6 +179,7 @@ mod tests {
             size: 10,
             max_timestamp: 5,
             state,
+            txn_index: false,
         };
         m.segments.push(entry(0, 100, SegmentState::CopyFinished));
         m.segments.push(entry(100, 250, SegmentState::CopyFinished));
@@ -204,6 +209,7 @@ mod tests {
             size: 1,
             max_timestamp: 2,
             state: SegmentState::CopyFinished,
+            txn_index: false,
         });
         let json: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
         assert_eq!(json["log_start_offset"], 7);

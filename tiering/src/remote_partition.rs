@@ -294,6 +294,7 @@ mod tests {
             size: 1,
             max_timestamp: 0,
             state: SegmentState::CopyStarted,
+            txn_index: false,
         };
         remote
             .record(|m| m.segments.push(stale.clone()))

@@ -10,7 +10,7 @@ use object_store::ObjectStoreExt;
 use strata_storage::batch::{BatchHeader, HEADER_LEN};
 use strata_storage::index::{offset_index_lookup, time_index_lookup};
 use strata_storage::select::{BatchSelection, Verdict};
-use strata_storage::{Offset, SegmentFile};
+use strata_storage::{AbortedTxn, Offset, SegmentFile};
 
 use crate::error::{TieringError, TieringResult};
 use crate::manifest::SegmentEntry;
@@ -42,6 +42,30 @@ impl RemotePartition {
             .map_err(TieringError::store("read", &key))?;
         self.indexes.insert(k, bytes.clone());
         Ok(bytes)
+    }
+
+    /// The aborted transactions with records in `[from, to)` that remote
+    /// segments index, oldest first: what a read_committed fetch of that
+    /// range reports. Each segment's `.txnindex` is read through the index
+    /// cache.
+    pub async fn aborted_txns(&self, from: Offset, to: Offset) -> TieringResult<Vec<AbortedTxn>> {
+        let entries: Vec<SegmentEntry> = self
+            .snapshot()
+            .finished()
+            .filter(|e| e.txn_index && e.next_offset > from && e.base_offset < to)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for entry in entries {
+            let bytes = self.index(&entry, SegmentFile::TxnIndex).await?;
+            out.extend(
+                AbortedTxn::parse_all(&bytes)
+                    .into_iter()
+                    .filter(|t| t.overlaps(from, to)),
+            );
+        }
+        out.sort_by_key(|t| t.first_offset);
+        Ok(out)
     }
 
     /// Reads whole batches from the remote segment holding `offset`, as the

@@ -14,7 +14,8 @@ use crate::remote_partition::{RemotePartition, RetentionLimits};
 
 impl RemotePartition {
     pub(crate) async fn delete_objects(&self, entry: &SegmentEntry) -> TieringResult<()> {
-        for kind in SegmentFile::SEGMENT {
+        let txn = entry.txn_index.then_some(SegmentFile::TxnIndex);
+        for kind in SegmentFile::SEGMENT.into_iter().chain(txn) {
             let key = self.object(entry, kind);
             match self.store.store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
-use strata_storage::{FetchData, Log, Offset, RetentionOutcome, StorageError};
+use strata_storage::{AbortedTxn, FetchData, Log, Offset, RetentionOutcome, StorageError};
 use tokio::sync::Notify;
 
 use crate::error::{TieringError, TieringResult};
@@ -21,8 +21,8 @@ pub struct PartitionOffsets {
     pub local_start: Offset,
     /// The offset after the last record; the end consumers read up to.
     pub high_watermark: Offset,
-    /// The end of what read_committed consumers may read. Without
-    /// transactions it is the high watermark; transactions will hold it back.
+    /// The end of what read_committed consumers may read: the first offset
+    /// of the oldest open transaction, or the high watermark.
     pub last_stable: Offset,
     /// The offset after the last record copied to the cold tier.
     pub tiered_end: Option<Offset>,
@@ -38,11 +38,34 @@ pub enum HotRead {
     Cold,
 }
 
+/// Which records a read may return (Fetch's and ListOffsets'
+/// `isolation_level`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything up to the high watermark.
+    ReadUncommitted,
+    /// Only up to the last stable offset.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// Kafka's wire value: 1 is read_committed.
+    pub fn from_level(level: i8) -> Isolation {
+        if level == 1 {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        }
+    }
+}
+
 /// ListOffsets' questions: Kafka's special timestamps, or a timestamp.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OffsetQuery {
     /// -1: the high watermark.
     Latest,
+    /// -1 with read_committed: the last stable offset.
+    LastStable,
     /// -2: the log start across both tiers.
     Earliest,
     /// -3: the first record with the largest timestamp.
@@ -125,12 +148,13 @@ impl TieredPartition {
     /// The partition's offsets now (in-memory state only).
     pub fn offsets(&self) -> PartitionOffsets {
         let local_start = self.log.log_start_offset();
+        let last_stable = self.log.last_stable_offset();
         let high_watermark = self.log.high_watermark();
         PartitionOffsets {
             log_start: self.log_start(),
             local_start,
             high_watermark,
-            last_stable: high_watermark,
+            last_stable,
             tiered_end: self.remote.uploaded_end(),
         }
     }
@@ -190,8 +214,13 @@ impl TieredPartition {
         offset: Offset,
         max_bytes: usize,
         min_one_batch: bool,
+        isolation: Isolation,
     ) -> Result<HotRead, StorageError> {
-        match self.log.read(offset, max_bytes, min_one_batch) {
+        let end = match isolation {
+            Isolation::ReadUncommitted => Offset(i64::MAX),
+            Isolation::ReadCommitted => self.log.last_stable_offset(),
+        };
+        match self.log.read_until(offset, max_bytes, min_one_batch, end) {
             Ok(data) => Ok(HotRead::Records(data)),
             Err(StorageError::OffsetOutOfRange { log_start, .. })
                 if offset < log_start && self.remote.covers(offset) =>
@@ -218,6 +247,25 @@ impl TieredPartition {
             .map(|r| r.records))
     }
 
+    /// The aborted transactions with records in `[from, to)`, from both
+    /// tiers, oldest first, for a read_committed fetch of that range.
+    /// Segments in both tiers report theirs once.
+    pub async fn aborted_txns(&self, from: Offset, to: Offset) -> TieringResult<Vec<AbortedTxn>> {
+        let log = Arc::clone(&self.log);
+        let mut out = blocking(move || log.aborted_txns(from, to)).await?;
+        let local_start = self.log.log_start_offset();
+        if from < local_start {
+            let remote = self.remote.aborted_txns(from, to.min(local_start)).await?;
+            for t in remote {
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            out.sort_by_key(|t| t.first_offset);
+        }
+        Ok(out)
+    }
+
     /// Answers a ListOffsets query across both tiers, as (timestamp, offset);
     /// `None` when no record answers it. A timestamp older than the hot tier
     /// is searched in the remote time indexes.
@@ -232,6 +280,7 @@ impl TieredPartition {
         };
         Ok(match query {
             OffsetQuery::Latest => Some((-1, self.log.high_watermark())),
+            OffsetQuery::LastStable => Some((-1, self.log.last_stable_offset())),
             OffsetQuery::Earliest => Some((-1, log_start)),
             OffsetQuery::EarliestLocal => Some((-1, self.log.log_start_offset())),
             OffsetQuery::LatestTiered => Some((
@@ -451,7 +500,7 @@ mod tests {
 
         // Below the hot tier: the cold tier answers, batch by batch.
         assert!(matches!(
-            p.read_hot(Offset(0), 1 << 20, true),
+            p.read_hot(Offset(0), 1 << 20, true, Isolation::ReadUncommitted),
             Ok(HotRead::Cold)
         ));
         let cold = p
@@ -461,7 +510,7 @@ mod tests {
             .unwrap();
         assert_eq!(offsets_of(&cold)[0], 0);
         // At and above it: the hot tier, up to the end.
-        match p.read_hot(o.local_start, 1 << 20, true).unwrap() {
+        match p.read_hot(o.local_start, 1 << 20, true, Isolation::ReadUncommitted).unwrap() {
             HotRead::Records(data) => {
                 let got = offsets_of(&data.records);
                 assert_eq!(got.first(), Some(&o.local_start.0));
@@ -471,7 +520,7 @@ mod tests {
         }
         // Past the end: out of range, not the cold tier.
         assert!(matches!(
-            p.read_hot(Offset(31), 100, true),
+            p.read_hot(Offset(31), 100, true, Isolation::ReadUncommitted),
             Err(StorageError::OffsetOutOfRange { .. })
         ));
 
@@ -521,7 +570,7 @@ mod tests {
         );
         assert_eq!(p.offsets().log_start, Offset(2));
         assert!(matches!(
-            p.read_hot(Offset(1), 100, true),
+            p.read_hot(Offset(1), 100, true, Isolation::ReadUncommitted),
             Err(StorageError::OffsetOutOfRange { .. })
         ));
         let cold = p
@@ -546,7 +595,7 @@ mod tests {
         let target = local_start.plus(1);
         assert_eq!(p.delete_records_before(Some(target)).await.unwrap(), target);
         assert!(matches!(
-            p.read_hot(local_start, 100, true),
+            p.read_hot(local_start, 100, true, Isolation::ReadUncommitted),
             Err(StorageError::OffsetOutOfRange { .. })
         ));
         // None: up to the high watermark.

@@ -82,6 +82,7 @@ impl RemotePartition {
             size: segment.size,
             max_timestamp: segment.max_timestamp,
             state: SegmentState::CopyStarted,
+            txn_index: !segment.aborted.is_empty(),
         };
         let started = entry.clone();
         self.record(|m| m.segments.push(started)).await?;
@@ -134,6 +135,15 @@ impl RemotePartition {
                         source: e,
                     })
                 })?;
+            self.store
+                .store
+                .put(&key, PutPayload::from(bytes))
+                .await
+                .map_err(TieringError::store("upload", &key))?;
+        }
+        if entry.txn_index {
+            let key = self.object(&entry, SegmentFile::TxnIndex);
+            let bytes: Vec<u8> = segment.aborted.iter().flat_map(|a| a.to_bytes()).collect();
             self.store
                 .store
                 .put(&key, PutPayload::from(bytes))

@@ -103,7 +103,8 @@ impl Coordinator {
         clean: bool,
     ) -> Result<Coordinator, StorageError> {
         let initial_delay = settings.initial_delay;
-        let (store, offsets) = OffsetStore::open(data_dir, clean, settings.offsets_segment_bytes)?;
+        let (store, offsets, pending) =
+            OffsetStore::open(data_dir, clean, settings.offsets_segment_bytes)?;
         let now = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();
         for ((group, topic, partition), c) in offsets {
@@ -111,6 +112,15 @@ impl Coordinator {
                 .entry(group)
                 .or_insert_with(|| Group::new(now, initial_delay))
                 .offsets
+                .insert((topic, partition), c);
+        }
+        for ((group, pid, topic, partition), c) in pending {
+            groups
+                .entry(group)
+                .or_insert_with(|| Group::new(now, initial_delay))
+                .pending_txn
+                .entry(pid)
+                .or_default()
                 .insert((topic, partition), c);
         }
         info!(groups = groups.len(), "loaded committed offsets");
@@ -391,6 +401,92 @@ impl Coordinator {
             self.store.flush_sealed()?;
         }
         Ok(0)
+    }
+
+    /// TxnOffsetCommit: checks the member as OffsetCommit does (unless the
+    /// producer names no member and generation, as `sendOffsetsToTransaction`
+    /// with a group id alone does), then stores the offsets as pending for
+    /// the producer's transaction. Returns the check's error code. Blocking.
+    pub fn txn_commit(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        generation: i32,
+        member_id: &str,
+        offsets: Vec<(String, i32, Committed)>,
+    ) -> Result<i16, StorageError> {
+        let g = self.group(group_id, true).expect("created");
+        let rolled = {
+            let mut group = lock(&g);
+            if generation >= 0 || !member_id.is_empty() {
+                let check = group.check_commit(generation, member_id, Instant::now());
+                if check != 0 {
+                    return Ok(check);
+                }
+            }
+            if offsets.is_empty() {
+                return Ok(0);
+            }
+            let rolled = self.store.append_pending(group_id, producer_id, &offsets)?;
+            let pending = group.pending_txn.entry(producer_id).or_default();
+            for (t, p, c) in offsets {
+                pending.insert((t, p), c);
+            }
+            rolled
+        };
+        if rolled {
+            self.store.flush_sealed()?;
+        }
+        Ok(0)
+    }
+
+    /// The end of a transaction that committed offsets of this group: they
+    /// become committed offsets, or are dropped. Blocking.
+    pub fn complete_txn(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), StorageError> {
+        let Some(g) = self.group(group_id, false) else {
+            return Ok(());
+        };
+        let rolled = {
+            let mut group = lock(&g);
+            let Some(pending) = group.pending_txn.get(&producer_id) else {
+                return Ok(());
+            };
+            let offsets: Vec<(String, i32, Committed)> = pending
+                .iter()
+                .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+                .collect();
+            let rolled = self
+                .store
+                .complete_pending(group_id, producer_id, &offsets, commit)?;
+            group.pending_txn.remove(&producer_id);
+            if commit {
+                group.apply_commit(offsets, Instant::now());
+            }
+            rolled
+        };
+        if rolled {
+            self.store.flush_sealed()?;
+        }
+        Ok(())
+    }
+
+    /// Whether an open transaction has committed an offset for the
+    /// partition (OffsetFetch with `require_stable` waits for it).
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let Some(g) = self.group(group_id, false) else {
+            return false;
+        };
+        let key = (topic.to_string(), partition);
+        let pending = lock(&g)
+            .pending_txn
+            .values()
+            .any(|m| m.contains_key(&key));
+        pending
     }
 
     /// DeleteGroups for one group: only an empty group goes, with its

@@ -29,10 +29,17 @@ struct OffsetKey {
     g: String,
     t: String,
     p: i32,
+    /// Set for an offset committed inside a transaction of this producer
+    /// id and not yet committed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pid: Option<i64>,
 }
 
 /// Committed offsets by (group, topic, partition).
 pub type Offsets = BTreeMap<(String, String, i32), Committed>;
+
+/// Offsets of open transactions by (group, producer id, topic, partition).
+pub type PendingOffsets = BTreeMap<(String, i64, String, i32), Committed>;
 
 /// May be called from any thread; every method does blocking file I/O.
 pub struct OffsetStore {
@@ -45,10 +52,11 @@ impl OffsetStore {
         data_dir: &Path,
         clean: bool,
         segment_bytes: u64,
-    ) -> Result<(OffsetStore, Offsets), StorageError> {
+    ) -> Result<(OffsetStore, Offsets, PendingOffsets), StorageError> {
         let (log, latest) =
             KeyedLog::open(data_dir, NAME, "committed offsets", clean, segment_bytes)?;
         let mut offsets = Offsets::new();
+        let mut pending = PendingOffsets::new();
         for (k, v) in latest {
             // A record this build cannot read is left out, as a deletion.
             let (Ok(key), Ok(c)) = (
@@ -57,18 +65,65 @@ impl OffsetStore {
             ) else {
                 continue;
             };
-            offsets.insert((key.g, key.t, key.p), c);
+            match key.pid {
+                Some(pid) => pending.insert((key.g, pid, key.t, key.p), c),
+                None => offsets.insert((key.g, key.t, key.p), c),
+            };
         }
-        Ok((OffsetStore { log }, offsets))
+        Ok((OffsetStore { log }, offsets, pending))
     }
 
     fn key(group: &str, topic: &str, partition: i32) -> Bytes {
+        Self::key_of(group, topic, partition, None)
+    }
+
+    fn key_of(group: &str, topic: &str, partition: i32, pid: Option<i64>) -> Bytes {
         let key = OffsetKey {
             g: group.into(),
             t: topic.into(),
             p: partition,
+            pid,
         };
         Bytes::from(serde_json::to_vec(&key).expect("serializable"))
+    }
+
+    /// Stores offsets committed inside a transaction of `producer_id`,
+    /// apart from the group's committed ones. Blocking.
+    pub fn append_pending(
+        &self,
+        group: &str,
+        producer_id: i64,
+        offsets: &[(String, i32, Committed)],
+    ) -> Result<bool, StorageError> {
+        let records: Vec<(Bytes, Option<Bytes>)> = offsets
+            .iter()
+            .map(|(t, p, c)| {
+                let value = Bytes::from(serde_json::to_vec(c).expect("serializable"));
+                (Self::key_of(group, t, *p, Some(producer_id)), Some(value))
+            })
+            .collect();
+        self.log.append(&records)
+    }
+
+    /// Ends a transaction's offsets in one append: on commit they become
+    /// the group's committed offsets; either way the pending records go.
+    /// Blocking.
+    pub fn complete_pending(
+        &self,
+        group: &str,
+        producer_id: i64,
+        offsets: &[(String, i32, Committed)],
+        commit: bool,
+    ) -> Result<bool, StorageError> {
+        let mut records: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+        for (t, p, c) in offsets {
+            if commit {
+                let value = Bytes::from(serde_json::to_vec(c).expect("serializable"));
+                records.push((Self::key(group, t, *p), Some(value)));
+            }
+            records.push((Self::key_of(group, t, *p, Some(producer_id)), None));
+        }
+        self.log.append(&records)
     }
 
     /// Stores a group's commit durably; returns whether a segment was

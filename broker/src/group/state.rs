@@ -146,6 +146,9 @@ pub struct Group {
     /// `offsets.retention.minutes`.
     pub empty_since: Option<Instant>,
     pub offsets: BTreeMap<(String, i32), Committed>,
+    /// Offsets committed inside a transaction, by producer id: invisible
+    /// to OffsetFetch until the transaction commits.
+    pub pending_txn: BTreeMap<i64, BTreeMap<(String, i32), Committed>>,
     /// The initial rebalance delay (`group.initial.rebalance.delay.ms`).
     initial_delay: Duration,
     /// The group's KIP-848 membership, when consumer-protocol members use
@@ -187,6 +190,7 @@ impl Group {
             initial: false,
             empty_since: Some(now),
             offsets: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
             initial_delay,
             consumer: ConsumerGroup::default(),
             kind: Kind::Classic,

@@ -2,12 +2,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
-use strata_storage::batch::whole_batches_within;
+use strata_storage::batch::{whole_batches_within, BatchHeader};
 use strata_storage::{Offset, StorageError};
-use strata_tiering::{HotRead, TieredPartition};
+use strata_tiering::{HotRead, Isolation, TieredPartition};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
@@ -41,6 +43,17 @@ struct HotPass {
     errors: bool,
     /// Partitions to read from the cold tier, in request order.
     cold: Vec<ColdRead>,
+    /// read_committed partitions whose answer needs its aborted
+    /// transactions.
+    committed: Vec<Committed>,
+}
+
+/// A read_committed partition: where its answer is and where it started.
+struct Committed {
+    topic: usize,
+    partition: usize,
+    handle: Arc<TieredPartition>,
+    offset: Offset,
 }
 
 /// Fetch: reads whole batches from each partition, long-polling until
@@ -78,6 +91,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             mut bytes,
             mut errors,
             cold,
+            committed,
         } = blocking(move || read_hot(&b, &r, version, max_bytes, &w)).await;
         // The first pass gives the cold tier its full wait; a later pass (woken
         // by an append, or at the deadline) only what is left of the client's
@@ -135,6 +149,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         }
         let now = Instant::now();
         if bytes >= req.min_bytes.max(0) as usize || errors || now >= deadline {
+            add_aborted(&mut topics, &committed).await;
             count_bytes_out(broker, &req, &topics);
             return FetchResponse::default().with_responses(topics);
         }
@@ -179,6 +194,7 @@ fn read_hot(
     let mut total = 0usize;
     let mut errors = false;
     let mut cold = Vec::new();
+    let mut committed = Vec::new();
     let mut out = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
         let (topic, unknown_code) = if version >= 13 {
@@ -215,7 +231,8 @@ fn read_hot(
             partition.register_waiter(waker);
             let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
             let offset = Offset(fp.fetch_offset);
-            let read = partition.read_hot(offset, limit, total == 0);
+            let isolation = Isolation::from_level(req.isolation_level);
+            let read = partition.read_hot(offset, limit, total == 0, isolation);
             let offsets = partition.offsets();
             let base = base
                 .with_high_watermark(offsets.high_watermark.0)
@@ -225,13 +242,28 @@ fn read_hot(
                 Ok(HotRead::Records(data)) => {
                     total += data.records.len();
                     remaining = remaining.saturating_sub(data.records.len());
+                    if isolation == Isolation::ReadCommitted && !data.records.is_empty() {
+                        committed.push(Committed {
+                            topic: out.len(),
+                            partition: partitions.len(),
+                            handle: Arc::clone(partition),
+                            offset,
+                        });
+                    }
                     partitions.push(
-                        base.with_high_watermark(data.high_watermark.0)
-                            .with_last_stable_offset(data.high_watermark.0)
+                        base.with_high_watermark(data.high_watermark.0.max(offsets.high_watermark.0))
                             .with_records(Some(data.records)),
                     );
                 }
                 Ok(HotRead::Cold) => {
+                    if isolation == Isolation::ReadCommitted {
+                        committed.push(Committed {
+                            topic: out.len(),
+                            partition: partitions.len(),
+                            handle: Arc::clone(partition),
+                            offset,
+                        });
+                    }
                     cold.push(ColdRead {
                         topic: out.len(),
                         partition: partitions.len(),
@@ -271,5 +303,54 @@ fn read_hot(
         bytes: total,
         errors,
         cold,
+        committed,
     }
+}
+
+/// Fills in the aborted transactions of every read_committed partition
+/// that returned records: those with records in the range returned, from
+/// whichever tier holds their index.
+async fn add_aborted(topics: &mut [FetchableTopicResponse], committed: &[Committed]) {
+    for c in committed {
+        let data = &mut topics[c.topic].partitions[c.partition];
+        let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        let end = Offset(last_offset(records) + 1);
+        match c.handle.aborted_txns(c.offset, end).await {
+            Ok(aborted) => {
+                data.aborted_transactions = Some(
+                    aborted
+                        .into_iter()
+                        .map(|t| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(t.producer_id))
+                                .with_first_offset(t.first_offset.0)
+                        })
+                        .collect(),
+                );
+            }
+            Err(e) => {
+                // Without the list the consumer would show aborted records:
+                // the partition answers with an error instead.
+                warn!(offset = c.offset.0, error = %e, "aborted transactions unreadable");
+                data.records = Some(Bytes::new());
+                data.error_code = ResponseError::KafkaStorageError.code();
+            }
+        }
+    }
+}
+
+/// The offset of the last record of the last whole batch in `records`.
+fn last_offset(records: &Bytes) -> i64 {
+    let mut pos = 0;
+    let mut last = -1;
+    while let Ok(h) = BatchHeader::parse(&records[pos..]) {
+        last = h.last_offset();
+        pos += h.total_len();
+        if pos >= records.len() {
+            break;
+        }
+    }
+    last
 }

@@ -253,15 +253,18 @@ pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> Of
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// Per topic, (partition, offset, leader epoch, metadata) committed by
-/// `group`: for the partitions asked, or for every committed one when the
-/// request names none. Kafka's "none" is offset -1.
-type CommittedByTopic = Vec<(TopicName, Vec<(i32, i64, i32, Option<StrBytes>)>)>;
+/// Per topic, (partition, offset, leader epoch, metadata, error code)
+/// committed by `group`: for the partitions asked, or for every committed
+/// one when the request names none. Kafka's "none" is offset -1. With
+/// `require_stable` (v7+), a partition an open transaction has committed an
+/// offset for answers UNSTABLE_OFFSET_COMMIT, which clients retry.
+type CommittedByTopic = Vec<(TopicName, Vec<(i32, i64, i32, Option<StrBytes>, i16)>)>;
 
 fn committed_offsets(
     broker: &Broker,
     group: &str,
     wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+    require_stable: bool,
 ) -> CommittedByTopic {
     let wanted = wanted.unwrap_or_else(|| {
         let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
@@ -278,14 +281,26 @@ fn committed_offsets(
         .map(|(name, parts)| {
             let partitions = parts
                 .into_iter()
-                .map(|p| match broker.groups.committed(group, &name.0, p) {
-                    Some(c) => (
-                        p,
-                        c.offset.0,
-                        c.leader_epoch,
-                        Some(str_bytes(c.metadata.unwrap_or_default())),
-                    ),
-                    None => (p, -1, -1, Some(str_bytes(""))),
+                .map(|p| {
+                    if require_stable && broker.groups.has_pending(group, &name.0, p) {
+                        return (
+                            p,
+                            -1,
+                            -1,
+                            Some(str_bytes("")),
+                            ResponseError::UnstableOffsetCommit.code(),
+                        );
+                    }
+                    match broker.groups.committed(group, &name.0, p) {
+                        Some(c) => (
+                            p,
+                            c.offset.0,
+                            c.leader_epoch,
+                            Some(str_bytes(c.metadata.unwrap_or_default())),
+                            0,
+                        ),
+                        None => (p, -1, -1, Some(str_bytes("")), 0),
+                    }
                 })
                 .collect();
             (name, partitions)
@@ -314,14 +329,15 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                         .map(|t| (t.name, t.partition_indexes))
                         .collect()
                 });
-                let topics = committed_offsets(broker, &g.group_id.0, wanted)
+                let topics = committed_offsets(broker, &g.group_id.0, wanted, req.require_stable)
                     .into_iter()
                     .map(|(name, parts)| {
                         let partitions = parts
                             .into_iter()
-                            .map(|(p, offset, epoch, metadata)| {
+                            .map(|(p, offset, epoch, metadata, code)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
+                                    .with_error_code(code)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(metadata)
@@ -344,14 +360,16 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    let topics = committed_offsets(broker, &req.group_id.0, wanted)
+    let stable = version >= 7 && req.require_stable;
+    let topics = committed_offsets(broker, &req.group_id.0, wanted, stable)
         .into_iter()
         .map(|(name, parts)| {
             let partitions = parts
                 .into_iter()
-                .map(|(p, offset, epoch, metadata)| {
+                .map(|(p, offset, epoch, metadata, code)| {
                     OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
+                        .with_error_code(code)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(epoch)
                         .with_metadata(metadata)

@@ -1,13 +1,13 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use kafka_protocol::ResponseError;
 
 use super::blocking;
 use crate::broker::Broker;
 
-/// InitProducerId for idempotent producers. Transactions are not served
-/// yet: a transactional id is refused.
+/// InitProducerId: a new producer id for an idempotent producer, or the
+/// next epoch of its own (v3+); with a transactional id, the transaction
+/// coordinator's answer, which fences older instances of the same id.
 pub async fn handle(
     broker: &Arc<Broker>,
     req: InitProducerIdRequest,
@@ -19,16 +19,29 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        return failed(ResponseError::InvalidRequest.code());
-    }
     let current =
         (version >= 3 && req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
     let b = Arc::clone(broker);
-    match blocking(move || b.init_producer_id(current)).await {
-        Ok((id, epoch)) => InitProducerIdResponse::default()
+    let answer = match req.transactional_id {
+        Some(id) => {
+            let timeout = req.transaction_timeout_ms;
+            blocking(move || {
+                let mut new_id = || b.new_producer_id().unwrap_or(-1);
+                b.txns
+                    .init_producer_id(&id.0, timeout, current, &mut new_id, &*b)
+                    .map_err(|e| e.code())
+            })
+            .await
+        }
+        None => blocking(move || b.init_producer_id(current))
+            .await
+            .map_err(|e| e.code()),
+    };
+    match answer {
+        Ok((id, epoch)) if id >= 0 => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch),
-        Err(e) => failed(e.code()),
+        Ok(_) => failed(kafka_protocol::ResponseError::CoordinatorNotAvailable.code()),
+        Err(code) => failed(code),
     }
 }

@@ -36,7 +36,11 @@ pub async fn handle(
                     .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
-            let query = OffsetQuery::from_timestamp(p.timestamp);
+            let mut query = OffsetQuery::from_timestamp(p.timestamp);
+            // read_committed (v2+) asks for the last stable offset as latest.
+            if query == OffsetQuery::Latest && req.isolation_level == 1 {
+                query = OffsetQuery::LastStable;
+            }
             partitions.push(match partition.list_offset(query, find_record).await {
                 Ok(Some((timestamp, offset))) => base
                     .with_timestamp(timestamp)

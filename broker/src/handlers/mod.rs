@@ -14,6 +14,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod fetch;
 pub mod groups;
 pub mod init_producer_id;
@@ -22,6 +23,7 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod partition_placement;
 pub mod produce;
+pub mod transactions;
 
 use kafka_protocol::protocol::StrBytes;
 

@@ -133,6 +133,26 @@ fn append_all(
                 ));
                 continue;
             };
+            // A transactional batch goes only to a partition its producer's
+            // open transaction includes (KIP-890's verification), so that
+            // no record is left outside every transaction's markers.
+            if let Ok(h) = strata_storage::batch::BatchHeader::parse(&records) {
+                let transactional = strata_storage::producer::is_transactional(&h)
+                    && h.attributes & strata_storage::batch::CONTROL_FLAG == 0;
+                if transactional
+                    && !broker.txns.verify_produce(h.producer_id, h.producer_epoch, &topic_name, pd.index)
+                {
+                    partitions.push(partition_error(
+                        pd.index,
+                        ResponseError::InvalidTxnState.code(),
+                        Some(format!(
+                            "the transaction of producer {} does not include {}-{}: add the partition to the transaction first",
+                            h.producer_id, topic_name, pd.index
+                        )),
+                    ));
+                    continue;
+                }
+            }
             // Offsets are assigned by rewriting the batch headers in place,
             // which needs a private copy of the request's bytes (or the
             // recompressed batches, which are one).
