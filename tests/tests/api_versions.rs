@@ -74,6 +74,13 @@ fn every_advertised_version_answers() {
         (68, (0, 1)),
         (69, (0, 1)),
         (75, (0, 0)),
+        (24, (0, 5)),
+        (25, (0, 4)),
+        (26, (0, 5)),
+        (28, (0, 5)),
+        (61, (0, 0)),
+        (65, (0, 0)),
+        (66, (0, 2)),
     ]
     .into_iter()
     .collect();
@@ -782,6 +789,157 @@ fn every_advertised_version_answers() {
         );
         assert!(ids.insert(r.producer_id.0), "a new producer id each time");
     }
+    transactions_every_version(&mut c);
+}
+
+/// One transaction per version of the transactional APIs, on a topic of its own:
+/// InitProducerId with a transactional id, AddPartitionsToTxn (batched and
+/// verify-only from v4), AddOffsetsToTxn, TxnOffsetCommit and EndTxn; then
+/// the operators' DescribeTransactions, ListTransactions and
+/// DescribeProducers.
+fn transactions_every_version(c: &mut Conn) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    assert_eq!(c.create_topic("txn-sweep", 1, &[]).error_code, 0);
+    for v in 0..=5i16 {
+        let id = TransactionalId(s(&format!("txn-v{v}")));
+        let r = c.request(
+            v,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(id.clone()))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+        assert_eq!(r.error_code, 0, "InitProducerId v{v} with a transactional id");
+        let (pid, epoch) = (r.producer_id, r.producer_epoch);
+        let topics = vec![AddPartitionsToTxnTopic::default()
+            .with_name(name("txn-sweep"))
+            .with_partitions(vec![0])];
+        let code = if v <= 3 {
+            let r = c.request(
+                v,
+                &AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(id.clone())
+                    .with_v3_and_below_producer_id(pid)
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(topics),
+            );
+            r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+        } else {
+            let txn = |verify| {
+                AddPartitionsToTxnRequest::default().with_transactions(vec![
+                    AddPartitionsToTxnTransaction::default()
+                        .with_transactional_id(id.clone())
+                        .with_producer_id(pid)
+                        .with_producer_epoch(epoch)
+                        .with_verify_only(verify)
+                        .with_topics(topics.clone()),
+                ])
+            };
+            let code = |r: AddPartitionsToTxnResponse| {
+                r.results_by_transaction[0].topic_results[0].results_by_partition[0]
+                    .partition_error_code
+            };
+            // Verify-only before the partition is added: not part of it.
+            assert_eq!(code(c.request(v, &txn(true))), 48, "verify-only v{v}");
+            assert_eq!(code(c.request(v, &txn(false))), 0);
+            code(c.request(v, &txn(true)))
+        };
+        assert_eq!(code, 0, "AddPartitionsToTxn v{v}");
+        let group = GroupId(s(&format!("txn-group-{v}")));
+        let r = c.request(
+            v.min(4),
+            &AddOffsetsToTxnRequest::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_group_id(group.clone()),
+        );
+        assert_eq!(r.error_code, 0, "AddOffsetsToTxn v{}", v.min(4));
+        let r = c.request(
+            v,
+            &TxnOffsetCommitRequest::default()
+                .with_transactional_id(id.clone())
+                .with_group_id(group.clone())
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(name("txn-sweep"))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1)])]),
+        );
+        assert_eq!(r.topics[0].partitions[0].error_code, 0, "TxnOffsetCommit v{v}");
+        let r = c.request(
+            v,
+            &EndTxnRequest::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+        );
+        assert_eq!(r.error_code, 0, "EndTxn v{v}");
+        // The transaction's offset is now the group's.
+        let r = c.request(
+            1,
+            &OffsetFetchRequest::default()
+                .with_group_id(group)
+                .with_topics(Some(vec![
+                    kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(name("txn-sweep"))
+                        .with_partition_indexes(vec![0]),
+                ])),
+        );
+        assert_eq!(r.topics[0].partitions[0].committed_offset, 1, "offset committed by EndTxn v{v}");
+        // A retried EndTxn is answered again; an unknown id is not.
+        let again = c.request(
+            v,
+            &EndTxnRequest::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+        );
+        assert_eq!(again.error_code, 0);
+        let unknown = c.request(
+            v,
+            &EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("nobody")))
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+        );
+        assert_eq!(unknown.error_code, 49, "INVALID_PRODUCER_ID_MAPPING");
+    }
+    let r = c.request(
+        0,
+        &DescribeTransactionsRequest::default().with_transactional_ids(vec![
+            TransactionalId(s("txn-v0")),
+            TransactionalId(s("nobody")),
+        ]),
+    );
+    assert_eq!(&*r.transaction_states[0].transaction_state, "CompleteCommit");
+    assert_eq!(r.transaction_states[1].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+    for v in 0..=2 {
+        let r = c.request(v, &ListTransactionsRequest::default().with_duration_filter(-1));
+        assert_eq!(r.transaction_states.len(), 6, "ListTransactions v{v}");
+    }
+    let r = c.request(
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+            .with_name(name("txn-sweep"))
+            .with_partition_indexes(vec![0])]),
+    );
+    assert_eq!(r.topics[0].partitions[0].error_code, 0, "DescribeProducers v0");
+    // Six transactions each left a COMMIT marker with their producer id.
+    assert_eq!(r.topics[0].partitions[0].active_producers.len(), 6);
 }
 
 /// Joins `group` at JoinGroup `version` (with the MEMBER_ID_REQUIRED step

@@ -379,10 +379,11 @@ mod tests {
         );
         assert_eq!(then.end(101, 0, true, 11), Err(ResponseError::ProducerFenced));
         assert_eq!(then.end(999, 1, true, 11), Err(ResponseError::InvalidProducerIdMapping));
-        // KIP-360: the old epoch no longer initialises; the current one
-        // bumps; a retry with the previous epoch gets the same answer.
+        // KIP-360: an epoch the id never had is fenced; the current one
+        // bumps; a retry with the previous epoch (its answer was lost) gets
+        // the same answer again.
         assert_eq!(
-            TxnMeta::init(Some(&then), 1, Some((101, 0)), &mut new_id, 12),
+            TxnMeta::init(Some(&then), 1, Some((101, 7)), &mut new_id, 12),
             Err(ResponseError::ProducerFenced)
         );
         let bumped = ready(TxnMeta::init(Some(&then), 1, Some((101, 1)), &mut new_id, 12).unwrap());
