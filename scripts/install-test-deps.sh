@@ -29,6 +29,14 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import confluent_kafka, k
   .venv/bin/pip install -q --disable-pip-version-check -r tests/clients/python/requirements.txt
 fi
 
+# Quix Streams pins its own confluent-kafka, so it has a virtualenv of its
+# own; only its application runs there (tests/clients/python/apps).
+if [ ! -x .venv-quix/bin/python ] || ! .venv-quix/bin/python -c 'import quixstreams' 2>/dev/null; then
+  echo "creating the Quix Streams virtualenv in .venv-quix"
+  python3 -m venv .venv-quix
+  .venv-quix/bin/pip install -q --disable-pip-version-check -r tests/clients/python/requirements-quix.txt
+fi
+
 if [ ! -d tests/clients/node/node_modules/kafkajs ]; then
   echo "installing the Node client"
   (cd tests/clients/node && npm ci --no-audit --no-fund --loglevel=error)
