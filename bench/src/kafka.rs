@@ -240,11 +240,32 @@ pub struct ProduceArgs {
     /// updates of a compacted topic; 0 sends them without keys.
     #[arg(long, default_value_t = 0)]
     pub keys: u64,
+    /// Produce in transactions, committing one every this many
+    /// milliseconds (a transactional producer, so idempotent too).
+    #[arg(long)]
+    pub transaction_ms: Option<u64>,
 }
 
 pub fn produce(a: &ProduceArgs) -> Result<Report> {
     create_topic(&a.client, &a.topic, &a.topic_settings)?;
-    let p = producer(&a.client, &a.producer)?;
+    let mut client = a.client.clone();
+    if a.transaction_ms.is_some() {
+        client.extra.insert(
+            0,
+            ("transactional.id".into(), format!("strata-bench-{}", std::process::id())),
+        );
+    }
+    let mut settings = a.producer.clone();
+    // librdkafka refuses a transactional producer without idempotence.
+    settings.idempotence |= a.transaction_ms.is_some();
+    let p = producer(&client, &settings)?;
+    let txn_timeout = Duration::from_secs(60);
+    let mut transactions = 0u64;
+    let mut last_commit = Instant::now();
+    if a.transaction_ms.is_some() {
+        p.init_transactions(txn_timeout).context("initialising transactions")?;
+        p.begin_transaction().context("beginning a transaction")?;
+    }
     // A pool of distinct values, so that compression sees realistic data
     // without generating every record.
     let pool: Vec<Vec<u8>> = (0..1024).map(|i| payload(a.producer.size, i)).collect();
@@ -259,15 +280,30 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
             key.as_deref().map(str::as_bytes),
             &pool[i as usize % pool.len()],
         )?;
+        if let Some(ms) = a.transaction_ms {
+            if last_commit.elapsed() >= Duration::from_millis(ms) {
+                p.commit_transaction(txn_timeout).context("committing a transaction")?;
+                p.begin_transaction().context("beginning a transaction")?;
+                transactions += 1;
+                last_commit = Instant::now();
+            }
+        }
         if i % 4096 == 0 {
             let acked = p.context().acked.load(Ordering::Relaxed);
             progress.tick(acked, a.records, acked * a.producer.size as u64);
         }
     }
+    if a.transaction_ms.is_some() {
+        p.commit_transaction(txn_timeout).context("committing a transaction")?;
+        transactions += 1;
+    }
     finish(&p)?;
     let elapsed = start.elapsed();
     progress.done();
     let mut r = Report::new("produce");
+    if a.transaction_ms.is_some() {
+        r.add("transactions", transactions as f64, "");
+    }
     r.add("partitions", a.topic_settings.partitions as f64, "");
     r.add("record_bytes", a.producer.size as f64, "B");
     r.add_rates(a.records, a.records * a.producer.size as u64, elapsed);
