@@ -252,7 +252,10 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
     if a.transaction_ms.is_some() {
         client.extra.insert(
             0,
-            ("transactional.id".into(), format!("strata-bench-{}", std::process::id())),
+            (
+                "transactional.id".into(),
+                format!("strata-bench-{}", std::process::id()),
+            ),
         );
     }
     let mut settings = a.producer.clone();
@@ -263,7 +266,8 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
     let mut transactions = 0u64;
     let mut last_commit = Instant::now();
     if a.transaction_ms.is_some() {
-        p.init_transactions(txn_timeout).context("initialising transactions")?;
+        p.init_transactions(txn_timeout)
+            .context("initialising transactions")?;
         p.begin_transaction().context("beginning a transaction")?;
     }
     // A pool of distinct values, so that compression sees realistic data
@@ -282,7 +286,8 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
         )?;
         if let Some(ms) = a.transaction_ms {
             if last_commit.elapsed() >= Duration::from_millis(ms) {
-                p.commit_transaction(txn_timeout).context("committing a transaction")?;
+                p.commit_transaction(txn_timeout)
+                    .context("committing a transaction")?;
                 p.begin_transaction().context("beginning a transaction")?;
                 transactions += 1;
                 last_commit = Instant::now();
@@ -294,7 +299,8 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
         }
     }
     if a.transaction_ms.is_some() {
-        p.commit_transaction(txn_timeout).context("committing a transaction")?;
+        p.commit_transaction(txn_timeout)
+            .context("committing a transaction")?;
         transactions += 1;
     }
     finish(&p)?;

@@ -265,9 +265,9 @@ async fn dispatch(
         RequestKind::EndTxn(r) => {
             ResponseKind::EndTxn(handlers::transactions::end(broker, r).await)
         }
-        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(
-            handlers::describe_transactions::describe(broker, r),
-        ),
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(handlers::describe_transactions::describe(broker, r))
+        }
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(handlers::describe_transactions::list(broker, r))
         }

@@ -244,7 +244,13 @@ const INIT_PRODUCER_ID: &[F] = &[all(Str), all(I32), f(3, ANY, I64), f(3, ANY, I
 // AddPartitionsToTxn v0-v5: one transaction up to v3, a batch of them
 // (with the verify-only flag) from v4.
 const TXN_TOPIC: &[F] = &[all(Str), all(ArrayI32)];
-const TXN_TRANSACTION: &[F] = &[all(Str), all(I64), all(I16), all(Bool), all(Array(TXN_TOPIC))];
+const TXN_TRANSACTION: &[F] = &[
+    all(Str),
+    all(I64),
+    all(I16),
+    all(Bool),
+    all(Array(TXN_TOPIC)),
+];
 const ADD_PARTITIONS_TO_TXN: &[F] = &[
     f(4, ANY, Array(TXN_TRANSACTION)),
     f(0, 3, Str),

@@ -16,8 +16,8 @@ use crate::error::{StorageError, StorageResult};
 use crate::log::{Inner, Log};
 use crate::marker::{self, Marker};
 use crate::record;
-use crate::txn_index::AbortedTxn;
 use crate::segment::{ActiveSegment, Segment};
+use crate::txn_index::AbortedTxn;
 use crate::{LogConfig, Offset, TimestampType};
 
 /// Result of a successful append.
@@ -316,7 +316,9 @@ impl Log {
             // Only segments with an aborted transaction have this file.
             let txn = crate::SegmentFile::TxnIndex.path(&self.dir, *base);
             match fs::File::open(&txn) {
-                Ok(f) => f.sync_all().map_err(StorageError::io("fsync index", &txn))?,
+                Ok(f) => f
+                    .sync_all()
+                    .map_err(StorageError::io("fsync index", &txn))?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StorageError::io("open index", &txn)(e)),
             }

@@ -344,8 +344,7 @@ impl Log {
                 .map_err(StorageError::io("fsync cleaned segment", &path))?;
             drop(file);
             // The group's aborted transactions stay indexed with it.
-            let mut txn_index =
-                TxnIndex::open(&crate::SegmentFile::TxnIndex.path(&staging, base))?;
+            let mut txn_index = TxnIndex::open(&crate::SegmentFile::TxnIndex.path(&staging, base))?;
             for seg in group {
                 for entry in &seg.aborted {
                     txn_index.append(*entry)?;

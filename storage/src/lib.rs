@@ -35,19 +35,19 @@ mod segment_file;
 mod segments;
 pub mod select;
 mod swap;
-mod txn_index;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod txn_index;
 
 pub use append::AppendInfo;
 pub use cleaner::{CleanStats, Cleanability};
 pub use config::{LogConfig, TimestampType};
 pub use error::{StorageError, StorageResult};
 pub use log::{Log, SealedSegment};
+pub use marker::Marker;
 pub use offset::Offset;
+pub use producer::{OpenTxn, ProducerInfo};
 pub use read::FetchData;
 pub use retention::{RetentionOutcome, SegmentInfo};
 pub use segment_file::SegmentFile;
 pub use txn_index::AbortedTxn;
-pub use producer::{OpenTxn, ProducerInfo};
-pub use marker::Marker;

@@ -99,7 +99,10 @@ mod tests {
         for m in [Marker::Abort, Marker::Commit] {
             let b = control_batch(42, 3, m, 0, 1_700_000_000_000);
             let h = batch::validate(&b).unwrap();
-            assert_eq!((h.producer_id, h.producer_epoch, h.record_count), (42, 3, 1));
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.record_count),
+                (42, 3, 1)
+            );
             assert_eq!(parse(&h, &b), Some(m));
         }
     }

@@ -281,8 +281,7 @@ impl ProducerState {
         // A producer with an open transaction stays until its marker, or
         // the last stable offset would jump over its records.
         self.producers.retain(|_, e| {
-            e.txn_first_offset.is_some()
-                || now_ms.saturating_sub(e.last_append_ms) < expiration_ms
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_append_ms) < expiration_ms
         });
         before - self.producers.len()
     }

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use crate::error::{StorageError, StorageResult};
 use crate::log::{Inner, Log};
 use crate::marker::{self, Marker};
-use crate::txn_index::AbortedTxn;
 use crate::producer::ProducerState;
 use crate::scan::{Scanner, Step};
 use crate::segment::SCAN_CHUNK;
+use crate::txn_index::AbortedTxn;
 use crate::{Offset, SegmentFile};
 
 impl Log {
@@ -64,11 +64,7 @@ impl Log {
     /// not stored. The transaction markers among those batches end their
     /// transactions, and an ABORT missing from its segment's transaction
     /// index (appended after the index was last fsynced) is added again.
-    pub(crate) fn rebuild_producers(
-        &self,
-        inner: &mut Inner,
-        now_ms: i64,
-    ) -> StorageResult<()> {
+    pub(crate) fn rebuild_producers(&self, inner: &mut Inner, now_ms: i64) -> StorageResult<()> {
         let end = inner.segments.log_end();
         let mut state = ProducerState::default();
         let mut from = inner.log_start;
@@ -98,8 +94,11 @@ impl Log {
                     if header.attributes & crate::batch::CONTROL_FLAG != 0 {
                         let bytes = scanner.range(position, header.total_len())?;
                         if let Some(m) = marker::parse(&header, &bytes) {
-                            let first =
-                                state.complete_txn(header.producer_id, header.producer_epoch, now_ms);
+                            let first = state.complete_txn(
+                                header.producer_id,
+                                header.producer_epoch,
+                                now_ms,
+                            );
                             if let (Marker::Abort, Some(first_offset)) = (m, first) {
                                 let last_stable_offset = state
                                     .first_unstable_offset()

@@ -87,7 +87,10 @@ fn finish_unsynced(
     }
     // Step 4: the log file first, so that its absence from `swap` says
     // step 3 is done.
-    for kind in SegmentFile::SEGMENT.into_iter().chain([SegmentFile::TxnIndex]) {
+    for kind in SegmentFile::SEGMENT
+        .into_iter()
+        .chain([SegmentFile::TxnIndex])
+    {
         let from = kind.path(swap, base);
         if from.exists() {
             let to = kind.path(dir, base);

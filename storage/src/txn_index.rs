@@ -50,9 +50,8 @@ impl AbortedTxn {
 
     /// Parses every whole entry of an index file's bytes.
     pub fn parse_all(bytes: &[u8]) -> Vec<AbortedTxn> {
-        let i64_at = |c: &[u8], at: usize| {
-            i64::from_be_bytes(c[at..at + 8].try_into().expect("8 bytes"))
-        };
+        let i64_at =
+            |c: &[u8], at: usize| i64::from_be_bytes(c[at..at + 8].try_into().expect("8 bytes"));
         bytes
             .chunks_exact(ENTRY_LEN)
             .map(|c| AbortedTxn {
@@ -167,7 +166,6 @@ impl TxnIndex {
     pub fn entries(&self) -> &[AbortedTxn] {
         &self.entries
     }
-
 }
 
 #[cfg(test)]

@@ -55,7 +55,10 @@ fn open_transactions_hold_the_last_stable_offset_and_aborts_are_indexed() {
     assert_eq!(log.last_stable_offset(), a);
     assert_eq!(log.open_txns().len(), 2);
     // read_committed stops before the open transaction.
-    assert_eq!(offsets_read(&log, Offset(0), log.last_stable_offset()), vec![0]);
+    assert_eq!(
+        offsets_read(&log, Offset(0), log.last_stable_offset()),
+        vec![0]
+    );
 
     // Producer 7 aborts; 8 is still open, so the LSO moves to 8's start.
     let abort = log.append_marker(7, 0, Marker::Abort, 0, 0).unwrap();
@@ -67,7 +70,10 @@ fn open_transactions_hold_the_last_stable_offset_and_aborts_are_indexed() {
         last_offset: Offset(5),
         last_stable_offset: b,
     };
-    assert_eq!(log.aborted_txns(Offset(0), Offset(10)).unwrap(), vec![entry]);
+    assert_eq!(
+        log.aborted_txns(Offset(0), Offset(10)).unwrap(),
+        vec![entry]
+    );
     assert!(log.aborted_txns(Offset(6), Offset(10)).unwrap().is_empty());
 
     log.append_marker(8, 0, Marker::Commit, 0, 0).unwrap();
@@ -86,9 +92,17 @@ fn open_transactions_hold_the_last_stable_offset_and_aborts_are_indexed() {
     drop(log);
     let log = Log::open(dir.path(), config(), true, 0).unwrap();
     assert_eq!(log.last_stable_offset(), c);
-    assert_eq!(log.aborted_txns(Offset(0), Offset(10)).unwrap(), vec![entry]);
+    assert_eq!(
+        log.aborted_txns(Offset(0), Offset(10)).unwrap(),
+        vec![entry]
+    );
     log.append_marker(9, 0, Marker::Abort, 0, 0).unwrap();
-    assert_eq!(log.aborted_txns(Offset(0), log.high_watermark()).unwrap().len(), 2);
+    assert_eq!(
+        log.aborted_txns(Offset(0), log.high_watermark())
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -103,7 +117,11 @@ fn an_unclean_restart_rebuilds_open_transactions_and_the_index() {
             txn_batch(&log, 7, seq, 3);
             seq += 3;
             plain_batch(&log);
-            let m = if round % 2 == 0 { Marker::Abort } else { Marker::Commit };
+            let m = if round % 2 == 0 {
+                Marker::Abort
+            } else {
+                Marker::Commit
+            };
             log.append_marker(7, 0, m, 0, 0).unwrap();
             log.flush_sealed().unwrap();
         }
@@ -178,6 +196,12 @@ fn the_cleaner_drops_aborted_records_and_stops_at_the_last_stable_offset() {
     assert!(stats.records_removed >= 1);
     let all = offsets_read(&log, log.log_start_offset(), Offset(i64::MAX));
     assert!(all.contains(&0), "the committed value stays: {all:?}");
-    assert!(!all.contains(&aborted_at.0), "the aborted value goes: {all:?}");
-    assert!(all.contains(&open_at.0), "the open transaction is untouched");
+    assert!(
+        !all.contains(&aborted_at.0),
+        "the aborted value goes: {all:?}"
+    );
+    assert!(
+        all.contains(&open_at.0),
+        "the open transaction is untouched"
+    );
 }

@@ -816,7 +816,10 @@ fn transactions_every_version(c: &mut Conn) {
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
         );
-        assert_eq!(r.error_code, 0, "InitProducerId v{v} with a transactional id");
+        assert_eq!(
+            r.error_code, 0,
+            "InitProducerId v{v} with a transactional id"
+        );
         let (pid, epoch) = (r.producer_id, r.producer_epoch);
         let topics = vec![AddPartitionsToTxnTopic::default()
             .with_name(name("txn-sweep"))
@@ -876,7 +879,10 @@ fn transactions_every_version(c: &mut Conn) {
                         .with_partition_index(0)
                         .with_committed_offset(1)])]),
         );
-        assert_eq!(r.topics[0].partitions[0].error_code, 0, "TxnOffsetCommit v{v}");
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, 0,
+            "TxnOffsetCommit v{v}"
+        );
         let r = c.request(
             v,
             &EndTxnRequest::default()
@@ -892,12 +898,15 @@ fn transactions_every_version(c: &mut Conn) {
             &OffsetFetchRequest::default()
                 .with_group_id(group)
                 .with_topics(Some(vec![
-                    kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
-                        .with_name(name("txn-sweep"))
-                        .with_partition_indexes(vec![0]),
-                ])),
+                kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(name("txn-sweep"))
+                    .with_partition_indexes(vec![0]),
+            ])),
         );
-        assert_eq!(r.topics[0].partitions[0].committed_offset, 1, "offset committed by EndTxn v{v}");
+        assert_eq!(
+            r.topics[0].partitions[0].committed_offset, 1,
+            "offset committed by EndTxn v{v}"
+        );
         // A retried EndTxn is answered again; an unknown id is not.
         let again = c.request(
             v,
@@ -925,10 +934,19 @@ fn transactions_every_version(c: &mut Conn) {
             TransactionalId(s("nobody")),
         ]),
     );
-    assert_eq!(&*r.transaction_states[0].transaction_state, "CompleteCommit");
-    assert_eq!(r.transaction_states[1].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+    assert_eq!(
+        &*r.transaction_states[0].transaction_state,
+        "CompleteCommit"
+    );
+    assert_eq!(
+        r.transaction_states[1].error_code, 105,
+        "TRANSACTIONAL_ID_NOT_FOUND"
+    );
     for v in 0..=2 {
-        let r = c.request(v, &ListTransactionsRequest::default().with_duration_filter(-1));
+        let r = c.request(
+            v,
+            &ListTransactionsRequest::default().with_duration_filter(-1),
+        );
         assert_eq!(r.transaction_states.len(), 6, "ListTransactions v{v}");
     }
     let r = c.request(
@@ -937,7 +955,10 @@ fn transactions_every_version(c: &mut Conn) {
             .with_name(name("txn-sweep"))
             .with_partition_indexes(vec![0])]),
     );
-    assert_eq!(r.topics[0].partitions[0].error_code, 0, "DescribeProducers v0");
+    assert_eq!(
+        r.topics[0].partitions[0].error_code, 0,
+        "DescribeProducers v0"
+    );
     // Six transactions each left a COMMIT marker with their producer id.
     assert_eq!(r.topics[0].partitions[0].active_producers.len(), 6);
 }

@@ -510,7 +510,10 @@ mod tests {
             .unwrap();
         assert_eq!(offsets_of(&cold)[0], 0);
         // At and above it: the hot tier, up to the end.
-        match p.read_hot(o.local_start, 1 << 20, true, Isolation::ReadUncommitted).unwrap() {
+        match p
+            .read_hot(o.local_start, 1 << 20, true, Isolation::ReadUncommitted)
+            .unwrap()
+        {
             HotRead::Records(data) => {
                 let got = offsets_of(&data.records);
                 assert_eq!(got.first(), Some(&o.local_start.0));

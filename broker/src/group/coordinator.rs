@@ -482,10 +482,7 @@ impl Coordinator {
             return false;
         };
         let key = (topic.to_string(), partition);
-        let pending = lock(&g)
-            .pending_txn
-            .values()
-            .any(|m| m.contains_key(&key));
+        let pending = lock(&g).pending_txn.values().any(|m| m.contains_key(&key));
         pending
     }
 

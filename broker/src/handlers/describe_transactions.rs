@@ -85,7 +85,11 @@ pub fn list(broker: &Broker, req: ListTransactionsRequest) -> ListTransactionsRe
         .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
         .cloned()
         .collect();
-    let pattern = match req.transactional_id_pattern.as_ref().filter(|p| !p.is_empty()) {
+    let pattern = match req
+        .transactional_id_pattern
+        .as_ref()
+        .filter(|p| !p.is_empty())
+    {
         Some(p) => match regex::Regex::new(&format!("^(?:{})$", p.as_str())) {
             Ok(r) => Some(r),
             Err(_) => {
@@ -102,11 +106,16 @@ pub fn list(broker: &Broker, req: ListTransactionsRequest) -> ListTransactionsRe
         .into_iter()
         .filter(|v| {
             req.state_filters.is_empty()
-                || req.state_filters.iter().any(|f| f.as_str() == v.meta.state.name())
+                || req
+                    .state_filters
+                    .iter()
+                    .any(|f| f.as_str() == v.meta.state.name())
         })
         .filter(|v| {
             req.producer_id_filters.is_empty()
-                || req.producer_id_filters.contains(&ProducerId(v.meta.producer_id))
+                || req
+                    .producer_id_filters
+                    .contains(&ProducerId(v.meta.producer_id))
         })
         // v1: only transactions open for at least this long.
         .filter(|v| {

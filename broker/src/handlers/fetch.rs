@@ -251,8 +251,10 @@ fn read_hot(
                         });
                     }
                     partitions.push(
-                        base.with_high_watermark(data.high_watermark.0.max(offsets.high_watermark.0))
-                            .with_records(Some(data.records)),
+                        base.with_high_watermark(
+                            data.high_watermark.0.max(offsets.high_watermark.0),
+                        )
+                        .with_records(Some(data.records)),
                     );
                 }
                 Ok(HotRead::Cold) => {

@@ -140,7 +140,12 @@ fn append_all(
                 let transactional = strata_storage::producer::is_transactional(&h)
                     && h.attributes & strata_storage::batch::CONTROL_FLAG == 0;
                 if transactional
-                    && !broker.txns.verify_produce(h.producer_id, h.producer_epoch, &topic_name, pd.index)
+                    && !broker.txns.verify_produce(
+                        h.producer_id,
+                        h.producer_epoch,
+                        &topic_name,
+                        pd.index,
+                    )
                 {
                     partitions.push(partition_error(
                         pd.index,

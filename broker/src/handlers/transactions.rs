@@ -40,7 +40,12 @@ fn add_one(
         .collect();
     let unknown: Vec<bool> = wanted
         .iter()
-        .map(|(t, p)| broker.topic(t).and_then(|t| t.partition(*p).cloned()).is_none())
+        .map(|(t, p)| {
+            broker
+                .topic(t)
+                .and_then(|t| t.partition(*p).cloned())
+                .is_none()
+        })
         .collect();
     let codes: Vec<i16> = if unknown.iter().any(|u| *u) {
         unknown
@@ -111,7 +116,8 @@ pub async fn add_partitions(
                 false,
                 &req.v3_and_below_topics,
             );
-            return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+            return AddPartitionsToTxnResponse::default()
+                .with_results_by_topic_v3_and_below(results);
         }
         // v4+ is the batched, broker-to-coordinator form.
         let results = req

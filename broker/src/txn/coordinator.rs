@@ -31,8 +31,12 @@ pub trait Participants {
     ) -> Result<(), StorageError>;
     /// Makes the producer's pending offsets of `group` committed offsets,
     /// or drops them.
-    fn complete_offsets(&self, group: &str, producer_id: i64, commit: bool)
-        -> Result<(), StorageError>;
+    fn complete_offsets(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), StorageError>;
 }
 
 /// The settings the coordinator reads from the broker's configuration.
@@ -126,7 +130,11 @@ impl TxnCoordinator {
         parts: &dyn Participants,
     ) -> Result<TxnMeta, ResponseError> {
         let commit = prepared.state == TxnState::PrepareCommit;
-        let marker = if commit { Marker::Commit } else { Marker::Abort };
+        let marker = if commit {
+            Marker::Commit
+        } else {
+            Marker::Abort
+        };
         for (topic, partition) in &prepared.partitions {
             parts
                 .write_marker(topic, *partition, prepared.producer_id, prepared.epoch, marker)
@@ -169,7 +177,12 @@ impl TxnCoordinator {
                 Ok(answer)
             }
             Init::AbortFirst { abort, then } => {
-                info!(transactional_id = id, producer_id = abort.producer_id, epoch = abort.epoch, "aborting the open transaction of a fenced producer");
+                info!(
+                    transactional_id = id,
+                    producer_id = abort.producer_id,
+                    epoch = abort.epoch,
+                    "aborting the open transaction of a fenced producer"
+                );
                 self.put(&mut st, id, abort.clone())?;
                 self.complete(&mut st, id, &abort, parts)?;
                 let answer = (then.producer_id, then.epoch);
@@ -226,7 +239,13 @@ impl TxnCoordinator {
     /// appended to the partition: the producer's open transaction includes
     /// it. A batch at an older epoch is let through, for the log to refuse
     /// with its fencing error.
-    pub fn verify_produce(&self, producer_id: i64, epoch: i16, topic: &str, partition: i32) -> bool {
+    pub fn verify_produce(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
         let st = self.lock();
         let Some(meta) = st.by_pid.get(&producer_id).and_then(|id| st.txns.get(id)) else {
             return false;
@@ -277,7 +296,10 @@ impl TxnCoordinator {
         };
         self.put(&mut st, id, prepared.clone())?;
         self.complete(&mut st, id, &prepared, parts)?;
-        info!(transactional_id = id, producer_id, epoch, commit, "ended transaction");
+        info!(
+            transactional_id = id,
+            producer_id, epoch, commit, "ended transaction"
+        );
         Ok(())
     }
 
@@ -293,8 +315,12 @@ impl TxnCoordinator {
             .collect();
         for (id, meta) in prepared {
             match self.complete(&mut st, &id, &meta, parts) {
-                Ok(_) => info!(transactional_id = %id, state = meta.state.name(), "completed a transaction prepared before the restart"),
-                Err(e) => warn!(transactional_id = %id, error = ?e, "could not complete a prepared transaction"),
+                Ok(_) => {
+                    info!(transactional_id = %id, state = meta.state.name(), "completed a transaction prepared before the restart")
+                }
+                Err(e) => {
+                    warn!(transactional_id = %id, error = ?e, "could not complete a prepared transaction")
+                }
             }
         }
     }
@@ -319,7 +345,11 @@ impl TxnCoordinator {
             })
             .collect();
         for (id, prepared) in due {
-            if st.txns.get(&id).is_some_and(|m| m.state == TxnState::Ongoing) {
+            if st
+                .txns
+                .get(&id)
+                .is_some_and(|m| m.state == TxnState::Ongoing)
+            {
                 info!(transactional_id = %id, producer_id = prepared.producer_id, timeout_ms = prepared.timeout_ms, "aborting a transaction past its timeout");
                 if self.put(&mut st, &id, prepared.clone()).is_err() {
                     continue;

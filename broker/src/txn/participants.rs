@@ -17,11 +17,17 @@ impl Participants for Broker {
         epoch: i16,
         marker: Marker,
     ) -> Result<(), StorageError> {
-        let Some(p) = self.topic(topic).and_then(|t| t.partition(partition).cloned()) else {
+        let Some(p) = self
+            .topic(topic)
+            .and_then(|t| t.partition(partition).cloned())
+        else {
             // The topic was deleted meanwhile: nothing is left to mark.
             return Ok(());
         };
-        let info = match p.log().append_marker(producer_id, epoch, marker, 0, now_ms()) {
+        let info = match p
+            .log()
+            .append_marker(producer_id, epoch, marker, 0, now_ms())
+        {
             Err(StorageError::Closed { .. }) => return Ok(()),
             other => other?,
         };

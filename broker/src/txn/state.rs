@@ -353,7 +353,10 @@ mod tests {
         assert!(done.partitions.is_empty() && done.groups.is_empty());
         // A retried commit is answered again; an abort now is not valid.
         assert_eq!(done.end(101, 0, true, 23), Ok(None));
-        assert_eq!(done.end(101, 0, false, 23), Err(ResponseError::InvalidTxnState));
+        assert_eq!(
+            done.end(101, 0, false, 23),
+            Err(ResponseError::InvalidTxnState)
+        );
         let next = done.add(101, 0, &[p("b", 0)], None, 30).unwrap().unwrap();
         assert_eq!(next.partitions.len(), 1);
         assert_eq!(next.start_ms, 30);
@@ -371,14 +374,23 @@ mod tests {
         };
         assert_eq!((abort.epoch, abort.state), (1, TxnState::PrepareAbort));
         assert_eq!(abort.partitions, open.partitions);
-        assert_eq!((then.epoch, then.state, then.timeout_ms), (1, TxnState::Empty, 30_000));
+        assert_eq!(
+            (then.epoch, then.state, then.timeout_ms),
+            (1, TxnState::Empty, 30_000)
+        );
         // The old instance is fenced everywhere.
         assert_eq!(
             then.add(101, 0, &[p("a", 0)], None, 11),
             Err(ResponseError::ProducerFenced)
         );
-        assert_eq!(then.end(101, 0, true, 11), Err(ResponseError::ProducerFenced));
-        assert_eq!(then.end(999, 1, true, 11), Err(ResponseError::InvalidProducerIdMapping));
+        assert_eq!(
+            then.end(101, 0, true, 11),
+            Err(ResponseError::ProducerFenced)
+        );
+        assert_eq!(
+            then.end(999, 1, true, 11),
+            Err(ResponseError::InvalidProducerIdMapping)
+        );
         // KIP-360: an epoch the id never had is fenced; the current one
         // bumps; a retry with the previous epoch (its answer was lost) gets
         // the same answer again.
@@ -388,7 +400,8 @@ mod tests {
         );
         let bumped = ready(TxnMeta::init(Some(&then), 1, Some((101, 1)), &mut new_id, 12).unwrap());
         assert_eq!((bumped.epoch, bumped.last_epoch), (2, 1));
-        let again = ready(TxnMeta::init(Some(&bumped), 1, Some((101, 1)), &mut new_id, 13).unwrap());
+        let again =
+            ready(TxnMeta::init(Some(&bumped), 1, Some((101, 1)), &mut new_id, 13).unwrap());
         assert_eq!(again.epoch, 2);
     }
 
@@ -404,7 +417,10 @@ mod tests {
         // The producer's own abort afterwards is answered as done; its
         // commit is fenced.
         assert_eq!(done.end(101, 0, false, 1_102), Ok(None));
-        assert_eq!(done.end(101, 0, true, 1_102), Err(ResponseError::ProducerFenced));
+        assert_eq!(
+            done.end(101, 0, true, 1_102),
+            Err(ResponseError::ProducerFenced)
+        );
         assert!(!done.expired(1_102, 10_000) && done.expired(11_101, 10_000));
         assert!(!open.expired(1_000_000, 10));
     }

@@ -26,7 +26,8 @@ impl TxnStore {
         clean: bool,
         segment_bytes: u64,
     ) -> Result<(TxnStore, HashMap<String, TxnMeta>), StorageError> {
-        let (log, latest) = KeyedLog::open(data_dir, NAME, "transaction state", clean, segment_bytes)?;
+        let (log, latest) =
+            KeyedLog::open(data_dir, NAME, "transaction state", clean, segment_bytes)?;
         let mut txns = HashMap::new();
         for (k, v) in latest {
             // A record this build cannot read is left out, as a deletion.
