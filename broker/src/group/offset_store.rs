@@ -87,6 +87,22 @@ impl OffsetStore {
         Bytes::from(serde_json::to_vec(&key).expect("serializable"))
     }
 
+    /// One record per offset, keyed for `pid`'s transaction or, without
+    /// one, as the group's committed offset.
+    fn records(
+        group: &str,
+        offsets: &[(String, i32, Committed)],
+        pid: Option<i64>,
+    ) -> Vec<(Bytes, Option<Bytes>)> {
+        offsets
+            .iter()
+            .map(|(t, p, c)| {
+                let value = Bytes::from(serde_json::to_vec(c).expect("serializable"));
+                (Self::key_of(group, t, *p, pid), Some(value))
+            })
+            .collect()
+    }
+
     /// Stores offsets committed inside a transaction of `producer_id`,
     /// apart from the group's committed ones. Blocking.
     pub fn append_pending(
@@ -95,14 +111,8 @@ impl OffsetStore {
         producer_id: i64,
         offsets: &[(String, i32, Committed)],
     ) -> Result<bool, StorageError> {
-        let records: Vec<(Bytes, Option<Bytes>)> = offsets
-            .iter()
-            .map(|(t, p, c)| {
-                let value = Bytes::from(serde_json::to_vec(c).expect("serializable"));
-                (Self::key_of(group, t, *p, Some(producer_id)), Some(value))
-            })
-            .collect();
-        self.log.append(&records)
+        self.log
+            .append(&Self::records(group, offsets, Some(producer_id)))
     }
 
     /// Ends a transaction's offsets in one append: on commit they become
@@ -115,12 +125,12 @@ impl OffsetStore {
         offsets: &[(String, i32, Committed)],
         commit: bool,
     ) -> Result<bool, StorageError> {
-        let mut records: Vec<(Bytes, Option<Bytes>)> = Vec::new();
-        for (t, p, c) in offsets {
-            if commit {
-                let value = Bytes::from(serde_json::to_vec(c).expect("serializable"));
-                records.push((Self::key(group, t, *p), Some(value)));
-            }
+        let mut records = if commit {
+            Self::records(group, offsets, None)
+        } else {
+            Vec::new()
+        };
+        for (t, p, _) in offsets {
             records.push((Self::key_of(group, t, *p, Some(producer_id)), None));
         }
         self.log.append(&records)
@@ -133,14 +143,7 @@ impl OffsetStore {
         group: &str,
         offsets: &[(String, i32, Committed)],
     ) -> Result<bool, StorageError> {
-        let records: Vec<(Bytes, Option<Bytes>)> = offsets
-            .iter()
-            .map(|(t, p, c)| {
-                let value = Bytes::from(serde_json::to_vec(c).expect("serializable"));
-                (Self::key(group, t, *p), Some(value))
-            })
-            .collect();
-        self.log.append(&records)
+        self.log.append(&Self::records(group, offsets, None))
     }
 
     /// Deletes a group's offsets for these partitions durably. Blocking.
