@@ -132,10 +132,13 @@ impl TxnMeta {
             return fail(ResponseError::ConcurrentTransactions);
         }
         if let Some((id, epoch)) = current {
-            let retry = id == m.producer_id && epoch == m.last_epoch && m.state == TxnState::Empty;
+            let retry =
+                id == m.producer_id && epoch == m.last_epoch && m.state != TxnState::Ongoing;
             if retry {
-                // The answer to an earlier InitProducerId was lost: give the
-                // same epoch again.
+                // The answer to an earlier InitProducerId was lost, or the
+                // coordinator bumped the epoch when it aborted the
+                // producer's timed-out transaction (KIP-360): the producer
+                // recovers with the current epoch.
                 return Ok(Init::Ready(TxnMeta {
                     timeout_ms,
                     update_ms: now_ms,
@@ -422,6 +425,12 @@ mod tests {
             Err(ResponseError::ProducerFenced)
         );
         assert!(!done.expired(1_102, 10_000) && done.expired(11_101, 10_000));
+        // KIP-360: the producer recovers with the epoch it had, and gets the
+        // bumped one; nothing older does.
+        let recovered =
+            ready(TxnMeta::init(Some(&done), 1_000, Some((101, 0)), &mut new_id, 1_103).unwrap());
+        assert_eq!((recovered.producer_id, recovered.epoch), (101, 1));
+        assert_eq!(recovered.state, TxnState::CompleteAbort);
         assert!(!open.expired(1_000_000, 10));
     }
 
