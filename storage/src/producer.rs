@@ -6,7 +6,7 @@
 //! producer that has appended nothing for `producer.id.expiration.ms` is
 //! forgotten, as Kafka forgets it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::batch::BatchHeader;
 use crate::Offset;
@@ -102,6 +102,10 @@ pub fn is_transactional(h: &BatchHeader) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerState {
     producers: HashMap<i64, Entry>,
+    /// The open transactions by first offset (to producer id), kept beside
+    /// the entries so that the last stable offset, asked for by every
+    /// fetch, is the first key rather than a walk over every producer.
+    open: BTreeMap<Offset, i64>,
 }
 
 impl ProducerState {
@@ -165,6 +169,7 @@ impl ProducerState {
         entry.last_append_ms = entry.last_append_ms.max(now_ms);
         if is_transactional(h) && entry.txn_first_offset.is_none() {
             entry.txn_first_offset = Some(Offset(h.base_offset));
+            self.open.insert(Offset(h.base_offset), h.producer_id);
         }
         entry.batches.push_back(ProducerBatch {
             first_seq: h.base_sequence,
@@ -188,34 +193,33 @@ impl ProducerState {
             entry.batches.clear();
         }
         entry.last_append_ms = entry.last_append_ms.max(now_ms);
-        entry.txn_first_offset.take()
+        let first = entry.txn_first_offset.take();
+        if let Some(f) = first {
+            self.open.remove(&f);
+        }
+        first
     }
 
     /// The first offset of the oldest open transaction: the last stable
     /// offset when it is below the high watermark.
     pub fn first_unstable_offset(&self) -> Option<Offset> {
-        self.producers
-            .values()
-            .filter_map(|e| e.txn_first_offset)
-            .min()
+        self.open.keys().next().copied()
     }
 
     /// The open transactions, oldest first.
     pub fn open_txns(&self) -> Vec<OpenTxn> {
-        let mut out: Vec<OpenTxn> = self
-            .producers
+        self.open
             .iter()
-            .filter_map(|(&id, e)| {
-                e.txn_first_offset.map(|first| OpenTxn {
-                    producer_id: id,
+            .filter_map(|(&first, id)| {
+                let e = self.producers.get(id)?;
+                Some(OpenTxn {
+                    producer_id: *id,
                     epoch: e.epoch,
                     first_offset: first,
                     last_append_ms: e.last_append_ms,
                 })
             })
-            .collect();
-        out.sort_by_key(|t| t.first_offset);
-        out
+            .collect()
     }
 
     /// Every producer's state, by id.
@@ -372,6 +376,9 @@ impl ProducerState {
                     base_offset: Offset(i64::from_be_bytes(take(8)?.try_into().ok()?)),
                     last_offset: Offset(i64::from_be_bytes(take(8)?.try_into().ok()?)),
                 });
+            }
+            if let Some(first) = txn_first_offset {
+                state.open.insert(first, id);
             }
             state.producers.insert(
                 id,
