@@ -43,7 +43,7 @@ pub use append::AppendInfo;
 pub use cleaner::{CleanStats, Cleanability};
 pub use config::{LogConfig, TimestampType};
 pub use error::{StorageError, StorageResult};
-pub use log::{Log, SealedSegment};
+pub use log::{Log, LogOffsets, SealedSegment};
 pub use marker::Marker;
 pub use offset::Offset;
 pub use producer::{OpenTxn, ProducerInfo};

@@ -34,6 +34,14 @@ pub struct SealedSegment {
     pub aborted: Vec<AbortedTxn>,
 }
 
+/// A log's offsets at one instant.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct LogOffsets {
+    pub log_start: Offset,
+    pub last_stable: Offset,
+    pub high_watermark: Offset,
+}
+
 pub(crate) struct Inner {
     pub(crate) segments: Segments,
     pub(crate) config: LogConfig,
@@ -122,12 +130,22 @@ impl Log {
     /// stable offset): the first offset of the oldest open transaction, or
     /// the high watermark when none is open.
     pub fn last_stable_offset(&self) -> Offset {
+        self.offsets().last_stable
+    }
+
+    /// The log start, last stable offset and high watermark, read together
+    /// under one lock (a fetch asks for all three for every partition).
+    pub fn offsets(&self) -> LogOffsets {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let hw = inner.segments.log_end();
-        inner
-            .producers
-            .first_unstable_offset()
-            .map_or(hw, |o| o.min(hw))
+        let high_watermark = inner.segments.log_end();
+        LogOffsets {
+            log_start: inner.log_start,
+            last_stable: inner
+                .producers
+                .first_unstable_offset()
+                .map_or(high_watermark, |o| o.min(high_watermark)),
+            high_watermark,
+        }
     }
 
     /// The open transactions on this partition, oldest first.

@@ -147,14 +147,15 @@ impl TieredPartition {
 
     /// The partition's offsets now (in-memory state only).
     pub fn offsets(&self) -> PartitionOffsets {
-        let local_start = self.log.log_start_offset();
-        let last_stable = self.log.last_stable_offset();
-        let high_watermark = self.log.high_watermark();
+        let local = self.log.offsets();
         PartitionOffsets {
-            log_start: self.log_start(),
-            local_start,
-            high_watermark,
-            last_stable,
+            log_start: self
+                .remote
+                .log_start()
+                .map_or(local.log_start, |r| r.min(local.log_start)),
+            local_start: local.log_start,
+            high_watermark: local.high_watermark,
+            last_stable: local.last_stable,
             tiered_end: self.remote.uploaded_end(),
         }
     }
