@@ -855,6 +855,13 @@ fn transactions_every_version(c: &mut Conn) {
             code(c.request(v, &txn(true)))
         };
         assert_eq!(code, 0, "AddPartitionsToTxn v{v}");
+        let commit = |id: &TransactionalId| {
+            EndTxnRequest::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true)
+        };
         let group = GroupId(s(&format!("txn-group-{v}")));
         let r = c.request(
             v.min(4),
@@ -883,14 +890,7 @@ fn transactions_every_version(c: &mut Conn) {
             r.topics[0].partitions[0].error_code, 0,
             "TxnOffsetCommit v{v}"
         );
-        let r = c.request(
-            v,
-            &EndTxnRequest::default()
-                .with_transactional_id(id.clone())
-                .with_producer_id(pid)
-                .with_producer_epoch(epoch)
-                .with_committed(true),
-        );
+        let r = c.request(v, &commit(&id));
         assert_eq!(r.error_code, 0, "EndTxn v{v}");
         // The transaction's offset is now the group's.
         let r = c.request(
@@ -908,23 +908,9 @@ fn transactions_every_version(c: &mut Conn) {
             "offset committed by EndTxn v{v}"
         );
         // A retried EndTxn is answered again; an unknown id is not.
-        let again = c.request(
-            v,
-            &EndTxnRequest::default()
-                .with_transactional_id(id.clone())
-                .with_producer_id(pid)
-                .with_producer_epoch(epoch)
-                .with_committed(true),
-        );
+        let again = c.request(v, &commit(&id));
         assert_eq!(again.error_code, 0);
-        let unknown = c.request(
-            v,
-            &EndTxnRequest::default()
-                .with_transactional_id(TransactionalId(s("nobody")))
-                .with_producer_id(pid)
-                .with_producer_epoch(epoch)
-                .with_committed(true),
-        );
+        let unknown = c.request(v, &commit(&TransactionalId(s("nobody"))));
         assert_eq!(unknown.error_code, 49, "INVALID_PRODUCER_ID_MAPPING");
     }
     let r = c.request(

@@ -24,16 +24,15 @@ impl Participants for Broker {
             // The topic was deleted meanwhile: nothing is left to mark.
             return Ok(());
         };
-        let info = match p
+        // A segment the marker sealed is fsynced by the periodic flush pass
+        // (`flush_due`), not here under the coordinator's mutex.
+        match p
             .log()
             .append_marker(producer_id, epoch, marker, 0, now_ms())
         {
             Err(StorageError::Closed { .. }) => return Ok(()),
             other => other?,
         };
-        if info.rolled {
-            p.log().flush_sealed()?;
-        }
         p.wake_waiters();
         Ok(())
     }
