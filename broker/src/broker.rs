@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use strata_storage::Log;
 use strata_tiering::{
@@ -57,6 +56,9 @@ pub struct Broker {
     pub cleaner: crate::log_cleaner::CleanerStatus,
     /// Set by [`Broker::shutdown`]; background threads end when they see it.
     shut_down: std::sync::atomic::AtomicBool,
+    /// This broker's standing toward its bucket: primary or read replica,
+    /// the catalogue generation, the lease.
+    pub bucket: crate::bucket::BucketState,
 }
 
 /// The start-up configuration with the persisted dynamic configs on top. A
@@ -107,6 +109,7 @@ impl Broker {
         advertised: (String, i32),
         remote_store: RemoteStore,
         cache: Arc<ChunkCache>,
+        bucket: crate::bucket::BucketState,
     ) -> Result<Broker, AdminError> {
         let index_cache = Arc::new(IndexCache::new(
             config.i64("remote.log.index.file.cache.total.size.bytes") as u64,
@@ -149,6 +152,7 @@ impl Broker {
             txns,
             cleaner: Default::default(),
             shut_down: Default::default(),
+            bucket,
         };
         let mut topics = BTreeMap::new();
         for rec in broker.meta.load_topics()? {
@@ -215,6 +219,90 @@ impl Broker {
         Ok(Arc::new(TieredPartition::new(log, Arc::new(remote))))
     }
 
+    /// The metadata directory.
+    pub(crate) fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
+    /// The data directory.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Keeps the topics `keep` accepts and returns the others, removed
+    /// from the registry and its file. Blocking.
+    pub(crate) fn retain_topics(
+        &self,
+        keep: impl Fn(&Topic) -> bool,
+    ) -> Result<Vec<Arc<Topic>>, AdminError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<String> = map
+            .values()
+            .filter(|t| !keep(t))
+            .map(|t| t.name.clone())
+            .collect();
+        if gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        let removed: Vec<Arc<Topic>> = gone.iter().filter_map(|n| map.remove(n)).collect();
+        self.save(&map)?;
+        Ok(removed)
+    }
+
+    /// A read replica takes the catalogue's topics: new ones and new
+    /// partitions (their directories prepared from the bucket) are opened,
+    /// changed configs applied. Blocking.
+    pub(crate) fn install_replica_topics(
+        &self,
+        catalogue: &strata_tiering::Catalogue,
+    ) -> Result<(), AdminError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.topics();
+        let mut next = BTreeMap::new();
+        for t in &catalogue.topics {
+            let have = current.iter().find(|h| h.name == t.name && h.id == t.id);
+            let mut partitions = have.map(|h| h.partitions.clone()).unwrap_or_default();
+            let unchanged = have.is_some_and(|h| {
+                h.configs == t.configs && h.partitions.len() as u32 == t.partitions
+            });
+            if unchanged {
+                next.insert(t.name.clone(), Arc::clone(have.expect("present")));
+                continue;
+            }
+            for p in partitions.len()..t.partitions as usize {
+                partitions.push(self.open_partition(&t.name, t.id, &t.configs, p, true)?);
+            }
+            let log_config = self.config().log_config(&t.configs);
+            for p in &partitions {
+                p.log().set_config(log_config.clone());
+            }
+            next.insert(
+                t.name.clone(),
+                Arc::new(Topic {
+                    counters: have
+                        .map(|h| h.counters.clone())
+                        .unwrap_or_else(|| TopicCounters::new(&t.name)),
+                    name: t.name.clone(),
+                    id: t.id,
+                    configs: t.configs.clone(),
+                    partitions,
+                }),
+            );
+        }
+        let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        *map = next;
+        self.save(&map)
+    }
+
+    /// Refuses a change of topics (or of their records) on a read replica.
+    pub(crate) fn writable_topics(&self) -> Result<(), AdminError> {
+        if self.bucket.is_read_replica() {
+            return Err(AdminError::ReadReplicaTopic(self.remote_store.url.clone()));
+        }
+        Ok(())
+    }
+
     /// The configuration in force now.
     pub fn config(&self) -> Arc<BrokerConfig> {
         Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
@@ -229,6 +317,9 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
+        if self.bucket.is_read_replica() {
+            return Err(AdminError::ReadReplicaCluster(self.remote_store.url.clone()));
+        }
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let next = self.config().with_dynamic(layer, configs)?;
         if validate_only {
@@ -246,6 +337,7 @@ impl Broker {
                 p.log().set_config(log_config.clone());
             }
         }
+        self.bucket.mark_dirty();
         info!(layer = ?layer, configs = ?next.dynamic(layer), "changed dynamic broker configs");
         Ok(())
     }
@@ -269,11 +361,11 @@ impl Broker {
             &self.remote_store,
             dir,
         )) {
-            Ok(true) => {
+            Ok(Some(_)) => {
                 info!(partition = %key.dir(), "restored the remote manifest from the object store");
                 Ok(())
             }
-            Ok(false) => Err(fail("the object store has no copy".into())),
+            Ok(None) => Err(fail("the object store has no copy".into())),
             Err(e) => Err(fail(format!(
                 "its copy in the object store cannot be read: {e}"
             ))),
@@ -321,6 +413,7 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, AdminError> {
+        self.writable_topics()?;
         validate_topic_name(name)?;
         let partitions = if partitions == -1 {
             self.config().i64("num.partitions") as i32
@@ -373,14 +466,18 @@ impl Broker {
             map.remove(name);
             return Err(e);
         }
+        self.bucket.mark_dirty();
         info!(topic = name, partitions, topic_id = %id, "created topic");
         Ok(topic)
     }
 
     /// Deletes a topic and its data in both tiers. Blocking; the remote
     /// objects are deleted by a background task that retries until the
-    /// store has let them go.
-    pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
+    /// store has let them go, and resumes after a restart: the deletion is
+    /// recorded in `meta/deleting.json` in the same step as the topic
+    /// leaves `meta/topics.json`.
+    pub fn delete_topic(self: &Arc<Self>, name: &str) -> Result<Uuid, AdminError> {
+        self.writable_topics()?;
         if !self.config().bool("delete.topic.enable") {
             return Err(AdminError::DeletionDisabled);
         }
@@ -388,15 +485,40 @@ impl Broker {
         let topic = {
             let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
             let topic = map.remove(name).ok_or(AdminError::UnknownTopic)?;
-            if let Err(e) = self.save(&map) {
+            let mut deleting = self.meta.load_deleting()?;
+            deleting.push(topic.record());
+            // The deletion is recorded before the topic goes, so that a
+            // crash between the two leaves a deletion to finish rather than
+            // objects nobody removes.
+            let saved = self
+                .meta
+                .save_deleting(deleting)
+                .map_err(AdminError::from)
+                .and_then(|()| self.save(&map));
+            if let Err(e) = saved {
                 map.insert(name.into(), topic);
                 return Err(e);
             }
             topic
         };
+        self.bucket.mark_dirty();
         // The topic is gone from the metadata; its directories are renamed
         // before removal so that a crash midway leaves only `-delete`
         // directories, which the next start removes.
+        self.remove_local_partitions(&topic);
+        self.spawn_remote_deletion(topic.record());
+        self.groups.forget_topic(name);
+        // Fetches parked on the topic answer now that it is gone.
+        for p in &topic.partitions {
+            p.wake_waiters();
+        }
+        info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    /// Removes a topic's local partition directories (renamed to
+    /// `*-delete` first). Blocking.
+    pub(crate) fn remove_local_partitions(&self, topic: &Topic) {
         for p in &topic.partitions {
             let log = p.log();
             let mut doomed = log.dir().as_os_str().to_owned();
@@ -412,33 +534,16 @@ impl Broker {
                 warn!(dir = %doomed.display(), error = %e, "could not remove a deleted partition");
             }
         }
-        if let Some(first) = topic.partitions.first() {
-            let remote = Arc::clone(first.remote());
-            let topic_name = name.to_string();
-            tokio::runtime::Handle::current().spawn(async move {
-                let mut delay = Duration::from_millis(200);
-                loop {
-                    match remote.delete_topic_objects().await {
-                        Ok(n) => {
-                            info!(topic = %topic_name, objects = n, "deleted the topic's remote objects");
-                            return;
-                        }
-                        Err(e) => {
-                            warn!(topic = %topic_name, error = %e, retriable = e.is_retriable(), "deleting remote objects failed; retrying");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(60));
-                        }
-                    }
-                }
-            });
-        }
-        self.groups.forget_topic(name);
-        // Fetches parked on the topic answer now that it is gone.
-        for p in &topic.partitions {
-            p.wake_waiters();
-        }
-        info!(topic = name, "deleted topic");
-        Ok(topic.id)
+    }
+
+    /// Forgets a finished deletion of a topic's objects. Blocking.
+    pub(crate) fn forget_deletion(&self, id: Uuid) -> Result<(), AdminError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let mut deleting = self.meta.load_deleting()?;
+        deleting.retain(|t| t.id != id);
+        self.meta.save_deleting(deleting)?;
+        self.bucket.mark_dirty();
+        Ok(())
     }
 
     /// Raises a topic's partition count. Blocking.
@@ -448,6 +553,7 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<(), AdminError> {
+        self.writable_topics()?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.topic(name).ok_or(AdminError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
@@ -474,6 +580,7 @@ impl Broker {
             },
             topic,
         )?;
+        self.bucket.mark_dirty();
         info!(topic = name, partitions = count, "added partitions");
         Ok(())
     }
@@ -487,6 +594,7 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
+        self.writable_topics()?;
         self.config().validate_topic_configs(&configs)?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self.topic(name).ok_or(AdminError::UnknownTopic)?;
@@ -520,6 +628,7 @@ impl Broker {
             },
             topic,
         )?;
+        self.bucket.mark_dirty();
         info!(topic = name, "changed topic configs");
         Ok(())
     }

@@ -39,6 +39,17 @@ pub enum AdminError {
     /// the operator can do.
     #[error("{0}")]
     ManifestUnreadable(String),
+    /// A write to a read replica, which serves the primary's bucket and
+    /// changes nothing: refused as a broker without write permission would
+    /// refuse it.
+    /// The broker does not start on this bucket; the message says why and
+    /// what to do.
+    #[error("{0}")]
+    BucketRefused(String),
+    #[error("this broker is a read replica of {0}: topics are changed on the primary")]
+    ReadReplicaTopic(String),
+    #[error("this broker is a read replica of {0}: broker configs are changed on the primary")]
+    ReadReplicaCluster(String),
 }
 
 impl AdminError {
@@ -58,6 +69,9 @@ impl AdminError {
             AdminError::DeletionDisabled => ResponseError::TopicDeletionDisabled.code(),
             AdminError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
             AdminError::Storage(e) => storage_code(e),
+            AdminError::BucketRefused(_) => ResponseError::InvalidRequest.code(),
+            AdminError::ReadReplicaTopic(_) => ResponseError::TopicAuthorizationFailed.code(),
+            AdminError::ReadReplicaCluster(_) => ResponseError::ClusterAuthorizationFailed.code(),
             AdminError::Meta(_) | AdminError::Tiering(_) | AdminError::ManifestUnreadable(_) => {
                 ResponseError::KafkaStorageError.code()
             }

@@ -1,6 +1,7 @@
 //! `strata`: a Kafka-compatible log broker with tiered storage.
 
 mod broker;
+mod bucket;
 mod cli;
 mod clock;
 mod config;
@@ -35,6 +36,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
+use crate::bucket::startup::StartMode;
+use crate::bucket::{BucketState, Role};
 use crate::config::BrokerConfig;
 
 /// A Kafka-compatible log broker. Kafka clients connect unchanged.
@@ -66,6 +69,14 @@ struct Cli {
     /// same as --set remote.log.storage.url=URL. Default: DATA_DIR/remote.
     #[arg(long, value_name = "URL")]
     remote: Option<String>,
+    /// Restore an empty data directory from the bucket (its catalogue,
+    /// manifests and group offsets) before serving.
+    #[arg(long, conflicts_with = "read_replica")]
+    restore: bool,
+    /// Serve the topics of the primary whose bucket --remote names, read
+    /// only, from the bucket and this broker's own cache.
+    #[arg(long)]
+    read_replica: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +85,34 @@ enum Command {
     Topics {
         #[command(subcommand)]
         action: TopicsCommand,
+    },
+    /// Look at the object store a broker writes to.
+    Bucket {
+        #[command(subcommand)]
+        action: BucketCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BucketCommand {
+    /// List objects no manifest references (orphans), objects a manifest
+    /// references that are missing, and segments whose size differs from
+    /// their manifest's. Exits with 1 when it found anything.
+    Check {
+        /// The object store (file:///dir, s3://bucket/prefix, ...); by
+        /// default the local store of --data-dir.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// The data directory whose local store to check, without --remote.
+        #[arg(long, default_value = "./data", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Delete the orphans older than --grace-secs.
+        #[arg(long)]
+        repair: bool,
+        /// Orphans younger than this are left alone by --repair: a segment
+        /// uploaded just before its manifest's copy is written looks like one.
+        #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+        grace_secs: u64,
     },
 }
 
@@ -141,6 +180,27 @@ fn advertised(cli: &Cli, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Bucket {
+        action:
+            BucketCommand::Check {
+                remote,
+                data_dir,
+                repair,
+                grace_secs,
+            },
+    }) = &cli.command
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let clean = runtime.block_on(bucket::check_cli::run(
+            remote.as_deref(),
+            data_dir,
+            *repair,
+            Duration::from_secs(*grace_secs),
+        ))?;
+        std::process::exit(if clean { 0 } else { 1 });
+    }
     if let Some(Command::Topics {
         action:
             TopicsCommand::Describe {
@@ -236,34 +296,78 @@ async fn run(
         );
         tokio::task::spawn_blocking(move || ChunkCache::new(dir, bytes, chunk)).await??
     };
+    let mode = if cli.read_replica {
+        StartMode::ReadReplica
+    } else {
+        StartMode::Primary {
+            restore: cli.restore,
+        }
+    };
+    let prepared = bucket::startup::prepare(mode, &data_dir, &remote, &config).await?;
+    if let (Role::ReadReplica, Some(catalogue)) = (prepared.role, &prepared.catalogue) {
+        bucket::replica::prepare_replica(&remote, &data_dir, catalogue, &config).await?;
+    }
+    let bucket_state = BucketState::new(prepared.role, prepared.instance, prepared.generation);
     let broker = {
         let (advertised, data_dir) = ((host.clone(), port), data_dir.clone());
         tokio::task::spawn_blocking(move || {
-            Broker::open(config, &data_dir, advertised, remote, cache)
+            Broker::open(config, &data_dir, advertised, remote, cache, bucket_state)
         })
         .await??
     };
     let mut broker = broker;
     broker.listen = Some(bound);
     let broker = Arc::new(broker);
-    info!(data_dir = %data_dir.display(), node_id = broker.node_id, "broker ready");
+    if prepared.restored.is_some() {
+        if let Some(snapshot) = broker.read_offsets_snapshot().await {
+            let b = Arc::clone(&broker);
+            tokio::task::spawn_blocking(move || b.restore_group_offsets(&snapshot)).await?;
+        }
+    }
+    if prepared.role == Role::Primary {
+        // The lease is taken before the broker serves, and the removal of
+        // topics deleted before a restart goes on.
+        Arc::clone(&broker).renew_lease().await;
+        let b = Arc::clone(&broker);
+        tokio::task::spawn_blocking(move || b.resume_remote_deletions()).await??;
+    }
+    info!(data_dir = %data_dir.display(), node_id = broker.node_id, role = ?prepared.role, "broker ready");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     broker.ensure_cleaner_threads();
-    spawn_periodic(
-        &background,
-        &broker,
-        "log.retention.check.interval.ms",
-        stop_rx.clone(),
-        |b| Box::pin(b.retention_pass()),
-    );
-    spawn_periodic(
-        &background,
-        &broker,
-        "remote.log.manager.task.interval.ms",
-        stop_rx.clone(),
-        |b| Box::pin(b.upload_pass()),
-    );
+    match prepared.role {
+        Role::Primary => {
+            spawn_periodic(
+                &background,
+                &broker,
+                "log.retention.check.interval.ms",
+                stop_rx.clone(),
+                |b| Box::pin(b.retention_pass()),
+            );
+            spawn_periodic(
+                &background,
+                &broker,
+                "remote.log.manager.task.interval.ms",
+                stop_rx.clone(),
+                |b| Box::pin(b.upload_pass()),
+            );
+            let lease_ms = broker.config().i64("remote.log.owner.lease.ms").max(4) as u64;
+            spawn_every(
+                &background,
+                &broker,
+                Duration::from_millis(lease_ms / 4),
+                stop_rx.clone(),
+                |b| Box::pin(b.renew_lease()),
+            );
+        }
+        Role::ReadReplica => spawn_periodic(
+            &background,
+            &broker,
+            "remote.log.replica.refresh.ms",
+            stop_rx.clone(),
+            |b| Box::pin(b.refresh_replica()),
+        ),
+    }
     let foreground = tokio::runtime::Handle::current();
     spawn_periodic(
         &foreground,
@@ -318,6 +422,7 @@ async fn run(
     }
     let _ = stop_tx.send(true);
     let _ = server.await;
+    broker.release_lease().await;
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown()).await??;
     Ok(())
@@ -332,10 +437,21 @@ fn spawn_periodic(
     runtime: &tokio::runtime::Handle,
     broker: &Arc<Broker>,
     interval_key: &str,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     job: PeriodicJob,
 ) {
     let period = Duration::from_millis(broker.config().i64(interval_key).max(1) as u64);
+    spawn_every(runtime, broker, period, stop, job)
+}
+
+/// Runs `job` on `runtime` every `period` until shutdown, one run at a time.
+fn spawn_every(
+    runtime: &tokio::runtime::Handle,
+    broker: &Arc<Broker>,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    job: PeriodicJob,
+) {
     let broker = Arc::clone(broker);
     runtime.spawn(async move {
         let mut ticker = tokio::time::interval(period);

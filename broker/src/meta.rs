@@ -56,6 +56,12 @@ struct BrokerConfigsFile {
 }
 
 #[derive(Serialize, Deserialize)]
+struct ProducerIdCounter {
+    format_version: u32,
+    next: i64,
+}
+
+#[derive(Serialize, Deserialize)]
 struct ClusterFile {
     format_version: u32,
     cluster_id: String,
@@ -160,19 +166,89 @@ impl MetaStore {
     /// `producer_ids.json` is persisted before the id is handed out.
     /// Callers serialize calls.
     pub fn next_producer_id(&self) -> Result<i64, MetaError> {
-        #[derive(Serialize, Deserialize)]
-        struct Counter {
-            format_version: u32,
-            next: i64,
-        }
-        let path = self.dir.join("producer_ids.json");
-        let next = read_json::<Counter>(&path)?.map_or(0, |c| c.next);
-        let file = Counter {
-            format_version: FORMAT_VERSION,
-            next: next + 1,
-        };
-        write_atomically(&path, &serde_json::to_vec(&file).expect("serializable"))?;
+        let next = self.peek_producer_id()?;
+        self.set_next_producer_id(next + 1)?;
         Ok(next)
+    }
+
+    /// The producer id the next [`MetaStore::next_producer_id`] hands out.
+    pub fn peek_producer_id(&self) -> Result<i64, MetaError> {
+        let path = self.dir.join("producer_ids.json");
+        Ok(read_json::<ProducerIdCounter>(&path)?.map_or(0, |c| c.next))
+    }
+
+    /// Sets the producer id counter (a restore continues past the ids the
+    /// lost disk may have handed out).
+    pub fn set_next_producer_id(&self, next: i64) -> Result<(), MetaError> {
+        let path = self.dir.join("producer_ids.json");
+        let file = ProducerIdCounter {
+            format_version: FORMAT_VERSION,
+            next,
+        };
+        write_atomically(&path, &serde_json::to_vec(&file).expect("serializable"))
+    }
+
+    /// Whether the data directory has never been started in: no cluster id.
+    pub fn is_new(&self) -> bool {
+        !self.dir.join("cluster.json").exists()
+    }
+
+    /// Records the cluster id of a restored cluster before the first start.
+    pub fn save_cluster_id(&self, cluster_id: &str) -> Result<(), MetaError> {
+        let file = ClusterFile {
+            format_version: FORMAT_VERSION,
+            cluster_id: cluster_id.into(),
+        };
+        write_atomically(
+            &self.dir.join("cluster.json"),
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )
+    }
+
+    /// This data directory's broker instance id, created on first use: it
+    /// tells the bucket's lease and catalogue which broker wrote them, and
+    /// a restarted broker recognises its own lease.
+    pub fn instance_id(&self) -> Result<Uuid, MetaError> {
+        #[derive(Serialize, Deserialize)]
+        struct InstanceFile {
+            format_version: u32,
+            instance: Uuid,
+        }
+        let path = self.dir.join("instance.json");
+        if let Some(f) = read_json::<InstanceFile>(&path)? {
+            Self::check_version(&path, f.format_version)?;
+            return Ok(f.instance);
+        }
+        let instance = Uuid::new_v4();
+        let file = InstanceFile {
+            format_version: FORMAT_VERSION,
+            instance,
+        };
+        write_atomically(&path, &serde_json::to_vec_pretty(&file).expect("serializable"))?;
+        Ok(instance)
+    }
+
+    /// Deleted topics whose objects in the store are still being removed.
+    pub fn load_deleting(&self) -> Result<Vec<TopicRecord>, MetaError> {
+        let path = self.dir.join("deleting.json");
+        match read_json::<TopicsFile>(&path)? {
+            Some(f) => {
+                Self::check_version(&path, f.format_version)?;
+                Ok(f.topics)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub fn save_deleting(&self, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
+        let file = TopicsFile {
+            format_version: FORMAT_VERSION,
+            topics,
+        };
+        write_atomically(
+            &self.dir.join("deleting.json"),
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )
     }
 
     /// The dynamic broker configs: (cluster-wide default, this broker),

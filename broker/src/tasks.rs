@@ -14,6 +14,12 @@ use crate::clock::now_ms;
 impl Broker {
     /// Uploads sealed segments of topics with the cold tier enabled.
     pub async fn upload_pass(self: Arc<Self>) {
+        // Nothing is uploaded before the catalogue names its topic, so the
+        // bucket never holds segments of a topic it does not describe.
+        if !self.bucket.writes() || self.publish_catalogue().await.is_err() {
+            return;
+        }
+        self.write_offsets_snapshot().await;
         for topic in self.topics() {
             if !self.config().tier_policy(&topic.configs).remote {
                 continue;
@@ -33,6 +39,10 @@ impl Broker {
     pub async fn retention_pass(self: Arc<Self>) {
         // `log.cleaner.threads` may have grown at run time.
         self.ensure_cleaner_threads();
+        // A fenced broker deletes nothing in a bucket another one writes.
+        if !self.bucket.writes() {
+            return;
+        }
         let now = now_ms();
         for topic in self.topics() {
             let policy = self.config().tier_policy(&topic.configs);
@@ -95,14 +105,27 @@ impl Broker {
         }
     }
 
+    /// Rolls tiered partitions whose active segment is `segment.ms` old,
     /// fsyncs partitions whose `flush.ms` has passed, and segments sealed
     /// since the last pass whose fsync is still pending. Blocking.
     pub fn flush_due(&self) {
         let now = now_ms();
         for topic in self.topics() {
+            // A tiered topic's active segment is sealed once it is
+            // `segment.ms` old even without appends, so that its records
+            // reach the bucket within that bound (the loss window).
+            let tiered = self.config().tier_policy(&topic.configs).remote;
             for (index, p) in topic.partitions.iter().enumerate() {
                 let log = p.log();
-                if let Err(e) = log.maybe_flush(now).and_then(|()| log.flush_sealed()) {
+                let rolled = if tiered {
+                    log.roll_if_due(now)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = rolled
+                    .and_then(|()| log.maybe_flush(now))
+                    .and_then(|()| log.flush_sealed())
+                {
                     warn!(topic = %topic.name, partition = index, error = %e, "flush failed");
                 }
             }

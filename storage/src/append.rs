@@ -264,6 +264,20 @@ impl Log {
         })
     }
 
+    /// Rolls the active segment if it holds records and is `segment.ms`
+    /// old, without waiting for an append to do it (Kafka rolls only on
+    /// append): a tiered log's records then reach the cold tier within
+    /// `segment.ms` plus the upload pass even when the partition goes
+    /// quiet. Blocking.
+    pub fn roll_if_due(&self, now_ms: i64) -> StorageResult<()> {
+        let mut inner = self.lock()?;
+        let active = inner.segments.active();
+        if active.size > 0 && now_ms - active.created_ms >= inner.config.segment_ms {
+            self.roll(&mut inner, now_ms)?;
+        }
+        Ok(())
+    }
+
     /// Seals the active segment and starts a new one at the log end.
     pub(crate) fn roll(&self, inner: &mut Inner, now_ms: i64) -> StorageResult<()> {
         let base = inner.segments.log_end();

@@ -45,6 +45,8 @@ pub enum StorageError {
     Producer(#[from] crate::producer::ProducerError),
     #[error("the log in {path} is closed (broker shutting down or topic deleted)")]
     Closed { path: PathBuf },
+    #[error("{dir} already holds segments: a log can only be created at an offset in an empty directory")]
+    NotEmpty { dir: PathBuf },
 }
 
 impl StorageError {

@@ -34,6 +34,7 @@ mod segment;
 mod segment_file;
 mod segments;
 pub mod select;
+mod start_at;
 mod swap;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

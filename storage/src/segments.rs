@@ -36,6 +36,12 @@ impl Segments {
         Ok(())
     }
 
+    /// Makes `next` the active segment and hands back the one it replaces,
+    /// for a log that is moved forward while it holds nothing.
+    pub fn replace_active(&mut self, next: ActiveSegment) -> ActiveSegment {
+        std::mem::replace(&mut self.active, next)
+    }
+
     /// The offset the next appended record gets.
     pub fn log_end(&self) -> Offset {
         self.active.next_offset

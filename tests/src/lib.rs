@@ -152,6 +152,12 @@ impl Broker {
         Self::start_in(Some(data_dir.to_owned()), args, &[])
     }
 
+    /// Starts a broker on `data_dir` with extra environment variables (a
+    /// second broker on the same bucket, or a restore into a new directory).
+    pub fn start_in_dir(data_dir: &Path, args: &[&str], env: &[(String, String)]) -> Broker {
+        Self::start_in(Some(data_dir.to_owned()), args, env)
+    }
+
     fn start_in(data_dir: Option<PathBuf>, args: &[&str], env: &[(String, String)]) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = data_dir.unwrap_or_else(|| dir.path().join("data"));
@@ -270,6 +276,57 @@ impl Broker {
         assert!(self.child.is_none(), "stop the broker before restarting it");
         self.spawn();
     }
+
+    /// Restarts the broker with `extra` arguments for this start only
+    /// (`--restore`, say).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "stop the broker before restarting it");
+        let args = self.args.clone();
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.spawn();
+        self.args = args;
+    }
+
+    /// The arguments the broker was started with.
+    pub fn args(&self) -> Vec<String> {
+        self.args.clone()
+    }
+}
+
+/// Runs the strata binary with `args` until it exits (killing it after
+/// `timeout`), for commands and for starts that must be refused: its exit
+/// code (`None` if it was killed), standard output and standard error.
+pub fn run_strata(
+    args: &[&str],
+    env: &[(String, String)],
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(strata_bin())
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(File::create(&out).unwrap())
+        .stderr(File::create(&err).unwrap())
+        .spawn()
+        .expect("run strata");
+    let deadline = std::time::Instant::now() + timeout;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (
+        code,
+        std::fs::read_to_string(out).unwrap_or_default(),
+        std::fs::read_to_string(err).unwrap_or_default(),
+    )
 }
 
 impl Drop for Broker {

@@ -32,6 +32,10 @@ pub enum TieringError {
     Corrupt { key: String, reason: String },
     #[error("download of {key} failed: {reason}")]
     Download { key: String, reason: String },
+    /// Another broker wrote the catalogue generation this broker meant to
+    /// write: two brokers are using one bucket.
+    #[error("{key} was already written by broker instance {holder}: another broker is using this bucket, so this one no longer writes its catalogue")]
+    Fenced { key: String, holder: String },
 }
 
 impl TieringError {

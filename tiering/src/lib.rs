@@ -6,10 +6,13 @@
 //!
 //! Object keys and the manifest format are documented in `FORMAT.md`.
 
+pub mod bucket_check;
 mod cache;
+mod catalogue;
 mod error;
 mod index_cache;
 mod keys;
+mod lease;
 mod manifest;
 mod remote_partition;
 mod remote_read;
@@ -19,6 +22,8 @@ mod tiered_partition;
 mod upload;
 
 pub use cache::ChunkCache;
+pub use catalogue::{Catalogue, CatalogueTopic, CATALOGUE_FORMAT_VERSION};
+pub use lease::{Lease, LeaseHolder};
 pub use error::{TieringError, TieringResult};
 pub use index_cache::IndexCache;
 pub use keys::PartitionKey;

@@ -84,29 +84,70 @@ impl RemotePartition {
         })
     }
 
+    /// The copy of the partition's manifest mirrored next to its segments
+    /// in the store, `None` when there is none.
+    pub async fn stored_manifest(
+        key: &PartitionKey,
+        store: &RemoteStore,
+    ) -> TieringResult<Option<Manifest>> {
+        let object = key.manifest_object();
+        match store.get_bytes(&object).await? {
+            Some(bytes) => Manifest::from_json(&bytes, Path::new(&object)).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Restores the partition's local manifest in `local_dir` from the copy
     /// mirrored next to its segments in the store, for when the local one
-    /// cannot be read (a damaged disk). Returns false when the store has no
-    /// copy. The copy may trail the lost file by the last few changes: a
-    /// segment uploaded after it is uploaded again, and one deleted after it
-    /// reads as missing until retention drops it again.
+    /// cannot be read (a damaged disk) or the disk is new (a restore).
+    /// Returns the restored manifest, `None` when the store has no copy.
+    /// The copy may trail the lost file by the last few changes: a segment
+    /// uploaded after it is uploaded again, and one deleted after it reads
+    /// as missing until retention drops it again. Only finished copies are
+    /// kept: the objects of an interrupted copy or deletion are left in the
+    /// store for `strata bucket check --repair`, so that nothing read from
+    /// the store makes this broker delete anything there.
     pub async fn restore_manifest(
         key: &PartitionKey,
         store: &RemoteStore,
         local_dir: &Path,
-    ) -> TieringResult<bool> {
-        let object = store.key(&key.manifest_object());
-        let bytes = match store.store.get(&object).await {
-            Ok(got) => got
-                .bytes()
-                .await
-                .map_err(TieringError::store("read", &object))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(TieringError::store_failed("read", object.to_string(), e)),
+    ) -> TieringResult<Option<Manifest>> {
+        let Some(mut manifest) = Self::stored_manifest(key, store).await? else {
+            return Ok(None);
         };
-        let manifest = Manifest::from_json(&bytes, Path::new(object.as_ref()))?;
+        manifest
+            .segments
+            .retain(|s| s.state == crate::manifest::SegmentState::CopyFinished);
         let path = local_dir.join("remote-manifest.json");
-        tokio::task::spawn_blocking(move || manifest.save(&path))
+        let (saved, dir) = (manifest.clone(), local_dir.to_owned());
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| TieringError::Manifest {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+            saved.save(&path)
+        })
+        .await
+        .expect("manifest save does not panic")?;
+        Ok(Some(manifest))
+    }
+
+    /// For a read replica: takes the manifest the primary mirrored into the
+    /// store, if it changed, and keeps it locally too. Returns whether it
+    /// changed. Never writes to the store.
+    pub async fn follow_store(&self) -> TieringResult<bool> {
+        let Some(mut stored) = Self::stored_manifest(&self.key, &self.store).await? else {
+            return Ok(false);
+        };
+        stored
+            .segments
+            .retain(|s| s.state == crate::manifest::SegmentState::CopyFinished);
+        if stored == self.snapshot() {
+            return Ok(false);
+        }
+        let path = self.manifest_path.clone();
+        *self.manifest.lock().unwrap_or_else(|p| p.into_inner()) = stored.clone();
+        tokio::task::spawn_blocking(move || stored.save(&path))
             .await
             .expect("manifest save does not panic")?;
         Ok(true)

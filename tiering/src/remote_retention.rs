@@ -3,7 +3,6 @@
 //! deletion recorded as started before its objects go and as finished
 //! after; and removal of a deleted topic's objects.
 
-use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use strata_storage::{Offset, SegmentFile};
 use tracing::info;
@@ -100,25 +99,9 @@ impl RemotePartition {
     }
 
     /// Deletes everything the partition's topic has in the store (the
-    /// topic is being deleted). Listing is fine here: it is not a read path.
+    /// topic is being deleted).
     pub async fn delete_topic_objects(&self) -> TieringResult<usize> {
         let _writer = self.writer.lock().await;
-        let prefix = self.store.key(&self.key.topic_dir());
-        let mut listing = self.store.store.list(Some(&prefix));
-        let mut deleted = 0;
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(TieringError::store("list", &prefix))?;
-            match self.store.store.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                Err(e) => {
-                    return Err(TieringError::store_failed(
-                        "delete",
-                        meta.location.to_string(),
-                        e,
-                    ))
-                }
-            }
-        }
-        Ok(deleted)
+        self.store.delete_all_under(&self.key.topic_dir()).await
     }
 }

@@ -125,6 +125,51 @@ impl RemoteStore {
         }
     }
 
+    /// The object at `relative`, `None` when there is none.
+    pub async fn get_bytes(&self, relative: &str) -> TieringResult<Option<bytes::Bytes>> {
+        let key = self.key(relative);
+        match self.store.get(&key).await {
+            Ok(got) => Ok(Some(
+                got.bytes().await.map_err(TieringError::store("read", &key))?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(TieringError::store_failed("read", key.to_string(), e)),
+        }
+    }
+
+    /// Writes (or replaces) the object at `relative`.
+    pub async fn put_bytes(&self, relative: &str, bytes: Vec<u8>) -> TieringResult<()> {
+        let key = self.key(relative);
+        self.store
+            .put(&key, object_store::PutPayload::from(bytes))
+            .await
+            .map_err(TieringError::store("put", &key))?;
+        Ok(())
+    }
+
+    /// Deletes every object under `relative` (a deleted topic's directory);
+    /// returns how many. Listing is fine here: it is not a read path.
+    pub async fn delete_all_under(&self, relative: &str) -> TieringResult<usize> {
+        use futures::StreamExt;
+        let prefix = self.key(relative);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut deleted = 0;
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(TieringError::store("list", &prefix))?;
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(e) => {
+                    return Err(TieringError::store_failed(
+                        "delete",
+                        meta.location.to_string(),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Checks that the store answers: one GET of a key that need not exist.
     pub async fn check(&self) -> TieringResult<()> {
         let probe = self.key("strata-probe");

@@ -180,6 +180,23 @@ impl TieredPartition {
         Ok(info)
     }
 
+    /// For a read replica, whose local log stays empty: takes the
+    /// primary's newest manifest from the store and moves the empty local
+    /// log to where the cold tier now ends, waking the fetches parked on
+    /// the partition when it grew. Returns whether it did. Never writes to
+    /// the store.
+    pub async fn follow_primary(&self, now_ms: i64) -> TieringResult<bool> {
+        if !self.remote.follow_store().await? {
+            return Ok(false);
+        }
+        if let Some(end) = self.remote.uploaded_end() {
+            let log = Arc::clone(&self.log);
+            blocking(move || log.advance_empty_to(end, now_ms)).await?;
+        }
+        self.wake_waiters();
+        Ok(true)
+    }
+
     /// Registers a long-polling fetch to be woken when this partition grows
     /// (or goes away). The fetch registers before it reads, so an append
     /// between its read and its wait leaves a permit in `waker`.

@@ -31,6 +31,10 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRe
                     .push(answer.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
+            if let Err(e) = broker.writable_topics() {
+                partitions.push(answer.with_error_code(e.code()));
+                continue;
+            }
             // -1 is the high watermark; other negative offsets are out of range.
             let target = (p.offset != -1).then_some(Offset(p.offset));
             let answer = match partition.delete_records_before(target).await {

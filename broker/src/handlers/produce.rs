@@ -114,6 +114,10 @@ fn append_all(
                 partitions.push(partition_error(pd.index, code.code(), None));
                 continue;
             };
+            if let Err(e) = broker.writable_topics() {
+                partitions.push(partition_error(pd.index, e.code(), Some(e.to_string())));
+                continue;
+            }
             if req.acks == -1 && min_isr > 1 {
                 partitions.push(partition_error(
                     pd.index,
