@@ -132,6 +132,7 @@ pub static DEFS: &[Def] = &[
     def!("remote.log.storage.url", Broker, Kind::Text, "", 0, None, "Object store for the cold tier: file:///dir, s3://bucket/prefix, gs://..., az://...; empty means DATA_DIR/remote."),
     def!("remote.log.manager.task.interval.ms", Broker, Kind::Long, "30000", 1, None, "How often sealed segments are looked for and uploaded."),
     def!("remote.log.owner.lease.ms", Broker, Kind::Long, "10000", 500, None, "Strata: the bucket's owner lease. The broker writing to a bucket renews _strata/owner.json every quarter of this; a broker starting on the bucket waits up to this long to see whether another one is alive on it."),
+    def!("remote.log.read.replica", Broker, Kind::Text, "", 0, None, "Strata: a read replica of this broker as NODE_ID@HOST:PORT. Consumers that set client.rack and fetch history from the cold tier are sent to it (KIP-392 preferred_read_replica), and it answers as this broker's follower."),
     def!("remote.log.replica.refresh.ms", Broker, Kind::Long, "2000", 100, None, "Strata: how often a read replica (--read-replica) reads the bucket's catalogue and manifests; new segments appear on it within this plus remote.log.manager.task.interval.ms of their roll."),
     def!("remote.log.reader.cache.bytes", Broker, Kind::Long, "1073741824", 0, None, "Size of the on-disk cache of remote segment chunks."),
     def!("remote.log.reader.chunk.bytes", Broker, Kind::Int, "4194304", 65536, None, "Size of one ranged GET of a remote segment, and of one cache entry."),

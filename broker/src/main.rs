@@ -224,6 +224,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = build_config(&cli)?;
+    let read_replica = config.value("remote.log.read.replica");
+    if !read_replica.is_empty() {
+        bucket::follower::Endpoint::parse(&read_replica)
+            .map_err(|e| anyhow!("remote.log.read.replica: {e}"))?;
+    }
     let ignored = config.without_effect();
     if !ignored.is_empty() {
         info!(
@@ -323,6 +328,9 @@ async fn run(
             let b = Arc::clone(&broker);
             tokio::task::spawn_blocking(move || b.restore_group_offsets(&snapshot)).await?;
         }
+    }
+    if prepared.role == Role::ReadReplica {
+        broker.follow_lease().await;
     }
     if prepared.role == Role::Primary {
         // The lease is taken before the broker serves, and the removal of

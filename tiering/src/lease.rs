@@ -31,6 +31,17 @@ pub struct Lease {
     /// Set by a clean shutdown: the bucket is free at once.
     #[serde(default)]
     pub released: bool,
+    /// The holder's node id, for a read replica answering as its follower.
+    #[serde(default = "no_node")]
+    pub node_id: i32,
+    /// The node id of the read replica the holder sends consumers of its
+    /// history to (KIP-392), if any.
+    #[serde(default)]
+    pub read_replica: Option<i32>,
+}
+
+fn no_node() -> i32 {
+    -1
 }
 
 /// What watching the lease found.
@@ -45,7 +56,8 @@ pub enum LeaseHolder {
 }
 
 impl Lease {
-    async fn read(store: &RemoteStore) -> TieringResult<Option<Lease>> {
+    /// The lease as the store holds it now, `None` without one.
+    pub async fn read(store: &RemoteStore) -> TieringResult<Option<Lease>> {
         let key = store.key(LEASE_KEY);
         match store.store.get(&key).await {
             Ok(got) => {
@@ -121,6 +133,8 @@ mod tests {
             renewals: 0,
             lease_ms: 300,
             released: false,
+            node_id: 0,
+            read_replica: None,
         };
         lease.write(&store).await.unwrap();
         assert!(matches!(

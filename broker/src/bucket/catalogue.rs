@@ -121,6 +121,8 @@ impl Broker {
             renewals: self.bucket.renewals.fetch_add(1, Ordering::AcqRel) + 1,
             lease_ms: self.config().i64("remote.log.owner.lease.ms") as u64,
             released,
+            node_id: self.node_id,
+            read_replica: self.read_replica_endpoint().map(|e| e.node_id),
         }
     }
 

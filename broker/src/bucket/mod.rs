@@ -8,6 +8,7 @@
 
 pub mod catalogue;
 pub mod check_cli;
+pub mod follower;
 pub mod offsets_snapshot;
 pub mod replica;
 pub mod restore;
@@ -46,6 +47,8 @@ pub struct BucketState {
     /// The bytes of the last group offsets snapshot written, so that an
     /// unchanged one is not written again.
     pub(crate) last_offsets: Mutex<Option<Vec<u8>>>,
+    /// For a read replica the primary names as its own: the primary.
+    leader: Mutex<Option<follower::Endpoint>>,
 }
 
 impl BucketState {
@@ -61,6 +64,7 @@ impl BucketState {
             fenced: AtomicBool::new(false),
             renewals: AtomicU64::new(0),
             last_offsets: Mutex::new(None),
+            leader: Mutex::new(None),
         }
     }
 
@@ -89,6 +93,20 @@ impl BucketState {
 
     pub(crate) fn set_generation(&self, generation: u64) {
         self.generation.store(generation, Ordering::Release);
+    }
+
+    /// The primary this read replica follows (KIP-392), if it names it.
+    pub fn leader(&self) -> Option<follower::Endpoint> {
+        self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sets the primary this read replica follows; returns whether it
+    /// changed.
+    pub(crate) fn set_leader(&self, leader: Option<follower::Endpoint>) -> bool {
+        let mut current = self.leader.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = *current != leader;
+        *current = leader;
+        changed
     }
 
     pub(crate) fn fence(&self) {

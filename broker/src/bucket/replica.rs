@@ -50,6 +50,7 @@ pub async fn prepare_replica(
 impl Broker {
     /// One refresh of a read replica from the bucket.
     pub async fn refresh_replica(self: Arc<Self>) {
+        self.follow_lease().await;
         if let Err(e) = self.refresh_replica_once().await {
             warn!(error = %e, "refreshing the read replica from the bucket failed; retrying next time");
         }

@@ -39,8 +39,10 @@ struct HotPass {
     topics: Vec<FetchableTopicResponse>,
     /// Record bytes in `topics`.
     bytes: usize,
-    /// Whether any partition answered with an error.
-    errors: bool,
+    /// Whether the answer goes out now: a partition answered with an
+    /// error, or was sent to a read replica (as Kafka answers a fetch at
+    /// once when it names a preferred read replica).
+    answer_now: bool,
     /// Partitions to read from the cold tier, in request order.
     cold: Vec<ColdRead>,
     /// read_committed partitions whose answer needs its aborted
@@ -89,7 +91,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         let HotPass {
             mut topics,
             mut bytes,
-            mut errors,
+            mut answer_now,
             cold,
             committed,
         } = blocking(move || read_hot(&b, &r, version, max_bytes, &w)).await;
@@ -136,7 +138,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                     Ok(Err(e)) => {
                         warn!(offset = c.offset.0, error = %e, retriable = e.is_retriable(), "remote read failed");
                         data.error_code = ResponseError::KafkaStorageError.code();
-                        errors = true;
+                        answer_now = true;
                     }
                     // Answer without these records; the consumer fetches again
                     // and finds the chunks the read left downloading.
@@ -148,7 +150,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             }
         }
         let now = Instant::now();
-        if bytes >= req.min_bytes.max(0) as usize || errors || now >= deadline {
+        if bytes >= req.min_bytes.max(0) as usize || answer_now || now >= deadline {
             add_aborted(&mut topics, &committed).await;
             count_bytes_out(broker, &req, &topics);
             return FetchResponse::default().with_responses(topics);
@@ -192,10 +194,12 @@ fn read_hot(
 ) -> HotPass {
     let mut remaining = max_bytes;
     let mut total = 0usize;
-    let mut errors = false;
+    let mut answer_now = false;
     let mut cold = Vec::new();
     let mut committed = Vec::new();
     let mut out = Vec::with_capacity(req.topics.len());
+    let redirect = broker.preferred_read_replica(&req.rack_id);
+    let follower = broker.is_follower();
     for ft in &req.topics {
         let (topic, unknown_code) = if version >= 13 {
             (
@@ -219,7 +223,7 @@ fn read_hot(
                 .with_aborted_transactions(Some(Vec::new()))
                 .with_records(Some(Bytes::new()));
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
-                errors = true;
+                answer_now = true;
                 let code = if topic.is_some() {
                     ResponseError::UnknownTopicOrPartition.code()
                 } else {
@@ -239,6 +243,16 @@ fn read_hot(
                 .with_last_stable_offset(offsets.last_stable.0)
                 .with_log_start_offset(offsets.log_start.0);
             match read {
+                // A read replica answering as a follower sends a consumer at
+                // its end back to the primary, which has the hot tail.
+                Ok(HotRead::Records(data))
+                    if follower
+                        && data.records.is_empty()
+                        && offset >= offsets.high_watermark =>
+                {
+                    answer_now = true;
+                    partitions.push(base.with_error_code(ResponseError::OffsetNotAvailable.code()));
+                }
                 Ok(HotRead::Records(data)) => {
                     total += data.records.len();
                     remaining = remaining.saturating_sub(data.records.len());
@@ -256,6 +270,14 @@ fn read_hot(
                         )
                         .with_records(Some(data.records)),
                     );
+                }
+                Ok(HotRead::Cold) if version >= 11 && redirect.is_some() => {
+                    // KIP-392: the consumer reads the history from the read
+                    // replica, with no records from here.
+                    answer_now = true;
+                    partitions.push(base.with_preferred_read_replica(BrokerId(
+                        redirect.expect("checked"),
+                    )));
                 }
                 Ok(HotRead::Cold) => {
                     if isolation == Isolation::ReadCommitted {
@@ -276,7 +298,7 @@ fn read_hot(
                     partitions.push(base);
                 }
                 Err(e) => {
-                    errors = true;
+                    answer_now = true;
                     let hw = match &e {
                         StorageError::OffsetOutOfRange { log_end, .. } => log_end.0,
                         _ => -1,
@@ -303,7 +325,7 @@ fn read_hot(
     HotPass {
         topics: out,
         bytes: total,
-        errors,
+        answer_now,
         cold,
         committed,
     }

@@ -14,7 +14,8 @@ use crate::broker::Broker;
 use crate::topic::{validate_topic_name, Topic};
 
 fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id);
+    let view = broker.cluster_view();
+    let ids = |v: &[i32]| v.iter().map(|&n| BrokerId(n)).collect::<Vec<_>>();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
@@ -24,10 +25,10 @@ fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
                 .map(|p| {
                     MetadataResponsePartition::default()
                         .with_partition_index(p)
-                        .with_leader_id(node)
+                        .with_leader_id(BrokerId(view.leader))
                         .with_leader_epoch(0)
-                        .with_replica_nodes(vec![node])
-                        .with_isr_nodes(vec![node])
+                        .with_replica_nodes(ids(&view.replicas))
+                        .with_isr_nodes(ids(&view.isr))
                 })
                 .collect(),
         )
@@ -41,7 +42,8 @@ fn error_entry(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic
         .with_topic_authorized_operations(authorized_operations::OMITTED)
 }
 
-/// Metadata: this broker as the only node and leader of every partition.
+/// Metadata: this broker as the leader of every partition (with its read
+/// replica, if it names one; a read replica named so names its primary).
 /// Unknown topics are created when both the request (v4+, always before)
 /// and `auto.create.topics.enable` allow it, as Kafka does. Authorized
 /// operations (v8+) are reported when asked for.
@@ -84,12 +86,21 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
         }
     }
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id))
-            .with_host(str_bytes(broker.advertised_host.clone()))
-            .with_port(broker.advertised_port)])
+        .with_brokers(
+            broker
+                .cluster_view()
+                .brokers
+                .into_iter()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.node_id))
+                        .with_host(str_bytes(b.host))
+                        .with_port(b.port)
+                })
+                .collect(),
+        )
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.node_id))
+        .with_controller_id(BrokerId(broker.cluster_view().leader))
         .with_cluster_authorized_operations(cluster_ops)
         .with_topics(
             topics
