@@ -19,11 +19,11 @@ def strata_bin() -> str:
 
 
 class Broker:
-    def __init__(self, *args):
+    def __init__(self, *args, listen="127.0.0.1:0"):
         self.dir = tempfile.TemporaryDirectory(prefix="strata-py-")
         self.log = open(os.path.join(self.dir.name, "broker.log"), "ab")
         self.args = args
-        self.addr = "127.0.0.1:0"
+        self.addr = listen
         self._spawn()
 
     def _spawn(self):
@@ -43,6 +43,10 @@ class Broker:
             self.stop()
             raise RuntimeError(f"broker did not announce {prefix!r}: {line!r}")
         return line[len(prefix):]
+
+    @property
+    def data_dir(self):
+        return os.path.join(self.dir.name, "data")
 
     def metrics(self):
         """The Prometheus endpoint's samples as {(name, frozenset(labels)): value}."""
