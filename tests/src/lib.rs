@@ -688,6 +688,36 @@ pub mod raw {
                 .remove(0)
         }
 
+        /// OffsetCommit v8 of one partition's offset outside any generation
+        /// (as an admin tool commits); the partition's error code.
+        pub fn commit_offset(&mut self, group: &str, topic: &str, partition: i32, offset: i64) -> i16 {
+            use kafka_protocol::messages::offset_commit_request::{
+                OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+            };
+            use kafka_protocol::messages::{GroupId, OffsetCommitRequest};
+            let req = OffsetCommitRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset)])]);
+            self.request(8, &req).topics[0].partitions[0].error_code
+        }
+
+        /// OffsetFetch v7 of one partition's committed offset (-1: none).
+        pub fn committed_offset(&mut self, group: &str, topic: &str, partition: i32) -> i64 {
+            use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+            use kafka_protocol::messages::{GroupId, OffsetFetchRequest};
+            let req = OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_indexes(vec![partition])]));
+            self.request(7, &req).topics[0].partitions[0].committed_offset
+        }
+
         /// ListOffsets v9 for one partition and timestamp (-1 latest, -2 earliest, ...).
         pub fn list_offset(
             &mut self,

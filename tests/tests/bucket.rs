@@ -10,10 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -222,24 +218,11 @@ fn topic_config(c: &mut Conn, topic: &str, key: &str) -> Option<String> {
 }
 
 fn commit(c: &mut Conn, group: &str, topic: &str, partition: i32, offset: i64) {
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![OffsetCommitRequestPartition::default()
-                .with_partition_index(partition)
-                .with_committed_offset(offset)])]);
-    assert_eq!(c.request(8, &req).topics[0].partitions[0].error_code, 0);
+    assert_eq!(c.commit_offset(group, topic, partition, offset), 0);
 }
 
 fn committed(c: &mut Conn, group: &str, topic: &str, partition: i32) -> i64 {
-    let req = OffsetFetchRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-            .with_name(topic_name(topic))
-            .with_partition_indexes(vec![partition])]));
-    c.request(7, &req).topics[0].partitions[0].committed_offset
+    c.committed_offset(group, topic, partition)
 }
 
 /// The broker's start-up arguments with its data directory, for starts
@@ -306,8 +289,16 @@ async fn a_lost_data_directory_is_restored_from_the_bucket() {
     assert_ne!(code, Some(0));
     assert!(err.contains("start with --restore"), "{err}");
 
-    // The disk is lost.
+    // The disk is lost (a copy is kept, as of a disk that comes back).
     broker.kill();
+    let old_disk = other.path().join("old-disk");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(broker.data_dir())
+        .arg(&old_disk)
+        .status()
+        .unwrap();
+    assert!(copied.success());
     std::fs::remove_dir_all(broker.data_dir()).unwrap();
     let data_dir = broker.data_dir().display().to_string();
     let (code, _, err) = run_strata(&start_args(&data_dir, &args, &[]), &env, Duration::from_secs(30));
@@ -345,6 +336,17 @@ async fn a_lost_data_directory_is_restored_from_the_bucket() {
     assert_eq!(committed(&mut c, "replayers", "events", 0), 2999);
     // New records follow the restored end.
     produce(&broker.addr(), "events", 1, n..n + 10).await;
+
+    // The lost disk coming back is refused: the restored broker writes the
+    // bucket now.
+    wait_until("the restored broker published its catalogue", Duration::from_secs(10), || {
+        let (code, _, err) = run_strata(
+            &start_args(&old_disk.display().to_string(), &args, &[]),
+            &env,
+            Duration::from_secs(30),
+        );
+        code != Some(0) && err.contains("took the bucket over")
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]

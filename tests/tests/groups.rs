@@ -6,10 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::raw::{topic_name, Conn};
@@ -45,24 +41,11 @@ fn describe(c: &mut Conn, group: &str) -> (String, usize) {
 }
 
 fn commit(c: &mut Conn, group: &str, topic: &str, offset: i64) -> i16 {
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![OffsetCommitRequestPartition::default()
-                .with_partition_index(0)
-                .with_committed_offset(offset)])]);
-    c.request(8, &req).topics[0].partitions[0].error_code
+    c.commit_offset(group, topic, 0, offset)
 }
 
 fn committed(c: &mut Conn, group: &str, topic: &str) -> i64 {
-    let req = OffsetFetchRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-            .with_name(topic_name(topic))
-            .with_partition_indexes(vec![0])]));
-    c.request(7, &req).topics[0].partitions[0].committed_offset
+    c.committed_offset(group, topic, 0)
 }
 
 #[test]

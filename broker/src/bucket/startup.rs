@@ -5,7 +5,9 @@
 //!   with `--restore`, which restores it from the bucket;
 //! - `--restore` needs an empty data directory and a bucket with a
 //!   catalogue;
-//! - a data directory of one cluster does not start on another's bucket;
+//! - a data directory of one cluster does not start on another's bucket,
+//!   nor on its own cluster's bucket once another broker wrote its newest
+//!   catalogue;
 //! - no broker starts as primary on a bucket whose owner lease another
 //!   broker is renewing;
 //! - a read replica needs a bucket with a catalogue.
@@ -72,6 +74,17 @@ pub async fn prepare(
             return Err(refuse(format!(
                 "the object store {url} holds Strata cluster {} but the data directory {dir} belongs to cluster {local}; point this broker at its own bucket or prefix",
                 c.cluster_id
+            )));
+        }
+    }
+    // A data directory that is not the one the bucket's newest catalogue
+    // came from (its disk came back after another broker restored the
+    // bucket, say) would fork the history.
+    if let (false, Some(c), StartMode::Primary { .. }) = (fresh, &newest, mode) {
+        if c.written_by != instance {
+            return Err(refuse(format!(
+                "the object store {url} was last written by broker instance {} (catalogue generation {}), not by the one of {dir} ({instance}): another broker took the bucket over since this data directory served it; start on a fresh data directory with --restore",
+                c.written_by, c.generation
             )));
         }
     }
