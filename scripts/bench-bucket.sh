@@ -96,7 +96,8 @@ PRIMARY_PID=$PID
 # 16 KiB segments of 1 KiB records: batches of at most 14,000 bytes (13
 # records), one per segment, since a segment rolls between batches.
 "$B" produce --bootstrap "$PRIMARY" --topic many --partitions "$PARTITIONS" --records $((SEGMENTS * 13)) \
-    --topic-config segment.bytes=16384 --topic-config segment.ms=1000 -X batch.size=14000 >/dev/null
+    --topic-config segment.bytes=16384 --topic-config segment.ms=1000 -X batch.size=14000 \
+    -X message.timeout.ms=1800000 >/dev/null
 "$B" produce --bootstrap "$PRIMARY" --topic history --records "$HISTORY_RECORDS" \
     --topic-config segment.bytes=16777216 --topic-config segment.ms=1000 --topic-config local.retention.ms=0 >/dev/null
 wait_uploaded "$PRIMARY" many

@@ -295,10 +295,14 @@ impl Broker {
         self.save(&map)
     }
 
-    /// Refuses a change of topics (or of their records) on a read replica.
+    /// Refuses a change of topics (or of their records) on a read replica,
+    /// or on a primary another broker fenced.
     pub(crate) fn writable_topics(&self) -> Result<(), AdminError> {
         if self.bucket.is_read_replica() {
             return Err(AdminError::ReadReplicaTopic(self.remote_store.url.clone()));
+        }
+        if !self.bucket.writes() {
+            return Err(AdminError::Fenced(self.remote_store.url.clone()));
         }
         Ok(())
     }

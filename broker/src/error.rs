@@ -46,6 +46,10 @@ pub enum AdminError {
     /// what to do.
     #[error("{0}")]
     BucketRefused(String),
+    /// Another broker wrote this broker's bucket: it no longer leads
+    /// anything there, as a fenced Kafka leader no longer does.
+    #[error("another broker took over the bucket {0}: this broker no longer accepts writes")]
+    Fenced(String),
     #[error("this broker is a read replica of {0}: topics are changed on the primary")]
     ReadReplicaTopic(String),
     #[error("this broker is a read replica of {0}: broker configs are changed on the primary")]
@@ -70,6 +74,7 @@ impl AdminError {
             AdminError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
             AdminError::Storage(e) => storage_code(e),
             AdminError::BucketRefused(_) => ResponseError::InvalidRequest.code(),
+            AdminError::Fenced(_) => ResponseError::NotLeaderOrFollower.code(),
             AdminError::ReadReplicaTopic(_) => ResponseError::TopicAuthorizationFailed.code(),
             AdminError::ReadReplicaCluster(_) => ResponseError::ClusterAuthorizationFailed.code(),
             AdminError::Meta(_) | AdminError::Tiering(_) | AdminError::ManifestUnreadable(_) => {

@@ -287,6 +287,11 @@ impl Broker {
         self.args = args;
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// The arguments the broker was started with.
     pub fn args(&self) -> Vec<String> {
         self.args.clone()

@@ -620,3 +620,45 @@ async fn bucket_check_finds_orphans_and_missing_objects_and_deletions_survive_re
         "only the orphan was deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_whose_bucket_another_broker_took_over_is_fenced() {
+    let s3 = S3Server::start();
+    let (url, env) = s3.broker_env();
+    let args = bucket_args(&url);
+    let a = Broker::start_with_env(&refs(&args), &env);
+    let mut ca = Conn::connect(&a.addr());
+    assert_eq!(ca.create_topic("t", 1, &[]).error_code, 0);
+    produce(&a.addr(), "t", 1, 0..500).await;
+    wait_uploaded(&mut ca, "t", 1);
+
+    // A stops answering long enough for its lease to lapse, and B restores
+    // the bucket meanwhile.
+    let signal = |sig: &str| {
+        let pid = a.pid().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    };
+    signal("-STOP");
+    let b_dir = tempfile::tempdir().unwrap();
+    let mut b_args = args.clone();
+    b_args.push("--restore".into());
+    let b = Broker::start_in_dir(&b_dir.path().join("data"), &refs(&b_args), &env);
+    let mut cb = Conn::connect(&b.addr());
+    assert_eq!(cb.list_offset("t", 0, -1).offset, 500);
+    std::thread::sleep(Duration::from_millis(1_000));
+    signal("-CONT");
+
+    // A finds B's lease at its next renewal (and a catalogue of its own
+    // would be refused by the store): A is fenced, and refuses writes as a
+    // fenced Kafka leader does.
+    let _ = ca.create_topic("after", 1, &[]);
+    wait_until("A is fenced", Duration::from_secs(20), || {
+        ca.produce("t", 0, strata_tests::raw::batch(1, 10, base_ts())).error_code == 6
+    });
+    // B's catalogue stands: A's topic never reached the bucket.
+    std::thread::sleep(Duration::from_millis(1_000));
+    let check = run_strata(&["bucket", "check", "--remote", &url], &env, Duration::from_secs(60));
+    assert_eq!(check.0, Some(0), "{}", check.1);
+    assert!(!topic_ids(&mut cb).contains_key("after"));
+    assert!(a.log().contains("fenced"), "A says why it stopped writing");
+}

@@ -126,10 +126,30 @@ impl Broker {
         }
     }
 
-    /// Renews the owner lease (see `strata_tiering::Lease`).
+    /// Takes the owner lease at start, then renews it (see
+    /// `strata_tiering::Lease`). Before each renewal the newest catalogue
+    /// is read: one written by another broker past this one's generation
+    /// means that broker took the bucket over while this one was not
+    /// looking (paused, or cut off from the store), and this one is fenced.
+    /// The catalogue decides rather than the lease, because its generations
+    /// are written create-only and the lease is not.
     pub async fn renew_lease(self: Arc<Self>) {
         if !self.bucket.writes() {
             return;
+        }
+        match Catalogue::newest(&self.remote_store).await {
+            Ok(Some(c))
+                if c.written_by != self.bucket.instance && c.generation > self.bucket.generation() =>
+            {
+                self.bucket.fence();
+                error!(holder = %c.written_by, generation = c.generation, "fenced: another broker wrote the bucket's catalogue; uploads, remote deletions and catalogue writes stop (restart this broker on its own bucket)");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "reading the bucket's catalogue failed");
+                return;
+            }
         }
         if let Err(e) = self.lease(false).write(&self.remote_store).await {
             warn!(error = %e, "renewing the bucket's owner lease failed");
