@@ -94,9 +94,12 @@ start_broker primary "${COMMON[@]}"
 PRIMARY=$ADDR
 PRIMARY_PID=$PID
 # 16 KiB segments of 1 KiB records: batches of at most 14,000 bytes (13
-# records), one per segment, since a segment rolls between batches.
+# records), one per segment, since a segment rolls between batches. The hot
+# tier lets them go once uploaded: every local segment holds its files open,
+# and ten thousand of them would need more than the default open-file limit.
 "$B" produce --bootstrap "$PRIMARY" --topic many --partitions "$PARTITIONS" --records $((SEGMENTS * 13)) \
-    --topic-config segment.bytes=16384 --topic-config segment.ms=1000 -X batch.size=14000 \
+    --topic-config segment.bytes=16384 --topic-config segment.ms=1000 --topic-config local.retention.ms=0 \
+    -X batch.size=14000 \
     -X message.timeout.ms=1800000 >/dev/null
 "$B" produce --bootstrap "$PRIMARY" --topic history --records "$HISTORY_RECORDS" \
     --topic-config segment.bytes=16777216 --topic-config segment.ms=1000 --topic-config local.retention.ms=0 >/dev/null

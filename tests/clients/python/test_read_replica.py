@@ -40,7 +40,7 @@ def wait_for(what, done, timeout=30):
         time.sleep(0.2)
 
 
-def setup():
+def setup(started):
     port = free_port()
     primary = Broker(
         "--set", "log.segment.bytes=65536",
@@ -51,6 +51,7 @@ def setup():
         "--set", "log.local.retention.ms=0",
         "--set", f"remote.log.read.replica=2@127.0.0.1:{port}",
     )
+    started.append(primary)
     fill_tiered_topic(primary, TOPIC, RECORDS)
     wait_for("the history is in the cold tier", lambda: (
         gauge(primary, "strata_partition_local_start_offset", TOPIC) == RECORDS))
@@ -61,6 +62,7 @@ def setup():
         "--set", "remote.log.replica.refresh.ms=200",
         listen=f"127.0.0.1:{port}",
     )
+    started.append(replica)
     wait_for("the replica has the history", lambda: (
         gauge(replica, "strata_partition_high_watermark", TOPIC) == RECORDS))
     return primary, replica
@@ -130,9 +132,10 @@ CLIENTS = {
 
 
 def test_clients_with_a_rack_read_history_from_the_read_replica():
-    primary, replica = setup()
-    expected = [(i, str(i).encode()) for i in range(RECORDS)]
+    started = []
     try:
+        primary, replica = setup(started)
+        expected = [(i, str(i).encode()) for i in range(RECORDS)]
         report = {}
         for name, read in CLIENTS.items():
             for rack in ("rack-a", None):
@@ -152,5 +155,5 @@ def test_clients_with_a_rack_read_history_from_the_read_replica():
             assert from_replica == 0 and from_primary > 0, (
                 f"{name} without client.rack read from the primary: {report}")
     finally:
-        replica.stop()
-        primary.stop()
+        for b in reversed(started):
+            b.stop()
