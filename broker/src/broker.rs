@@ -322,7 +322,9 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), AdminError> {
         if self.bucket.is_read_replica() {
-            return Err(AdminError::ReadReplicaCluster(self.remote_store.url.clone()));
+            return Err(AdminError::ReadReplicaCluster(
+                self.remote_store.url.clone(),
+            ));
         }
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let next = self.config().with_dynamic(layer, configs)?;

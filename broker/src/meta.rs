@@ -224,7 +224,10 @@ impl MetaStore {
             format_version: FORMAT_VERSION,
             instance,
         };
-        write_atomically(&path, &serde_json::to_vec_pretty(&file).expect("serializable"))?;
+        write_atomically(
+            &path,
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )?;
         Ok(instance)
     }
 

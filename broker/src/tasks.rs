@@ -117,11 +117,7 @@ impl Broker {
             let tiered = self.config().tier_policy(&topic.configs).remote;
             for (index, p) in topic.partitions.iter().enumerate() {
                 let log = p.log();
-                let rolled = if tiered {
-                    log.roll_if_due(now)
-                } else {
-                    Ok(())
-                };
+                let rolled = if tiered { log.roll_if_due(now) } else { Ok(()) };
                 if let Err(e) = rolled
                     .and_then(|()| log.maybe_flush(now))
                     .and_then(|()| log.flush_sealed())

@@ -695,7 +695,13 @@ pub mod raw {
 
         /// OffsetCommit v8 of one partition's offset outside any generation
         /// (as an admin tool commits); the partition's error code.
-        pub fn commit_offset(&mut self, group: &str, topic: &str, partition: i32, offset: i64) -> i16 {
+        pub fn commit_offset(
+            &mut self,
+            group: &str,
+            topic: &str,
+            partition: i32,
+            offset: i64,
+        ) -> i16 {
             use kafka_protocol::messages::offset_commit_request::{
                 OffsetCommitRequestPartition, OffsetCommitRequestTopic,
             };

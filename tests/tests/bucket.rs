@@ -77,6 +77,9 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Records by (partition, offset): (key, value, timestamp).
+type Records = BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>, i64)>;
+
 /// (key, value, timestamp) of record `i` of partition `p`.
 fn record(p: i32, i: i64) -> (Vec<u8>, Vec<u8>, i64) {
     (
@@ -111,23 +114,26 @@ async fn produce(addr: &str, topic: &str, partitions: i32, range: std::ops::Rang
             .await
             .unwrap()
             .unwrap_or_else(|(e, _)| panic!("{topic}-{p} record {i}: {e}"));
-        assert_eq!((d.partition, d.offset), (p, i), "offsets follow the records");
+        assert_eq!(
+            (d.partition, d.offset),
+            (p, i),
+            "offsets follow the records"
+        );
     }
 }
 
 /// Records of `topic` from offset 0 with librdkafka, until `n` per
 /// partition arrived: (partition, offset) → (key, value, timestamp).
-fn replay_rdkafka(
-    addr: &str,
-    topic: &str,
-    partitions: i32,
-    n: i64,
-) -> BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>, i64)> {
+fn replay_rdkafka(addr: &str, topic: &str, partitions: i32, n: i64) -> Records {
     let consumer = strata_tests::consumer_from_start(addr, topic, partitions);
     let mut out = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     while out.len() < (n * partitions as i64) as usize {
-        assert!(Instant::now() < deadline, "replay of {topic} stalled at {}", out.len());
+        assert!(
+            Instant::now() < deadline,
+            "replay of {topic} stalled at {}",
+            out.len()
+        );
         let Some(m) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
@@ -144,7 +150,7 @@ fn replay_rdkafka(
     out
 }
 
-fn expected(partitions: i32, range: std::ops::Range<i64>) -> BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>, i64)> {
+fn expected(partitions: i32, range: std::ops::Range<i64>) -> Records {
     let mut out = BTreeMap::new();
     for p in 0..partitions {
         for i in range.clone() {
@@ -154,8 +160,16 @@ fn expected(partitions: i32, range: std::ops::Range<i64>) -> BTreeMap<(i32, i64)
     out
 }
 
-async fn replay_rskafka(addr: &str, topic: &str, partition: i32, n: i64) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
-    let client = ClientBuilder::new(vec![addr.to_string()]).build().await.unwrap();
+async fn replay_rskafka(
+    addr: &str,
+    topic: &str,
+    partition: i32,
+    n: i64,
+) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
+    let client = ClientBuilder::new(vec![addr.to_string()])
+        .build()
+        .await
+        .unwrap();
     let pc = client
         .partition_client(topic, partition, UnknownTopicHandling::Retry)
         .await
@@ -189,7 +203,9 @@ fn wait_uploaded(c: &mut Conn, topic: &str, partitions: i32) {
     }
 }
 
-fn topic_ids(c: &mut Conn) -> BTreeMap<String, (kafka_protocol::messages::TopicName, uuid::Uuid, usize)> {
+fn topic_ids(
+    c: &mut Conn,
+) -> BTreeMap<String, (kafka_protocol::messages::TopicName, uuid::Uuid, usize)> {
     let r = c.request(12, &MetadataRequest::default().with_topics(None));
     r.topics
         .into_iter()
@@ -197,18 +213,21 @@ fn topic_ids(c: &mut Conn) -> BTreeMap<String, (kafka_protocol::messages::TopicN
             let name = t.name.clone().unwrap();
             (
                 name.0.to_string(),
-                (name, uuid::Uuid::from_bytes(*t.topic_id.as_bytes()), t.partitions.len()),
+                (
+                    name,
+                    uuid::Uuid::from_bytes(*t.topic_id.as_bytes()),
+                    t.partitions.len(),
+                ),
             )
         })
         .collect()
 }
 
 fn topic_config(c: &mut Conn, topic: &str, key: &str) -> Option<String> {
-    let req = DescribeConfigsRequest::default().with_resources(vec![
-        DescribeConfigsResource::default()
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(2)
-            .with_resource_name(s(topic)),
-    ]);
+            .with_resource_name(s(topic))]);
     let r = c.request(4, &req);
     r.results[0]
         .configs
@@ -266,12 +285,20 @@ async fn a_lost_data_directory_is_restored_from_the_bucket() {
     commit(&mut c, "replayers", "events", 0, 2999);
     wait_uploaded(&mut c, "orders", 2);
     wait_uploaded(&mut c, "events", 1);
-    wait_until("the group offsets are snapshotted", Duration::from_secs(30), || {
-        s3.objects()
-            .iter()
-            .filter(|p| p.ends_with("_strata/group-offsets.json"))
-            .any(|p| std::fs::read_to_string(p).unwrap_or_default().contains("replayers"))
-    });
+    wait_until(
+        "the group offsets are snapshotted",
+        Duration::from_secs(30),
+        || {
+            s3.objects()
+                .iter()
+                .filter(|p| p.ends_with("_strata/group-offsets.json"))
+                .any(|p| {
+                    std::fs::read_to_string(p)
+                        .unwrap_or_default()
+                        .contains("replayers")
+                })
+        },
+    );
     let ids = topic_ids(&mut c);
 
     // A second broker on the same bucket, while the first renews its lease,
@@ -285,7 +312,11 @@ async fn a_lost_data_directory_is_restored_from_the_bucket() {
     );
     assert_ne!(code, Some(0), "a restore onto a live bucket is refused");
     assert!(err.contains("is in use"), "{err}");
-    let (code, _, err) = run_strata(&start_args(&other_dir, &args, &[]), &env, Duration::from_secs(30));
+    let (code, _, err) = run_strata(
+        &start_args(&other_dir, &args, &[]),
+        &env,
+        Duration::from_secs(30),
+    );
     assert_ne!(code, Some(0));
     assert!(err.contains("start with --restore"), "{err}");
 
@@ -301,22 +332,52 @@ async fn a_lost_data_directory_is_restored_from_the_bucket() {
     assert!(copied.success());
     std::fs::remove_dir_all(broker.data_dir()).unwrap();
     let data_dir = broker.data_dir().display().to_string();
-    let (code, _, err) = run_strata(&start_args(&data_dir, &args, &[]), &env, Duration::from_secs(30));
-    assert_ne!(code, Some(0), "an empty data directory on a full bucket is refused");
+    let (code, _, err) = run_strata(
+        &start_args(&data_dir, &args, &[]),
+        &env,
+        Duration::from_secs(30),
+    );
+    assert_ne!(
+        code,
+        Some(0),
+        "an empty data directory on a full bucket is refused"
+    );
     assert!(err.contains("start with --restore"), "{err}");
     std::fs::remove_dir_all(broker.data_dir()).ok();
     let started = Instant::now();
     broker.restart_with(&["--restore"]);
-    println!("restore and start took {:?} (including the dead lease's {} ms)", started.elapsed(), 2000);
+    println!(
+        "restore and start took {:?} (including the dead lease's {} ms)",
+        started.elapsed(),
+        2000
+    );
 
     let mut c = Conn::connect(&broker.addr());
-    assert_eq!(topic_ids(&mut c), ids, "topics, ids and partition counts are back");
-    assert_eq!(topic_config(&mut c, "orders", "max.message.bytes").as_deref(), Some("500000"));
-    assert_eq!(topic_config(&mut c, "events", "retention.ms").as_deref(), Some("8640000000"));
+    assert_eq!(
+        topic_ids(&mut c),
+        ids,
+        "topics, ids and partition counts are back"
+    );
+    assert_eq!(
+        topic_config(&mut c, "orders", "max.message.bytes").as_deref(),
+        Some("500000")
+    );
+    assert_eq!(
+        topic_config(&mut c, "events", "retention.ms").as_deref(),
+        Some("8640000000")
+    );
     for (topic, partitions) in [("orders", 2), ("events", 1)] {
         for p in 0..partitions {
-            assert_eq!(c.list_offset(topic, p, -2).offset, 0, "earliest is the bucket's log start");
-            assert_eq!(c.list_offset(topic, p, -1).offset, n, "every record was uploaded");
+            assert_eq!(
+                c.list_offset(topic, p, -2).offset,
+                0,
+                "earliest is the bucket's log start"
+            );
+            assert_eq!(
+                c.list_offset(topic, p, -1).offset,
+                n,
+                "every record was uploaded"
+            );
         }
     }
     assert_eq!(
@@ -339,14 +400,18 @@ async fn a_lost_data_directory_is_restored_from_the_bucket() {
 
     // The lost disk coming back is refused: the restored broker writes the
     // bucket now.
-    wait_until("the restored broker published its catalogue", Duration::from_secs(10), || {
-        let (code, _, err) = run_strata(
-            &start_args(&old_disk.display().to_string(), &args, &[]),
-            &env,
-            Duration::from_secs(30),
-        );
-        code != Some(0) && err.contains("took the bucket over")
-    });
+    wait_until(
+        "the restored broker published its catalogue",
+        Duration::from_secs(10),
+        || {
+            let (code, _, err) = run_strata(
+                &start_args(&old_disk.display().to_string(), &args, &[]),
+                &env,
+                Duration::from_secs(30),
+            );
+            code != Some(0) && err.contains("took the bucket over")
+        },
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -377,7 +442,11 @@ async fn the_loss_window_is_bounded_by_segment_ms_and_the_passes() {
                 let (k, v, ts) = record(0, i);
                 let sent = producer
                     .send(
-                        FutureRecord::to("steady").partition(0).key(&k).payload(&v).timestamp(ts),
+                        FutureRecord::to("steady")
+                            .partition(0)
+                            .key(&k)
+                            .payload(&v)
+                            .timestamp(ts),
                         Duration::from_secs(3),
                     )
                     .await;
@@ -407,7 +476,11 @@ async fn the_loss_window_is_bounded_by_segment_ms_and_the_passes() {
     let restored_end = c.list_offset("steady", 0, -1).offset;
     let acked = acked.lock().unwrap().clone();
     let lost: Vec<_> = acked.iter().filter(|(o, _)| *o >= restored_end).collect();
-    let oldest_lost = lost.iter().map(|(_, t)| killed - *t).max().unwrap_or_default();
+    let oldest_lost = lost
+        .iter()
+        .map(|(_, t)| killed - *t)
+        .max()
+        .unwrap_or_default();
     // The bound: segment.ms (2 s), the roll check and fsync pass (0.2 s),
     // the upload pass (0.2 s), and one second for the upload itself and
     // the scheduling of a loaded machine.
@@ -419,8 +492,14 @@ async fn the_loss_window_is_bounded_by_segment_ms_and_the_passes() {
         oldest_lost,
         bound
     );
-    assert!(oldest_lost <= bound, "a record older than the bound was lost");
-    assert!(restored_end > 0, "records older than the bound are restored");
+    assert!(
+        oldest_lost <= bound,
+        "a record older than the bound was lost"
+    );
+    assert!(
+        restored_end > 0,
+        "records older than the bound are restored"
+    );
     let replay = replay_rdkafka(&broker.addr(), "steady", 1, restored_end);
     assert_eq!(replay, expected(1, 0..restored_end));
 }
@@ -441,9 +520,11 @@ async fn a_read_replica_serves_the_primarys_bucket_and_refuses_writes() {
     replica_args.extend(args.iter().cloned());
     let replica = Broker::start_with_env(&refs(&replica_args), &env);
     let mut r = Conn::connect(&replica.addr());
-    wait_until("the replica sees the uploaded history", Duration::from_secs(30), || {
-        r.list_offset("stream", 0, -1).offset == n
-    });
+    wait_until(
+        "the replica sees the uploaded history",
+        Duration::from_secs(30),
+        || r.list_offset("stream", 0, -1).offset == n,
+    );
     assert_eq!(r.list_offset("stream", 0, -2).offset, 0);
 
     // A full replay from the replica while the primary takes produce.
@@ -471,7 +552,10 @@ async fn a_read_replica_serves_the_primarys_bucket_and_refuses_writes() {
         .into_iter()
         .filter(|((_, o), _)| *o < n)
         .collect();
-    assert_eq!(replica_part, primary_part, "the replica answers as the primary");
+    assert_eq!(
+        replica_part, primary_part,
+        "the replica answers as the primary"
+    );
     assert_eq!(replica_part, expected(1, 0..n));
 
     // Newly uploaded segments appear within segment.ms, the passes and the
@@ -480,14 +564,21 @@ async fn a_read_replica_serves_the_primarys_bucket_and_refuses_writes() {
     let end = c.list_offset("stream", 0, -1).offset;
     let t = Instant::now();
     produce(&primary.addr(), "stream", 1, end..end + 10).await;
-    wait_until("the replica sees the new segment", Duration::from_secs(20), || {
-        r.list_offset("stream", 0, -1).offset == end + 10
-    });
+    wait_until(
+        "the replica sees the new segment",
+        Duration::from_secs(20),
+        || r.list_offset("stream", 0, -1).offset == end + 10,
+    );
     // The stated bound: segment.ms (1 s), the roll and fsync pass (0.2 s),
     // the upload pass (0.2 s) and the replica's refresh (0.2 s), with 3 s
     // for the upload and the scheduling of a loaded machine.
-    let (took, bound) = (t.elapsed(), Duration::from_millis(1_000 + 200 + 200 + 200 + 3_000));
-    println!("a new record reached the replica {took:?} after its acknowledgement (bound {bound:?})");
+    let (took, bound) = (
+        t.elapsed(),
+        Duration::from_millis(1_000 + 200 + 200 + 200 + 3_000),
+    );
+    println!(
+        "a new record reached the replica {took:?} after its acknowledgement (bound {bound:?})"
+    );
     assert!(took <= bound, "the replica saw the record after {took:?}");
 
     // Writes are refused as a broker without write permission refuses them.
@@ -497,30 +588,43 @@ async fn a_read_replica_serves_the_primarys_bucket_and_refuses_writes() {
         .create()
         .unwrap();
     let err = producer
-        .send(FutureRecord::to("stream").partition(0).payload("x").key("k"), Duration::from_secs(10))
+        .send(
+            FutureRecord::to("stream")
+                .partition(0)
+                .payload("x")
+                .key("k"),
+            Duration::from_secs(10),
+        )
         .await
         .expect_err("produce to a read replica fails");
     assert_eq!(
         err.0,
         KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed)
     );
-    assert_eq!(r.create_topic("new", 1, &[]).error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
+    assert_eq!(
+        r.create_topic("new", 1, &[]).error_code,
+        29,
+        "TOPIC_AUTHORIZATION_FAILED"
+    );
     let del = DeleteTopicsRequest::default().with_topic_names(vec![topic_name("stream")]);
     assert_eq!(r.request(5, &del).responses[0].error_code, 29);
     // A topic the primary creates appears on the replica.
     assert_eq!(c.create_topic("later", 2, &[]).error_code, 0);
-    wait_until("the replica learns the new topic", Duration::from_secs(20), || {
-        topic_ids(&mut r).get("later").is_some_and(|t| t.2 == 2)
-    });
+    wait_until(
+        "the replica learns the new topic",
+        Duration::from_secs(20),
+        || topic_ids(&mut r).get("later").is_some_and(|t| t.2 == 2),
+    );
     // The replica never wrote to the bucket: the lease is the primary's.
     let lease = s3
         .objects()
         .into_iter()
         .find(|p| p.ends_with("_strata/owner.json"))
         .expect("the primary's lease");
-    assert!(std::fs::read_to_string(lease)
-        .unwrap()
-        .contains(&format!("127.0.0.1:{}", primary.addr().rsplit(':').next().unwrap())));
+    assert!(std::fs::read_to_string(lease).unwrap().contains(&format!(
+        "127.0.0.1:{}",
+        primary.addr().rsplit(':').next().unwrap()
+    )));
 }
 
 fn s3_client(s3: &S3Server) -> object_store::aws::AmazonS3 {
@@ -574,7 +678,10 @@ async fn bucket_check_finds_orphans_and_missing_objects_and_deletions_survive_re
     broker.restart();
     let deadline = Instant::now() + Duration::from_secs(30);
     while keys(&store).await.iter().any(|k| k.starts_with(&gone_dir)) {
-        assert!(Instant::now() < deadline, "the deleted topic's objects are removed after a restart");
+        assert!(
+            Instant::now() < deadline,
+            "the deleted topic's objects are removed after a restart"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -597,17 +704,33 @@ async fn bucket_check_finds_orphans_and_missing_objects_and_deletions_survive_re
         .delete(&object_store::path::Path::from(victim.as_str()))
         .await
         .unwrap();
-    let orphan = format!("{kept_dir}0/00000000000009999999-{}.log", uuid::Uuid::new_v4().simple());
+    let orphan = format!(
+        "{kept_dir}0/00000000000009999999-{}.log",
+        uuid::Uuid::new_v4().simple()
+    );
     store
-        .put(&object_store::path::Path::from(orphan.as_str()), vec![7u8; 100].into())
+        .put(
+            &object_store::path::Path::from(orphan.as_str()),
+            vec![7u8; 100].into(),
+        )
         .await
         .unwrap();
-    let logs_before = keys(&store).await.iter().filter(|k| k.ends_with(".log")).count();
+    let logs_before = keys(&store)
+        .await
+        .iter()
+        .filter(|k| k.ends_with(".log"))
+        .count();
     let (code, out, _) = check(&[]);
     assert_eq!(code, Some(1), "{out}");
     let rel = |k: &str| k.strip_prefix("cluster-a/").unwrap().to_string();
-    assert!(out.contains(&format!("orphan      {}", rel(&orphan))), "{out}");
-    assert!(out.contains(&format!("missing     {}", rel(&victim))), "{out}");
+    assert!(
+        out.contains(&format!("orphan      {}", rel(&orphan))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("missing     {}", rel(&victim))),
+        "{out}"
+    );
 
     // A repair inside the grace period deletes nothing; after it, only the
     // orphan.
@@ -616,7 +739,10 @@ async fn bucket_check_finds_orphans_and_missing_objects_and_deletions_survive_re
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let (code, out, _) = check(&["--repair", "--grace-secs", "1"]);
     assert_eq!(code, Some(1), "the missing object remains a problem: {out}");
-    assert!(out.contains(&format!("deleted     {}", rel(&orphan))), "{out}");
+    assert!(
+        out.contains(&format!("deleted     {}", rel(&orphan))),
+        "{out}"
+    );
     let after = keys(&store).await;
     assert!(!after.contains(&orphan));
     assert_eq!(
@@ -641,7 +767,11 @@ async fn a_primary_whose_bucket_another_broker_took_over_is_fenced() {
     // the bucket meanwhile.
     let signal = |sig: &str| {
         let pid = a.pid().unwrap().to_string();
-        assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+        assert!(std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
     };
     signal("-STOP");
     let b_dir = tempfile::tempdir().unwrap();
@@ -658,11 +788,17 @@ async fn a_primary_whose_bucket_another_broker_took_over_is_fenced() {
     // fenced Kafka leader does.
     let _ = ca.create_topic("after", 1, &[]);
     wait_until("A is fenced", Duration::from_secs(20), || {
-        ca.produce("t", 0, strata_tests::raw::batch(1, 10, base_ts())).error_code == 6
+        ca.produce("t", 0, strata_tests::raw::batch(1, 10, base_ts()))
+            .error_code
+            == 6
     });
     // B's catalogue stands: A's topic never reached the bucket.
     std::thread::sleep(Duration::from_millis(1_000));
-    let check = run_strata(&["bucket", "check", "--remote", &url], &env, Duration::from_secs(60));
+    let check = run_strata(
+        &["bucket", "check", "--remote", &url],
+        &env,
+        Duration::from_secs(60),
+    );
     assert_eq!(check.0, Some(0), "{}", check.1);
     assert!(!topic_ids(&mut cb).contains_key("after"));
     assert!(a.log().contains("fenced"), "A says why it stopped writing");

@@ -362,9 +362,10 @@ async fn local_directory_store_is_the_default() {
         "the remote objects were deleted",
         Duration::from_secs(30),
         || {
-            files_under(&remote_dir)
-                .iter()
-                .all(|p| p.strip_prefix(&remote_dir).is_ok_and(|r| r.starts_with("_strata")))
+            files_under(&remote_dir).iter().all(|p| {
+                p.strip_prefix(&remote_dir)
+                    .is_ok_and(|r| r.starts_with("_strata"))
+            })
         },
     );
 }

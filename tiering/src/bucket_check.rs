@@ -47,9 +47,7 @@ pub struct BucketReport {
 
 impl BucketReport {
     pub fn is_clean(&self) -> bool {
-        self.orphans.is_empty()
-            && self.missing.is_empty()
-            && self.size_mismatches.is_empty()
+        self.orphans.is_empty() && self.missing.is_empty() && self.size_mismatches.is_empty()
     }
 }
 
@@ -83,7 +81,10 @@ async fn read_manifest(store: &RemoteStore, key: &PartitionKey) -> TieringResult
     let object = store.key(&key.manifest_object());
     match store.store.get(&object).await {
         Ok(got) => {
-            let bytes = got.bytes().await.map_err(TieringError::store("read", &object))?;
+            let bytes = got
+                .bytes()
+                .await
+                .map_err(TieringError::store("read", &object))?;
             Manifest::from_json(&bytes, std::path::Path::new(object.as_ref())).map(Some)
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -101,7 +102,10 @@ pub async fn check(store: &RemoteStore) -> TieringResult<BucketReport> {
         ..Default::default()
     };
     let mut referenced: BTreeSet<String> = BTreeSet::new();
-    let topics = catalogue.as_ref().map(|c| c.topics.clone()).unwrap_or_default();
+    let topics = catalogue
+        .as_ref()
+        .map(|c| c.topics.clone())
+        .unwrap_or_default();
     for topic in &topics {
         for p in 0..topic.partitions as i32 {
             let key = PartitionKey {
@@ -128,9 +132,9 @@ pub async fn check(store: &RemoteStore) -> TieringResult<BucketReport> {
                     if entry.state == SegmentState::CopyFinished {
                         match objects.get(&name) {
                             None => report.missing.push(name.clone()),
-                            Some(o) if file == SegmentFile::Log && o.size != entry.size => {
-                                report.size_mismatches.push((name.clone(), entry.size, o.size))
-                            }
+                            Some(o) if file == SegmentFile::Log && o.size != entry.size => report
+                                .size_mismatches
+                                .push((name.clone(), entry.size, o.size)),
                             Some(_) => {}
                         }
                     }
@@ -157,7 +161,11 @@ pub async fn delete_orphans(
     older_than_ms: i64,
 ) -> TieringResult<Vec<String>> {
     let mut deleted = Vec::new();
-    for o in report.orphans.iter().filter(|o| o.last_modified_ms < older_than_ms) {
+    for o in report
+        .orphans
+        .iter()
+        .filter(|o| o.last_modified_ms < older_than_ms)
+    {
         let key: ObjectPath = store.key(&o.key);
         match store.store.delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted.push(o.key.clone()),

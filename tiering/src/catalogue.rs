@@ -98,7 +98,10 @@ impl Catalogue {
             let key = generation_key(store, n);
             match store.store.get(&key).await {
                 Ok(got) => {
-                    let bytes = got.bytes().await.map_err(TieringError::store("read", &key))?;
+                    let bytes = got
+                        .bytes()
+                        .await
+                        .map_err(TieringError::store("read", &key))?;
                     return Self::from_json(&bytes, key.as_ref()).map(Some);
                 }
                 Err(object_store::Error::NotFound { .. }) => continue,
@@ -139,7 +142,11 @@ impl Catalogue {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match store.store.put_opts(&key, PutPayload::from(json), opts).await {
+        match store
+            .store
+            .put_opts(&key, PutPayload::from(json), opts)
+            .await
+        {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let holder = match store.store.get(&key).await {
@@ -204,13 +211,19 @@ mod tests {
         for g in 1..=5 {
             catalogue(g, a).publish(&store).await.unwrap();
         }
-        assert_eq!(Catalogue::newest(&store).await.unwrap().unwrap().generation, 5);
+        assert_eq!(
+            Catalogue::newest(&store).await.unwrap().unwrap().generation,
+            5
+        );
         assert_eq!(generations(&store).await.unwrap(), vec![3, 4, 5]);
         // A second broker that writes the same generation is fenced.
         match catalogue(5, b).publish(&store).await {
             Err(TieringError::Fenced { holder, .. }) => assert_eq!(holder, a.to_string()),
             other => panic!("{other:?}"),
         }
-        assert_eq!(Catalogue::newest(&store).await.unwrap().unwrap().written_by, a);
+        assert_eq!(
+            Catalogue::newest(&store).await.unwrap().unwrap().written_by,
+            a
+        );
     }
 }

@@ -61,7 +61,10 @@ impl Lease {
         let key = store.key(LEASE_KEY);
         match store.store.get(&key).await {
             Ok(got) => {
-                let bytes = got.bytes().await.map_err(TieringError::store("read", &key))?;
+                let bytes = got
+                    .bytes()
+                    .await
+                    .map_err(TieringError::store("read", &key))?;
                 serde_json::from_slice(&bytes)
                     .map(Some)
                     .map_err(|e| TieringError::Corrupt {
@@ -77,7 +80,11 @@ impl Lease {
     /// Whether a broker other than `me` holds the bucket: the lease is read,
     /// and if another live-looking instance holds it, watched for up to one
     /// of its lease periods (checked every `poll`).
-    pub async fn holder(store: &RemoteStore, me: Uuid, poll: Duration) -> TieringResult<LeaseHolder> {
+    pub async fn holder(
+        store: &RemoteStore,
+        me: Uuid,
+        poll: Duration,
+    ) -> TieringResult<LeaseHolder> {
         let Some(first) = Self::read(store).await? else {
             return Ok(LeaseHolder::Free);
         };
@@ -125,7 +132,10 @@ mod tests {
         let store = RemoteStore::local(dir.path()).unwrap();
         let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
         let poll = Duration::from_millis(20);
-        assert_eq!(Lease::holder(&store, me, poll).await.unwrap(), LeaseHolder::Free);
+        assert_eq!(
+            Lease::holder(&store, me, poll).await.unwrap(),
+            LeaseHolder::Free
+        );
         let mut lease = Lease {
             format_version: 1,
             instance: other,
@@ -141,7 +151,10 @@ mod tests {
             Lease::holder(&store, me, poll).await.unwrap(),
             LeaseHolder::Expired(_)
         ));
-        assert_eq!(Lease::holder(&store, other, poll).await.unwrap(), LeaseHolder::Free);
+        assert_eq!(
+            Lease::holder(&store, other, poll).await.unwrap(),
+            LeaseHolder::Free
+        );
         let renewer = {
             let (store, mut lease) = (store.clone(), lease.clone());
             tokio::spawn(async move {
@@ -159,6 +172,9 @@ mod tests {
         renewer.await.unwrap();
         lease.released = true;
         lease.write(&store).await.unwrap();
-        assert_eq!(Lease::holder(&store, me, poll).await.unwrap(), LeaseHolder::Free);
+        assert_eq!(
+            Lease::holder(&store, me, poll).await.unwrap(),
+            LeaseHolder::Free
+        );
     }
 }

@@ -23,10 +23,10 @@ mod upload;
 
 pub use cache::ChunkCache;
 pub use catalogue::{Catalogue, CatalogueTopic, CATALOGUE_FORMAT_VERSION};
-pub use lease::{Lease, LeaseHolder};
 pub use error::{TieringError, TieringResult};
 pub use index_cache::IndexCache;
 pub use keys::PartitionKey;
+pub use lease::{Lease, LeaseHolder};
 pub use manifest::{Manifest, SegmentEntry, SegmentState, MANIFEST_FORMAT_VERSION};
 pub use remote_partition::{RemotePartition, RetentionLimits};
 pub use remote_read::RemoteRead;

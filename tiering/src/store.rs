@@ -130,7 +130,9 @@ impl RemoteStore {
         let key = self.key(relative);
         match self.store.get(&key).await {
             Ok(got) => Ok(Some(
-                got.bytes().await.map_err(TieringError::store("read", &key))?,
+                got.bytes()
+                    .await
+                    .map_err(TieringError::store("read", &key))?,
             )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(TieringError::store_failed("read", key.to_string(), e)),

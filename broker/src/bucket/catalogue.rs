@@ -97,7 +97,11 @@ impl Broker {
         match catalogue.publish(&self.remote_store).await {
             Ok(()) => {
                 self.bucket.set_generation(next);
-                info!(generation = next, topics = catalogue.topics.len(), "published the bucket catalogue");
+                info!(
+                    generation = next,
+                    topics = catalogue.topics.len(),
+                    "published the bucket catalogue"
+                );
                 Ok(())
             }
             Err(e @ TieringError::Fenced { .. }) => {
@@ -139,7 +143,8 @@ impl Broker {
         }
         match Catalogue::newest(&self.remote_store).await {
             Ok(Some(c))
-                if c.written_by != self.bucket.instance && c.generation > self.bucket.generation() =>
+                if c.written_by != self.bucket.instance
+                    && c.generation > self.bucket.generation() =>
             {
                 self.bucket.fence();
                 error!(holder = %c.written_by, generation = c.generation, "fenced: another broker wrote the bucket's catalogue; uploads, remote deletions and catalogue writes stop (restart this broker on its own bucket)");

@@ -57,8 +57,7 @@ pub async fn run(
             );
         }
     }
-    let clean =
-        orphans_left == 0 && report.missing.is_empty() && report.size_mismatches.is_empty();
+    let clean = orphans_left == 0 && report.missing.is_empty() && report.size_mismatches.is_empty();
     println!(
         "{}: {} orphans, {} missing, {} size mismatches",
         if clean { "clean" } else { "problems found" },

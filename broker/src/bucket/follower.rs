@@ -118,7 +118,9 @@ impl Broker {
     /// replica, it answers as the primary's follower.
     pub async fn follow_lease(self: &Arc<Self>) {
         let leader = match Lease::read(&self.remote_store).await {
-            Ok(Some(l)) if !l.released && l.read_replica == Some(self.node_id) && l.node_id >= 0 => {
+            Ok(Some(l))
+                if !l.released && l.read_replica == Some(self.node_id) && l.node_id >= 0 =>
+            {
                 match Endpoint::parse(&format!("{}@{}", l.node_id, l.advertised)) {
                     Ok(e) => Some(e),
                     Err(e) => {
@@ -135,7 +137,9 @@ impl Broker {
         };
         if self.bucket.set_leader(leader.clone()) {
             match leader {
-                Some(l) => info!(leader = l.node_id, host = %l.host, port = l.port, "answering as the read replica (follower) of the primary"),
+                Some(l) => {
+                    info!(leader = l.node_id, host = %l.host, port = l.port, "answering as the read replica (follower) of the primary")
+                }
                 None => info!("answering as a standalone read replica"),
             }
         }
@@ -158,7 +162,9 @@ mod tests {
         );
         assert_eq!(Endpoint::parse("7@[::1]:9").unwrap().host, "::1");
         for bad in ["", "2", "x@h:1", "2@h", "2@:1", "2@h:99999"] {
-            assert!(Endpoint::parse(bad).unwrap_err().contains("NODE_ID@HOST:PORT"));
+            assert!(Endpoint::parse(bad)
+                .unwrap_err()
+                .contains("NODE_ID@HOST:PORT"));
         }
     }
 }

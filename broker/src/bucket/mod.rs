@@ -97,7 +97,10 @@ impl BucketState {
 
     /// The primary this read replica follows (KIP-392), if it names it.
     pub fn leader(&self) -> Option<follower::Endpoint> {
-        self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sets the primary this read replica follows; returns whether it

@@ -103,7 +103,9 @@ impl Broker {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = Some(fingerprint)
             }
-            Err(e) => warn!(error = %e, "writing the group offsets snapshot failed; retrying next pass"),
+            Err(e) => {
+                warn!(error = %e, "writing the group offsets snapshot failed; retrying next pass")
+            }
         }
     }
 
@@ -150,10 +152,18 @@ impl Broker {
                     out.offsets += n;
                 }
                 Ok(code) => warn!(group = %group, code, "a restored group's offsets were refused"),
-                Err(e) => warn!(group = %group, error = %e, "a restored group's offsets could not be written"),
+                Err(e) => {
+                    warn!(group = %group, error = %e, "a restored group's offsets could not be written")
+                }
             }
         }
-        info!(groups = out.groups, offsets = out.offsets, clamped = out.clamped, dropped = out.dropped, "restored committed offsets from the bucket's snapshot");
+        info!(
+            groups = out.groups,
+            offsets = out.offsets,
+            clamped = out.clamped,
+            dropped = out.dropped,
+            "restored committed offsets from the bucket's snapshot"
+        );
         out
     }
 

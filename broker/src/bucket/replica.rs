@@ -43,7 +43,11 @@ pub async fn prepare_replica(
     })
     .await
     .expect("metadata writes do not panic")?;
-    info!(topics = catalogue.topics.len(), generation = catalogue.generation, "read replica prepared from the bucket");
+    info!(
+        topics = catalogue.topics.len(),
+        generation = catalogue.generation,
+        "read replica prepared from the bucket"
+    );
     Ok(())
 }
 
@@ -93,15 +97,23 @@ impl Broker {
                 .await
                 .expect("does not panic")?;
             self.bucket.set_generation(catalogue.generation);
-            info!(generation = catalogue.generation, topics = catalogue.topics.len(), "read replica took a new catalogue");
+            info!(
+                generation = catalogue.generation,
+                topics = catalogue.topics.len(),
+                "read replica took a new catalogue"
+            );
         }
         let now = now_ms();
         for topic in self.topics() {
             for (index, p) in topic.partitions.iter().enumerate() {
                 match p.follow_primary(now).await {
-                    Ok(true) => debug!(topic = %topic.name, partition = index, end = ?p.offsets().high_watermark, "read replica partition moved on"),
+                    Ok(true) => {
+                        debug!(topic = %topic.name, partition = index, end = ?p.offsets().high_watermark, "read replica partition moved on")
+                    }
                     Ok(false) => {}
-                    Err(e) => warn!(topic = %topic.name, partition = index, error = %e, "cannot read the primary's manifest"),
+                    Err(e) => {
+                        warn!(topic = %topic.name, partition = index, error = %e, "cannot read the primary's manifest")
+                    }
                 }
             }
         }

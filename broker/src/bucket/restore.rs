@@ -66,13 +66,14 @@ pub async fn prepare_partition(
     })?;
     let manifest = RemotePartition::restore_manifest(&key, store, &dir).await?;
     let (start, segments) = manifest.map_or((Offset::ZERO, 0), |m| {
-        (m.uploaded_end().unwrap_or(Offset::ZERO), m.finished().count())
+        (
+            m.uploaded_end().unwrap_or(Offset::ZERO),
+            m.finished().count(),
+        )
     });
-    tokio::task::spawn_blocking(move || {
-        Log::create_at(&dir, log_config, start, now_ms())?.close()
-    })
-    .await
-    .expect("log creation does not panic")?;
+    tokio::task::spawn_blocking(move || Log::create_at(&dir, log_config, start, now_ms())?.close())
+        .await
+        .expect("log creation does not panic")?;
     Ok(segments)
 }
 
@@ -129,7 +130,10 @@ pub async fn restore(
     // The topic configs take effect over the restored dynamic broker
     // configs, as they will once the broker runs.
     let config = config
-        .with_dynamic(Layer::ClusterDefault, catalogue.cluster_default_configs.clone())
+        .with_dynamic(
+            Layer::ClusterDefault,
+            catalogue.cluster_default_configs.clone(),
+        )
         .and_then(|c| c.with_dynamic(Layer::ThisBroker, catalogue.broker_configs.clone()))
         .unwrap_or_else(|_| config.clone());
     let (partitions, segments) =

@@ -61,7 +61,11 @@ pub async fn prepare(
         let meta = MetaStore::new(&meta_dir);
         let fresh = meta.is_new();
         let instance = meta.instance_id()?;
-        let cluster = if fresh { None } else { Some(meta.cluster_id()?) };
+        let cluster = if fresh {
+            None
+        } else {
+            Some(meta.cluster_id()?)
+        };
         Ok::<_, AdminError>((fresh, instance, cluster))
     })
     .await

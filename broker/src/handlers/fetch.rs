@@ -246,9 +246,7 @@ fn read_hot(
                 // A read replica answering as a follower sends a consumer at
                 // its end back to the primary, which has the hot tail.
                 Ok(HotRead::Records(data))
-                    if follower
-                        && data.records.is_empty()
-                        && offset >= offsets.high_watermark =>
+                    if follower && data.records.is_empty() && offset >= offsets.high_watermark =>
                 {
                     answer_now = true;
                     partitions.push(base.with_error_code(ResponseError::OffsetNotAvailable.code()));
@@ -275,9 +273,9 @@ fn read_hot(
                     // KIP-392: the consumer reads the history from the read
                     // replica, with no records from here.
                     answer_now = true;
-                    partitions.push(base.with_preferred_read_replica(BrokerId(
-                        redirect.expect("checked"),
-                    )));
+                    partitions.push(
+                        base.with_preferred_read_replica(BrokerId(redirect.expect("checked"))),
+                    );
                 }
                 Ok(HotRead::Cold) => {
                     if isolation == Isolation::ReadCommitted {
