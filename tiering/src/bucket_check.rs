@@ -17,7 +17,8 @@ use strata_storage::SegmentFile;
 use crate::catalogue::Catalogue;
 use crate::error::{TieringError, TieringResult};
 use crate::keys::PartitionKey;
-use crate::manifest::{Manifest, SegmentState};
+use crate::manifest::SegmentState;
+use crate::remote_partition::RemotePartition;
 use crate::store::RemoteStore;
 
 /// One object of the listing.
@@ -77,21 +78,6 @@ async fn list_all(store: &RemoteStore) -> TieringResult<BTreeMap<String, ObjectI
     Ok(out)
 }
 
-async fn read_manifest(store: &RemoteStore, key: &PartitionKey) -> TieringResult<Option<Manifest>> {
-    let object = store.key(&key.manifest_object());
-    match store.store.get(&object).await {
-        Ok(got) => {
-            let bytes = got
-                .bytes()
-                .await
-                .map_err(TieringError::store("read", &object))?;
-            Manifest::from_json(&bytes, std::path::Path::new(object.as_ref())).map(Some)
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(TieringError::store_failed("read", object.to_string(), e)),
-    }
-}
-
 /// Checks the bucket against its newest catalogue and the manifests of the
 /// catalogue's partitions.
 pub async fn check(store: &RemoteStore) -> TieringResult<BucketReport> {
@@ -115,7 +101,7 @@ pub async fn check(store: &RemoteStore) -> TieringResult<BucketReport> {
             };
             report.partitions += 1;
             referenced.insert(key.manifest_object());
-            let Some(manifest) = read_manifest(store, &key).await? else {
+            let Some(manifest) = RemotePartition::stored_manifest(&key, store).await? else {
                 // A partition that never uploaded has no manifest yet.
                 continue;
             };

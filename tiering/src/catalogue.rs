@@ -60,8 +60,13 @@ pub struct Catalogue {
     pub broker_configs: BTreeMap<String, String>,
 }
 
+/// A generation's key below the store's prefix.
+fn generation_name(generation: u64) -> String {
+    format!("{CATALOGUE_DIR}/{generation:020}.json")
+}
+
 fn generation_key(store: &RemoteStore, generation: u64) -> object_store::path::Path {
-    store.key(&format!("{CATALOGUE_DIR}/{generation:020}.json"))
+    store.key(&generation_name(generation))
 }
 
 /// The generation numbers in the store, oldest first. Listing is fine
@@ -95,17 +100,10 @@ impl Catalogue {
             let Some(&n) = generations(store).await?.last() else {
                 return Ok(None);
             };
-            let key = generation_key(store, n);
-            match store.store.get(&key).await {
-                Ok(got) => {
-                    let bytes = got
-                        .bytes()
-                        .await
-                        .map_err(TieringError::store("read", &key))?;
-                    return Self::from_json(&bytes, key.as_ref()).map(Some);
-                }
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(TieringError::store_failed("read", key.to_string(), e)),
+            let name = generation_name(n);
+            match store.get_bytes(&name).await? {
+                Some(bytes) => return Self::from_json(&bytes, store.key(&name).as_ref()).map(Some),
+                None => continue,
             }
         }
         Err(TieringError::Corrupt {
@@ -149,16 +147,13 @@ impl Catalogue {
         {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
-                let holder = match store.store.get(&key).await {
-                    Ok(got) => got
-                        .bytes()
-                        .await
-                        .ok()
-                        .and_then(|b| Self::from_json(&b, key.as_ref()).ok())
-                        .map(|c| c.written_by.to_string())
-                        .unwrap_or_else(|| "an unknown broker".into()),
-                    Err(_) => "an unknown broker".into(),
-                };
+                let holder = store
+                    .get_bytes(&generation_name(self.generation))
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|b| Self::from_json(&b, key.as_ref()).ok())
+                    .map_or_else(|| "an unknown broker".into(), |c| c.written_by.to_string());
                 return Err(TieringError::Fenced {
                     key: key.to_string(),
                     holder,

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -58,23 +57,15 @@ pub enum LeaseHolder {
 impl Lease {
     /// The lease as the store holds it now, `None` without one.
     pub async fn read(store: &RemoteStore) -> TieringResult<Option<Lease>> {
-        let key = store.key(LEASE_KEY);
-        match store.store.get(&key).await {
-            Ok(got) => {
-                let bytes = got
-                    .bytes()
-                    .await
-                    .map_err(TieringError::store("read", &key))?;
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| TieringError::Corrupt {
-                        key: key.to_string(),
-                        reason: e.to_string(),
-                    })
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(TieringError::store_failed("read", key.to_string(), e)),
-        }
+        let Some(bytes) = store.get_bytes(LEASE_KEY).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| TieringError::Corrupt {
+                key: store.key(LEASE_KEY).to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Whether a broker other than `me` holds the bucket: the lease is read,
@@ -111,14 +102,8 @@ impl Lease {
 
     /// Writes (takes or renews) the lease.
     pub async fn write(&self, store: &RemoteStore) -> TieringResult<()> {
-        let key = store.key(LEASE_KEY);
         let json = serde_json::to_vec_pretty(self).expect("a lease serializes");
-        store
-            .store
-            .put(&key, PutPayload::from(json))
-            .await
-            .map_err(TieringError::store("put", &key))?;
-        Ok(())
+        store.put_bytes(LEASE_KEY, json).await
     }
 }
 
