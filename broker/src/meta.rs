@@ -129,19 +129,13 @@ impl MetaStore {
             return Ok(f.cluster_id);
         }
         let id = Uuid::new_v4().simple().to_string();
-        let file = ClusterFile {
-            format_version: FORMAT_VERSION,
-            cluster_id: id.clone(),
-        };
-        write_atomically(
-            &path,
-            &serde_json::to_vec_pretty(&file).expect("serializable"),
-        )?;
+        self.save_cluster_id(&id)?;
         Ok(id)
     }
 
-    pub fn load_topics(&self) -> Result<Vec<TopicRecord>, MetaError> {
-        let path = self.dir.join("topics.json");
+    /// A list of topics in the `topics.json` format, empty without a file.
+    fn load_topic_list(&self, name: &str) -> Result<Vec<TopicRecord>, MetaError> {
+        let path = self.dir.join(name);
         match read_json::<TopicsFile>(&path)? {
             Some(f) => {
                 Self::check_version(&path, f.format_version)?;
@@ -151,15 +145,23 @@ impl MetaStore {
         }
     }
 
-    pub fn save_topics(&self, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
+    fn save_topic_list(&self, name: &str, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
         let file = TopicsFile {
             format_version: FORMAT_VERSION,
             topics,
         };
         write_atomically(
-            &self.dir.join("topics.json"),
+            &self.dir.join(name),
             &serde_json::to_vec_pretty(&file).expect("serializable"),
         )
+    }
+
+    pub fn load_topics(&self) -> Result<Vec<TopicRecord>, MetaError> {
+        self.load_topic_list("topics.json")
+    }
+
+    pub fn save_topics(&self, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
+        self.save_topic_list("topics.json", topics)
     }
 
     /// A new producer id, unique across restarts: the counter in
@@ -193,7 +195,8 @@ impl MetaStore {
         !self.dir.join("cluster.json").exists()
     }
 
-    /// Records the cluster id of a restored cluster before the first start.
+    /// Records the cluster id: a new cluster's at its first start, or a
+    /// restored cluster's before it starts.
     pub fn save_cluster_id(&self, cluster_id: &str) -> Result<(), MetaError> {
         let file = ClusterFile {
             format_version: FORMAT_VERSION,
@@ -233,25 +236,11 @@ impl MetaStore {
 
     /// Deleted topics whose objects in the store are still being removed.
     pub fn load_deleting(&self) -> Result<Vec<TopicRecord>, MetaError> {
-        let path = self.dir.join("deleting.json");
-        match read_json::<TopicsFile>(&path)? {
-            Some(f) => {
-                Self::check_version(&path, f.format_version)?;
-                Ok(f.topics)
-            }
-            None => Ok(Vec::new()),
-        }
+        self.load_topic_list("deleting.json")
     }
 
     pub fn save_deleting(&self, topics: Vec<TopicRecord>) -> Result<(), MetaError> {
-        let file = TopicsFile {
-            format_version: FORMAT_VERSION,
-            topics,
-        };
-        write_atomically(
-            &self.dir.join("deleting.json"),
-            &serde_json::to_vec_pretty(&file).expect("serializable"),
-        )
+        self.save_topic_list("deleting.json", topics)
     }
 
     /// The dynamic broker configs: (cluster-wide default, this broker),
