@@ -11,10 +11,10 @@ use uuid::Uuid;
 
 use super::{authorized_operations, blocking, str_bytes};
 use crate::broker::Broker;
+use crate::bucket::follower::ClusterView;
 use crate::topic::{validate_topic_name, Topic};
 
-fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let view = broker.cluster_view();
+fn topic_entry(view: &ClusterView, topic: &Topic) -> MetadataResponseTopic {
     let ids = |v: &[i32]| v.iter().map(|&n| BrokerId(n)).collect::<Vec<_>>();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
@@ -58,9 +58,11 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
     };
     let auto_create = (version < 4 || req.allow_auto_topic_creation)
         && broker.config().bool("auto.create.topics.enable");
+    // Who leads and replicates every partition, read once per request.
+    let view = broker.cluster_view();
     let mut topics = Vec::new();
     if all {
-        topics.extend(broker.topics().iter().map(|t| topic_entry(broker, t)));
+        topics.extend(broker.topics().iter().map(|t| topic_entry(&view, t)));
     } else {
         // Answer each distinct topic once, in request order.
         let mut seen = BTreeMap::new();
@@ -71,10 +73,10 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                     if seen.insert(name.clone(), ()).is_some() {
                         continue;
                     }
-                    lookup_or_create(broker, name, auto_create).await
+                    lookup_or_create(broker, &view, name, auto_create).await
                 }
                 None => match broker.topic_by_id(requested.topic_id) {
-                    Some(t) => topic_entry(broker, &t),
+                    Some(t) => topic_entry(&view, &t),
                     None => error_entry(
                         None,
                         requested.topic_id,
@@ -86,10 +88,9 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
         }
     }
     MetadataResponse::default()
+        .with_controller_id(BrokerId(view.leader))
         .with_brokers(
-            broker
-                .cluster_view()
-                .brokers
+            view.brokers
                 .into_iter()
                 .map(|b| {
                     MetadataResponseBroker::default()
@@ -100,7 +101,6 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                 .collect(),
         )
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.cluster_view().leader))
         .with_cluster_authorized_operations(cluster_ops)
         .with_topics(
             topics
@@ -118,11 +118,12 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
 
 async fn lookup_or_create(
     broker: &Arc<Broker>,
+    view: &ClusterView,
     name: String,
     auto_create: bool,
 ) -> MetadataResponseTopic {
     if let Some(t) = broker.topic(&name) {
-        return topic_entry(broker, &t);
+        return topic_entry(view, &t);
     }
     if validate_topic_name(&name).is_err() {
         return error_entry(
@@ -141,10 +142,10 @@ async fn lookup_or_create(
     let b = Arc::clone(broker);
     let n = name.clone();
     match blocking(move || b.create_topic(&n, -1, -1, BTreeMap::new(), false)).await {
-        Ok(t) => topic_entry(broker, &t),
+        Ok(t) => topic_entry(view, &t),
         // Another request created it first.
         Err(crate::error::AdminError::TopicExists(_)) => match broker.topic(&name) {
-            Some(t) => topic_entry(broker, &t),
+            Some(t) => topic_entry(view, &t),
             None => error_entry(
                 Some(&name),
                 Uuid::nil(),
