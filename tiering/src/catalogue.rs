@@ -147,17 +147,28 @@ impl Catalogue {
         {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
-                let holder = store
-                    .get_bytes(&generation_name(self.generation))
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|b| Self::from_json(&b, key.as_ref()).ok())
-                    .map_or_else(|| "an unknown broker".into(), |c| c.written_by.to_string());
-                return Err(TieringError::Fenced {
-                    key: key.to_string(),
-                    holder,
-                });
+                // The store's own retry of a PUT that succeeded but whose
+                // answer was lost finds this broker's object: that is this
+                // publish, not another broker's. The generation is read
+                // back to tell them apart; if it cannot be read, the
+                // publish fails and is retried, rather than fencing on a
+                // guess.
+                let existing = match store.get_bytes(&generation_name(self.generation)).await? {
+                    Some(bytes) => Self::from_json(&bytes, key.as_ref())?,
+                    None => {
+                        return Err(TieringError::Download {
+                            key: key.to_string(),
+                            reason: "the store reported the generation as existing, then not found"
+                                .into(),
+                        })
+                    }
+                };
+                if existing.written_by != self.written_by {
+                    return Err(TieringError::Fenced {
+                        key: key.to_string(),
+                        holder: existing.written_by.to_string(),
+                    });
+                }
             }
             Err(e) => return Err(TieringError::store_failed("put", key.to_string(), e)),
         }
@@ -211,6 +222,9 @@ mod tests {
             5
         );
         assert_eq!(generations(&store).await.unwrap(), vec![3, 4, 5]);
+        // The same broker writing the same generation again (a retried PUT
+        // whose first answer was lost) is not fenced.
+        catalogue(5, a).publish(&store).await.unwrap();
         // A second broker that writes the same generation is fenced.
         match catalogue(5, b).publish(&store).await {
             Err(TieringError::Fenced { holder, .. }) => assert_eq!(holder, a.to_string()),
