@@ -232,14 +232,19 @@ pub struct GetArgs {
     /// Stop after this many bytes.
     #[arg(long)]
     pub max_bytes: Option<u64>,
+    /// Ranged GETs in flight at once, in object and offset order, as a
+    /// reader that uses the bucket's parallelism keeps them (1: one stream
+    /// of GETs, one after another).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
 }
 
-/// Raw ranged GETs of segment objects, one after another on one stream: the
-/// ceiling for a replay from the cold tier.
+/// Raw ranged GETs of segment objects, `concurrency` at a time in the order
+/// a replay reads them: the ceiling for a replay from the cold tier.
 pub fn get(a: &GetArgs) -> Result<Report> {
     let remote = strata_tiering::RemoteStore::open(&a.remote)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(if a.concurrency > 1 { 2 } else { 1 })
         .enable_all()
         .build()?;
     rt.block_on(async {
@@ -258,25 +263,38 @@ pub fn get(a: &GetArgs) -> Result<Report> {
         }
         objects.sort();
         let budget = a.max_bytes.unwrap_or(u64::MAX);
-        let (mut bytes, mut gets) = (0u64, 0u64);
-        let mut first = None;
-        let start = Instant::now();
-        'outer: for (key, size) in &objects {
+        // Every ranged GET of the same bytes a replay reads, in its order.
+        let mut ranges = Vec::new();
+        let mut planned = 0u64;
+        'plan: for (key, size) in &objects {
             let mut at = 0;
             while at < *size {
                 let end = (at + a.chunk_bytes).min(*size);
-                let got = get_range(remote.store.as_ref(), key, at..end).await?;
-                first.get_or_insert_with(|| start.elapsed());
-                bytes += got;
-                gets += 1;
+                ranges.push((key.clone(), at..end));
+                planned += end - at;
                 at = end;
-                if bytes >= budget {
-                    break 'outer;
+                if planned >= budget {
+                    break 'plan;
                 }
             }
         }
+        let gets = ranges.len() as u64;
+        let store = remote.store.clone();
+        let start = Instant::now();
+        let mut results = futures::stream::iter(ranges)
+            .map(|(key, range)| {
+                let store = store.clone();
+                async move { get_range(store.as_ref(), &key, range).await }
+            })
+            .buffered(a.concurrency.max(1));
+        let (mut bytes, mut first) = (0u64, None);
+        while let Some(got) = results.next().await {
+            bytes += got?;
+            first.get_or_insert_with(|| start.elapsed());
+        }
         let elapsed = start.elapsed();
         let mut r = Report::new("limit get");
+        r.add("concurrency", a.concurrency.max(1) as f64, "");
         r.add("objects", objects.len() as f64, "");
         r.add("gets", gets as f64, "");
         r.add("bytes", bytes as f64, "B");

@@ -4,6 +4,12 @@
 //! response bodies short. Requests are forwarded byte for byte (the `Host`
 //! header included), so the client's SigV4 signatures stay valid.
 //!
+//! In [`Mode::Bucket`] it behaves instead like a real object store seen
+//! from a machine in its region: every answer waits for a time to first
+//! byte, every connection carries a limited bandwidth, and requests beyond a
+//! rate are refused with S3's `503 SlowDown`, so that tests and benchmarks
+//! see the latencies a reader of S3, GCS or Azure sees.
+//!
 //! It is deliberately simple: one thread per client connection, a fresh
 //! upstream connection per request, and whole messages held in memory, which
 //! is plenty for test objects of a few megabytes.
@@ -63,10 +69,49 @@ pub enum Mode {
     /// Requests are held unanswered until the mode changes, then their
     /// connection is closed: a store that has stopped responding.
     Stall,
+    /// A real bucket's latency, bandwidth and request-rate limit.
+    Bucket(BucketProfile),
+}
+
+/// How an emulated bucket answers ([`Mode::Bucket`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BucketProfile {
+    /// Every answer's first byte leaves this long after its request
+    /// arrived (S3 in-region: 20-100 ms for a GET).
+    pub first_byte: Duration,
+    /// Uniformly random extra up to this much on each first byte.
+    pub jitter: Duration,
+    /// Bytes per second one connection carries in either direction (0:
+    /// unlimited). S3 gives one connection on the order of 100 MB/s.
+    pub bytes_per_sec: u64,
+    /// Requests per second over all connections before the bucket answers
+    /// `503 SlowDown` (0: unlimited), as S3 does past a prefix's rate.
+    pub requests_per_sec: u32,
+}
+
+impl BucketProfile {
+    /// 30 ms (plus up to 10 ms) to the first byte, 100 MB/s per connection,
+    /// no request limit: the issue's realistic bucket.
+    pub fn realistic() -> BucketProfile {
+        BucketProfile {
+            first_byte: Duration::from_millis(30),
+            jitter: Duration::from_millis(10),
+            bytes_per_sec: 100_000_000,
+            requests_per_sec: 0,
+        }
+    }
+}
+
+/// The request-rate limit of an emulated bucket: a token bucket of one
+/// second's worth of requests.
+struct RateLimit {
+    tokens: f64,
+    at: Instant,
 }
 
 struct Shared {
     mode: Mutex<(Mode, fastrand::Rng)>,
+    rate: Mutex<RateLimit>,
     /// Requests seen per fault kind (`"delay"`), per method (`"GET"`) and per
     /// both (`"GET delay"`).
     counts: Mutex<BTreeMap<String, usize>>,
@@ -78,7 +123,7 @@ impl Shared {
         let mut guard = self.mode.lock().unwrap();
         let (mode, rng) = &mut *guard;
         match *mode {
-            Mode::Pass | Mode::Stall => Fault::Pass,
+            Mode::Pass | Mode::Stall | Mode::Bucket(_) => Fault::Pass,
             Mode::Faults { rate, max_delay } => {
                 if rng.f64() >= rate {
                     return Fault::Pass;
@@ -95,6 +140,43 @@ impl Shared {
                 }
             }
         }
+    }
+
+    fn bucket(&self) -> Option<BucketProfile> {
+        match self.mode.lock().unwrap().0 {
+            Mode::Bucket(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether an emulated bucket with `limit` requests per second takes
+    /// one more request now.
+    fn admit(&self, limit: u32) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        let mut r = self.rate.lock().unwrap();
+        let now = Instant::now();
+        let refill = now.duration_since(r.at).as_secs_f64() * limit as f64;
+        r.tokens = (r.tokens + refill).min(limit as f64);
+        r.at = now;
+        if r.tokens >= 1.0 {
+            r.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A first-byte wait with its jitter.
+    fn first_byte(&self, p: &BucketProfile) -> Duration {
+        let jitter = p.jitter.as_micros() as u64;
+        let extra = if jitter == 0 {
+            0
+        } else {
+            self.mode.lock().unwrap().1.u64(0..=jitter)
+        };
+        p.first_byte + Duration::from_micros(extra)
     }
 
     fn stalled(&self) -> bool {
@@ -127,6 +209,10 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             mode: Mutex::new((Mode::Pass, fastrand::Rng::with_seed(seed))),
+            rate: Mutex::new(RateLimit {
+                tokens: 0.0,
+                at: Instant::now(),
+            }),
             counts: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
         });
@@ -152,6 +238,12 @@ impl FaultProxy {
     }
 
     pub fn set_mode(&self, mode: Mode) {
+        if let Mode::Bucket(p) = mode {
+            *self.shared.rate.lock().unwrap() = RateLimit {
+                tokens: p.requests_per_sec as f64,
+                at: Instant::now(),
+            };
+        }
         self.shared.mode.lock().unwrap().0 = mode;
     }
 
@@ -280,25 +372,31 @@ fn serve(client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io::Res
             return Ok(());
         }
 
+        if let Some(profile) = shared.bucket() {
+            let arrived = Instant::now();
+            if !shared.admit(profile.requests_per_sec) {
+                shared.count("slow down");
+                shared.count(&format!("{method} slow down"));
+                std::thread::sleep(shared.first_byte(&profile));
+                write_error(&mut writer, 503)?;
+                continue;
+            }
+            pace(body.len(), profile.bytes_per_sec, arrived);
+            let response = forward(upstream_port, &method, &head, &body)?;
+            let first_byte = arrived + shared.first_byte(&profile);
+            std::thread::sleep(first_byte.saturating_duration_since(Instant::now()));
+            writer.write_all(&response.head)?;
+            write_paced(&mut writer, &response.body, profile.bytes_per_sec)?;
+            writer.flush()?;
+            continue;
+        }
+
         let fault = shared.next_fault();
         shared.count(fault.kind());
         shared.count(&format!("{method} {}", fault.kind()));
         match fault {
             Fault::Status(code) => {
-                let (name, reason) = if code == 503 {
-                    ("SlowDown", "Service Unavailable")
-                } else {
-                    ("InternalError", "Internal Server Error")
-                };
-                let doc = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-                     <Error><Code>{name}</Code><Message>injected by the test proxy</Message></Error>"
-                );
-                write!(
-                    writer,
-                    "HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{doc}",
-                    doc.len()
-                )?;
+                write_error(&mut writer, code)?;
                 continue;
             }
             Fault::DropRequest => {
@@ -329,6 +427,48 @@ fn serve(client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io::Res
             }
         }
     }
+}
+
+/// Answers with `code` (503: S3's SlowDown, otherwise InternalError) and
+/// an S3 error document.
+fn write_error(writer: &mut impl Write, code: u16) -> std::io::Result<()> {
+    let (name, reason) = if code == 503 {
+        ("SlowDown", "Service Unavailable")
+    } else {
+        ("InternalError", "Internal Server Error")
+    };
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <Error><Code>{name}</Code><Message>injected by the test proxy</Message></Error>"
+    );
+    write!(
+        writer,
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{doc}",
+        doc.len()
+    )?;
+    writer.flush()
+}
+
+/// Waits until `len` bytes at `bytes_per_sec` would have arrived since
+/// `since`: a request body's upload over a limited connection.
+fn pace(len: usize, bytes_per_sec: u64, since: Instant) {
+    if bytes_per_sec == 0 {
+        return;
+    }
+    let done = since + Duration::from_secs_f64(len as f64 / bytes_per_sec as f64);
+    std::thread::sleep(done.saturating_duration_since(Instant::now()));
+}
+
+/// Writes `body` no faster than `bytes_per_sec`, in pieces of 64 KiB.
+fn write_paced(writer: &mut impl Write, body: &[u8], bytes_per_sec: u64) -> std::io::Result<()> {
+    let start = Instant::now();
+    let mut sent = 0;
+    for piece in body.chunks(64 * 1024) {
+        writer.write_all(piece)?;
+        sent += piece.len();
+        pace(sent, bytes_per_sec, start);
+    }
+    Ok(())
 }
 
 /// Sends one request to the server on a fresh connection and reads its
