@@ -61,6 +61,19 @@ pub struct Broker {
     pub bucket: crate::bucket::BucketState,
 }
 
+/// Sets the cold tier's byte quotas from `config`.
+fn apply_store_quotas(store: &RemoteStore, config: &BrokerConfig) {
+    let rate = |key| config.i64(key) as f64;
+    store
+        .quotas
+        .copy
+        .set_rate(rate("remote.log.manager.copy.max.bytes.per.second"));
+    store
+        .quotas
+        .fetch
+        .set_rate(rate("remote.log.manager.fetch.max.bytes.per.second"));
+}
+
 /// The start-up configuration with the persisted dynamic configs on top. A
 /// persisted value this build no longer accepts is logged and skipped
 /// rather than stopping the broker.
@@ -129,6 +142,7 @@ impl Broker {
         let groups = Coordinator::open(data_dir, config.group_settings(), clean)?;
         let txns = crate::txn::TxnCoordinator::open(data_dir, config.txn_settings(), clean)?;
         let config = load_dynamic_configs(config, &meta)?;
+        apply_store_quotas(&remote_store, &config);
         let mut broker = Broker {
             node_id: config.i64("node.id") as i32,
             config: RwLock::new(Arc::new(config)),
@@ -337,6 +351,7 @@ impl Broker {
         )?;
         let next = Arc::new(next);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&next);
+        apply_store_quotas(&self.remote_store, &next);
         for topic in self.topics() {
             let log_config = next.log_config(&topic.configs);
             for p in &topic.partitions {

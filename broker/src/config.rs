@@ -136,6 +136,10 @@ pub static DEFS: &[Def] = &[
     def!("remote.log.replica.refresh.ms", Broker, Kind::Long, "2000", 100, None, "Strata: how often a read replica (--read-replica) reads the bucket's catalogue and manifests; new segments appear on it within this plus remote.log.manager.task.interval.ms of their roll."),
     def!("remote.log.reader.cache.bytes", Broker, Kind::Long, "1073741824", 0, None, "Size of the on-disk cache of remote segment chunks."),
     def!("remote.log.reader.chunk.bytes", Broker, Kind::Int, "4194304", 65536, None, "Size of one ranged GET of a remote segment, and of one cache entry."),
+    def!("remote.log.manager.copy.max.bytes.per.second", Broker, Kind::Long, "9223372036854775807", 1, None, "The most bytes per second uploads to the cold tier send, over all partitions; changes at run time."),
+    def!("remote.log.manager.fetch.max.bytes.per.second", Broker, Kind::Long, "9223372036854775807", 1, None, "The most bytes per second reads from the cold tier (fetches and their read-ahead) download, over all partitions; changes at run time."),
+    def!("remote.log.reader.max.inflight.gets", Broker, Kind::Int, "64", 1, None, "Strata: the most ranged GETs of remote segments in flight at once, over all partitions. Read-ahead leaves a quarter of them to fetches that wait."),
+    def!("remote.log.reader.readahead.max.bytes", Broker, Kind::Long, "67108864", 1, None, "Strata: how far ahead of a sequential reader one partition's cold tier is read at most. The read-ahead starts at one chunk after a seek, doubles while the reader waits for the store and halves under cache pressure or throttling; unread chunks never take more than half of remote.log.reader.cache.bytes."),
     def!("remote.fetch.max.wait.ms", Broker, Kind::Int, "500", 1, None, "How long a Fetch waits for the cold tier before answering without those records."),
     def!("remote.log.index.file.cache.total.size.bytes", Broker, Kind::Long, "1073741824", 1, None, "Memory for remote segments' offset and time indexes, over all partitions; the least recently used go first."),
     def!("producer.id.expiration.ms", Broker, Kind::Int, "86400000", 1, None, "An idempotent producer that appends nothing to a partition for this long is forgotten there."),
@@ -215,6 +219,8 @@ const DYNAMIC_EXTRA: &[&str] = &[
     "log.retention.hours",
     "log.roll.hours",
     "remote.fetch.max.wait.ms",
+    "remote.log.manager.copy.max.bytes.per.second",
+    "remote.log.manager.fetch.max.bytes.per.second",
     "producer.id.expiration.ms",
     // The cleaner reads these before every pass, as Kafka reconfigures its
     // cleaner at run time.

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use strata_storage::{CleanStats, Log};
+use strata_tiering::ByteQuota;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
@@ -30,9 +31,19 @@ struct Candidate {
 /// What the cleaner knows of the logs it cleaned, for the metrics and
 /// `strata topics describe`. Shared by the cleaner threads and the metrics
 /// scrape; every method takes its mutex briefly and never across I/O.
-#[derive(Default)]
 pub struct CleanerStatus {
     inner: Mutex<StatusInner>,
+    /// The cleaners' shared read rate, `log.cleaner.io.max.bytes.per.second`.
+    io: ByteQuota,
+}
+
+impl Default for CleanerStatus {
+    fn default() -> Self {
+        CleanerStatus {
+            inner: Mutex::default(),
+            io: ByteQuota::unlimited(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -43,8 +54,6 @@ struct StatusInner {
     last_clean_ms: BTreeMap<PathBuf, i64>,
     /// Threads started, by index.
     threads: usize,
-    /// The cleaner's shared read budget: bytes read since `window`.
-    window: Option<(Instant, u64)>,
 }
 
 impl CleanerStatus {
@@ -55,25 +64,6 @@ impl CleanerStatus {
     /// When `log` was last cleaned (milliseconds since the epoch).
     pub fn last_clean_ms(&self, log: &Log) -> Option<i64> {
         self.lock().last_clean_ms.get(log.dir()).copied()
-    }
-
-    /// Counts `bytes` against `rate` bytes per second, returning how long
-    /// the caller must sleep to stay under it.
-    fn charge(&self, bytes: u64, rate: f64) -> Duration {
-        if !rate.is_finite() || rate <= 0.0 || rate >= 1e15 {
-            return Duration::ZERO;
-        }
-        let mut inner = self.lock();
-        let now = Instant::now();
-        let (start, used) = inner.window.get_or_insert((now, 0));
-        // A window of a second: past it, the budget starts over.
-        if now.duration_since(*start) > Duration::from_secs(1) {
-            *start = now;
-            *used = 0;
-        }
-        *used += bytes;
-        let allowed_after = Duration::from_secs_f64(*used as f64 / rate);
-        allowed_after.saturating_sub(now.duration_since(*start))
     }
 }
 
@@ -167,9 +157,10 @@ impl Broker {
             .value("log.cleaner.io.max.bytes.per.second")
             .parse::<f64>()
             .unwrap_or(f64::MAX);
-        let status = &self.cleaner;
+        let quota = &self.cleaner.io;
+        quota.set_rate(rate);
         let mut throttle = |bytes: u64| {
-            let wait = status.charge(bytes, rate);
+            let wait = quota.charge(bytes);
             if !wait.is_zero() {
                 std::thread::sleep(wait);
             }

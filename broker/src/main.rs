@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
-use strata_tiering::{ChunkCache, RemoteStore};
+use strata_tiering::{CacheLimits, ChunkCache, RemoteStore};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -294,12 +294,14 @@ async fn run(
     let remote = open_remote(&config, &data_dir).await?;
     // The cache directory is emptied and created on a blocking thread.
     let cache = {
-        let (dir, bytes, chunk) = (
-            data_dir.join("cache"),
-            config.i64("remote.log.reader.cache.bytes") as u64,
-            config.i64("remote.log.reader.chunk.bytes") as u64,
-        );
-        tokio::task::spawn_blocking(move || ChunkCache::new(dir, bytes, chunk)).await??
+        let dir = data_dir.join("cache");
+        let limits = CacheLimits {
+            max_bytes: config.i64("remote.log.reader.cache.bytes") as u64,
+            chunk_bytes: config.i64("remote.log.reader.chunk.bytes") as u64,
+            max_inflight: config.i64("remote.log.reader.max.inflight.gets") as usize,
+            readahead_max_bytes: config.i64("remote.log.reader.readahead.max.bytes") as u64,
+        };
+        tokio::task::spawn_blocking(move || ChunkCache::new(dir, limits)).await??
     };
     let mode = if cli.read_replica {
         StartMode::ReadReplica

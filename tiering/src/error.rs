@@ -56,6 +56,30 @@ impl TieringError {
 
     /// Whether the same operation may succeed if retried later: store
     /// outages and timeouts may pass; a bad URL or a corrupt object will not.
+    /// Whether the store refused the request for its rate (S3's
+    /// `503 SlowDown`, HTTP 429 elsewhere) after the client's own retries:
+    /// waiting longer and sending fewer requests helps.
+    pub fn is_throttled(&self) -> bool {
+        let source: &(dyn std::error::Error + 'static) = match self {
+            TieringError::Store { source, .. } => source,
+            _ => return false,
+        };
+        // object_store does not export its HTTP error type, so the status
+        // and S3's error code are looked for in the error chain's messages.
+        let mut next = Some(source);
+        while let Some(e) = next {
+            let text = e.to_string();
+            if text.contains("SlowDown")
+                || text.contains("503 Service Unavailable")
+                || text.contains("429 Too Many Requests")
+            {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
+
     pub fn is_retriable(&self) -> bool {
         match self {
             TieringError::Store { source, .. } => !matches!(

@@ -14,6 +14,8 @@ mod index_cache;
 mod keys;
 mod lease;
 mod manifest;
+mod quota;
+mod read_ahead;
 mod remote_partition;
 mod remote_read;
 mod remote_retention;
@@ -21,16 +23,17 @@ mod store;
 mod tiered_partition;
 mod upload;
 
-pub use cache::ChunkCache;
+pub use cache::{CacheLimits, ChunkCache};
 pub use catalogue::{Catalogue, CatalogueTopic, CATALOGUE_FORMAT_VERSION};
 pub use error::{TieringError, TieringResult};
 pub use index_cache::IndexCache;
 pub use keys::PartitionKey;
 pub use lease::{Lease, LeaseHolder};
 pub use manifest::{Manifest, SegmentEntry, SegmentState, MANIFEST_FORMAT_VERSION};
+pub use quota::ByteQuota;
 pub use remote_partition::{RemotePartition, RetentionLimits};
 pub use remote_read::RemoteRead;
-pub use store::RemoteStore;
+pub use store::{RemoteStore, StoreQuotas};
 pub use tiered_partition::{
     HotRead, Isolation, OffsetQuery, PartitionOffsets, RecordFinder, TierPolicy, TieredPartition,
 };

@@ -19,6 +19,7 @@ use crate::error::{TieringError, TieringResult};
 use crate::index_cache::IndexCache;
 use crate::keys::PartitionKey;
 use crate::manifest::{Manifest, SegmentEntry};
+use crate::read_ahead::ReadAhead;
 use crate::store::RemoteStore;
 
 /// Backoff bounds for failed uploads and deletions.
@@ -53,6 +54,8 @@ pub struct RemotePartition {
     pub(crate) writer: tokio::sync::Mutex<()>,
     backoff: Mutex<Backoff>,
     mirror_dirty: AtomicBool,
+    /// How far ahead of its sequential reader the partition is read.
+    pub(crate) read_ahead: Mutex<ReadAhead>,
 }
 
 impl RemotePartition {
@@ -65,6 +68,7 @@ impl RemotePartition {
         indexes: Arc<IndexCache>,
         local_dir: &Path,
     ) -> TieringResult<Self> {
+        let readahead = cache.readahead_max_chunks();
         let manifest_path = local_dir.join("remote-manifest.json");
         let manifest = Manifest::load(&manifest_path)?
             .unwrap_or_else(|| Manifest::new(&key.topic, key.topic_id, key.partition));
@@ -81,6 +85,7 @@ impl RemotePartition {
                 delay: MIN_BACKOFF,
             }),
             mirror_dirty: AtomicBool::new(false),
+            read_ahead: Mutex::new(ReadAhead::new(readahead)),
         })
     }
 
@@ -313,7 +318,11 @@ mod tests {
         log.flush_sealed().unwrap();
         let remote_dir = dir.path().join("remote");
         let store = RemoteStore::local(&remote_dir).unwrap();
-        let cache = ChunkCache::new(dir.path().join("cache"), 1 << 20, 64 * 1024).unwrap();
+        let cache = ChunkCache::new(
+            dir.path().join("cache"),
+            crate::cache::CacheLimits::new(1 << 20, 64 * 1024),
+        )
+        .unwrap();
         let indexes = Arc::new(IndexCache::new(1 << 20));
         let key = PartitionKey {
             topic: "t".into(),
@@ -415,7 +424,11 @@ mod tests {
         let (dir, log, _, _) = setup();
         // Room for two of the test segments' indexes and no more.
         let store = RemoteStore::local(&dir.path().join("remote2")).unwrap();
-        let cache = ChunkCache::new(dir.path().join("cache2"), 1 << 20, 64 * 1024).unwrap();
+        let cache = ChunkCache::new(
+            dir.path().join("cache2"),
+            crate::cache::CacheLimits::new(1 << 20, 64 * 1024),
+        )
+        .unwrap();
         let indexes = Arc::new(IndexCache::new(48));
         let key = PartitionKey {
             topic: "t".into(),

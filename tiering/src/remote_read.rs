@@ -1,6 +1,7 @@
 //! Reads of a partition's history from the cold tier: the manifest finds
 //! the segment, its offset or time index (from the broker-wide index cache)
-//! the position, and the chunk cache the bytes, read ahead after each read.
+//! the position, and the chunk cache the bytes, read ahead after each read
+//! as far as the partition's `ReadAhead` says.
 
 use std::collections::HashMap;
 
@@ -12,8 +13,10 @@ use strata_storage::index::{offset_index_lookup, time_index_lookup};
 use strata_storage::select::{BatchSelection, Verdict};
 use strata_storage::{AbortedTxn, Offset, SegmentFile};
 
+use crate::cache::{ChunkCache, Served};
 use crate::error::{TieringError, TieringResult};
 use crate::manifest::SegmentEntry;
+use crate::read_ahead::ChunkId;
 use crate::remote_partition::RemotePartition;
 
 /// Batches read from the cold tier.
@@ -94,10 +97,13 @@ impl RemotePartition {
         let mut pos = position as u64;
         let budget = max_bytes.min(self.cache.read_budget());
         let mut selection = BatchSelection::new(offset, budget, min_one_batch);
+        let mut next = offset;
         while pos < entry.size {
             let header = reader.header(pos).await?;
-            if selection.offer(pos, &header) == Verdict::Stop {
-                break;
+            match selection.offer(pos, &header) {
+                Verdict::Stop => break,
+                Verdict::Take => next = Offset(header.last_offset() + 1),
+                Verdict::Skip => {}
             }
             pos += header.total_len() as u64;
         }
@@ -105,36 +111,67 @@ impl RemotePartition {
             Some((s, e)) => (reader.range(s, (e - s) as usize).await?, e),
             None => (Bytes::new(), position as u64),
         };
-        self.read_ahead(&entry, end);
+        if pos >= entry.size && next < entry.next_offset {
+            // Nothing more in this segment (trailing control batches
+            // filtered by compaction, say): the reader goes on in the next.
+            next = entry.next_offset;
+        }
+        let window = {
+            let mut ra = self.read_ahead.lock().unwrap_or_else(|p| p.into_inner());
+            ra.after_read(offset, next, &reader.served)
+        };
+        self.read_ahead(&entry, end, window);
         Ok(Some(RemoteRead { records }))
     }
 
-    /// Starts downloading the two chunks after `position`, or the start of
-    /// the next segment when this one ends.
-    fn read_ahead(&self, entry: &SegmentEntry, position: u64) {
+    /// Asks the cache for the `window` chunks after byte `position` of
+    /// `entry` (and the one holding it), going on into the following
+    /// segments, until the cache says not now.
+    fn read_ahead(&self, entry: &SegmentEntry, position: u64, window: u64) {
         let chunk = self.cache.chunk_bytes();
-        let next = position / chunk + 1;
-        if position < entry.size {
-            for c in [position / chunk, next] {
-                self.cache.prefetch(
+        // A store read in place is read ahead by the page cache; a chunk or
+        // two in memory is all that helps.
+        let window = if ChunkCache::reads_in_place(&self.store) {
+            window.min(2)
+        } else {
+            window
+        };
+        let mut todo = window + 1;
+        let mut segment = entry.clone();
+        let mut c = position / chunk;
+        loop {
+            while c * chunk < segment.size {
+                let id: ChunkId = (segment.id, c);
+                let answer = self.cache.prefetch(
                     &self.store,
-                    &self.object(entry, SegmentFile::Log),
-                    entry.size,
+                    &self.object(&segment, SegmentFile::Log),
+                    segment.size,
                     c,
                 );
+                let go_on = self
+                    .read_ahead
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .asked(id, answer);
+                todo -= 1;
+                if !go_on || todo == 0 {
+                    return;
+                }
+                c += 1;
             }
-        } else if let Some(following) = self
-            .manifest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .segment_for(entry.next_offset)
-        {
-            self.cache.prefetch(
-                &self.store,
-                &self.object(following, SegmentFile::Log),
-                following.size,
-                0,
-            );
+            let following = self
+                .manifest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .segment_for(segment.next_offset)
+                .cloned();
+            match following {
+                Some(f) => {
+                    segment = f;
+                    c = 0;
+                }
+                None => return,
+            }
         }
     }
 
@@ -183,8 +220,11 @@ impl RemotePartition {
 struct SegmentReader<'a> {
     partition: &'a RemotePartition,
     key: ObjectPath,
+    id: uuid::Uuid,
     size: u64,
     chunks: HashMap<u64, Bytes>,
+    /// How the cache served each chunk this reader used, for read-ahead.
+    served: Vec<(ChunkId, Served)>,
 }
 
 impl<'a> SegmentReader<'a> {
@@ -192,8 +232,10 @@ impl<'a> SegmentReader<'a> {
         SegmentReader {
             partition,
             key: partition.object(entry, SegmentFile::Log),
+            id: entry.id,
             size: entry.size,
             chunks: HashMap::new(),
+            served: Vec::new(),
         }
     }
 
@@ -201,11 +243,12 @@ impl<'a> SegmentReader<'a> {
         if let Some(c) = self.chunks.get(&index) {
             return Ok(c.clone());
         }
-        let c = self
+        let (c, served) = self
             .partition
             .cache
             .get(&self.partition.store, &self.key, self.size, index)
             .await?;
+        self.served.push(((self.id, index), served));
         self.chunks.insert(index, c.clone());
         Ok(c)
     }

@@ -11,6 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
 use crate::error::{TieringError, TieringResult};
+use crate::quota::ByteQuota;
 
 /// Retries inside one store request stay short (a few seconds): the
 /// uploader and the readers have their own backoff and deadlines, and a
@@ -24,8 +25,9 @@ fn retry() -> RetryConfig {
     }
 }
 
-/// An object store, the key prefix Strata writes under, and the URL it was
-/// opened from. Cheap to clone; safe to use from any number of tasks.
+/// An object store, the key prefix Strata writes under, the URL it was
+/// opened from, and the broker's byte quotas on it. Cheap to clone; safe to
+/// use from any number of tasks.
 #[derive(Clone, Debug)]
 pub struct RemoteStore {
     pub url: String,
@@ -34,6 +36,26 @@ pub struct RemoteStore {
     /// The store is a directory on this machine: reads of it are not worth
     /// caching on the same disks.
     pub local: bool,
+    pub quotas: Arc<StoreQuotas>,
+}
+
+/// Kafka's quotas on the cold tier, shared by every clone of a store:
+/// `remote.log.manager.copy.max.bytes.per.second` for uploads and
+/// `remote.log.manager.fetch.max.bytes.per.second` for reads (unlimited
+/// until the broker sets them).
+#[derive(Debug)]
+pub struct StoreQuotas {
+    pub copy: ByteQuota,
+    pub fetch: ByteQuota,
+}
+
+impl Default for StoreQuotas {
+    fn default() -> Self {
+        StoreQuotas {
+            copy: ByteQuota::unlimited(),
+            fetch: ByteQuota::unlimited(),
+        }
+    }
 }
 
 impl RemoteStore {
@@ -92,6 +114,7 @@ impl RemoteStore {
             store,
             prefix,
             local: false,
+            quotas: Arc::default(),
         })
     }
 
@@ -113,6 +136,7 @@ impl RemoteStore {
             store: Arc::new(store),
             prefix: ObjectPath::default(),
             local: true,
+            quotas: Arc::default(),
         })
     }
 

@@ -473,7 +473,11 @@ mod tests {
         }
         log.flush_sealed().unwrap();
         let store = RemoteStore::local(&dir.path().join("remote")).unwrap();
-        let cache = ChunkCache::new(dir.path().join("cache"), 1 << 20, 64 * 1024).unwrap();
+        let cache = ChunkCache::new(
+            dir.path().join("cache"),
+            crate::cache::CacheLimits::new(1 << 20, 64 * 1024),
+        )
+        .unwrap();
         let key = PartitionKey {
             topic: "t".into(),
             topic_id: Uuid::nil(),

@@ -88,7 +88,11 @@ impl RemotePartition {
         self.record(|m| m.segments.push(started)).await?;
 
         let log_key = self.object(&entry, SegmentFile::Log);
+        // Every byte sent goes through the copy quota first
+        // (remote.log.manager.copy.max.bytes.per.second).
+        let quota = &self.store.quotas.copy;
         if segment.size as usize <= MULTIPART_PART {
+            quota.take(segment.size).await;
             let bytes = read_file_range(&segment.file, 0, segment.size as usize).await?;
             self.store
                 .store
@@ -106,6 +110,7 @@ impl RemotePartition {
             let mut pos = 0u64;
             while pos < segment.size {
                 let len = (segment.size - pos).min(MULTIPART_PART as u64) as usize;
+                quota.take(len as u64).await;
                 let part = read_file_range(&segment.file, pos, len).await?;
                 writer
                     .wait_for_capacity(2)
@@ -135,6 +140,7 @@ impl RemotePartition {
                         source: e,
                     })
                 })?;
+            quota.take(bytes.len() as u64).await;
             self.store
                 .store
                 .put(&key, PutPayload::from(bytes))
