@@ -181,7 +181,7 @@ pub(crate) fn send(
     partition: i32,
     value: &[u8],
 ) -> Result<()> {
-    send_keyed(p, topic, partition, None, value)
+    send_keyed(p, topic, partition, None, value, None)
 }
 
 pub(crate) fn send_keyed(
@@ -190,6 +190,7 @@ pub(crate) fn send_keyed(
     partition: i32,
     key: Option<&[u8]>,
     value: &[u8],
+    timestamp: Option<i64>,
 ) -> Result<()> {
     let mut record =
         BaseRecord::<[u8], [u8], Box<Instant>>::with_opaque_to(topic, Box::new(Instant::now()))
@@ -197,6 +198,9 @@ pub(crate) fn send_keyed(
             .payload(value);
     if let Some(k) = key {
         record = record.key(k);
+    }
+    if let Some(ts) = timestamp {
+        record = record.timestamp(ts);
     }
     loop {
         match p.send(record) {
@@ -244,6 +248,11 @@ pub struct ProduceArgs {
     /// milliseconds (a transactional producer, so idempotent too).
     #[arg(long)]
     pub transaction_ms: Option<u64>,
+    /// Give the records CreateTime timestamps spread evenly from this many
+    /// days ago up to now, as history produced over that time would have
+    /// (for timestamp seeks into the past).
+    #[arg(long)]
+    pub backdate_days: Option<f64>,
 }
 
 pub fn produce(a: &ProduceArgs) -> Result<Report> {
@@ -274,15 +283,22 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
     // without generating every record.
     let pool: Vec<Vec<u8>> = (0..1024).map(|i| payload(a.producer.size, i)).collect();
     let mut progress = Progress::new("produce");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let span_ms = a.backdate_days.map(|d| (d * 86_400_000.0) as i64);
     let start = Instant::now();
     for i in 0..a.records {
         let key = (a.keys > 0).then(|| format!("key-{:010}", i % a.keys));
+        let timestamp =
+            span_ms.map(|span| now_ms - span + (span as f64 * i as f64 / a.records as f64) as i64);
         send_keyed(
             &p,
             &a.topic,
             (i % a.topic_settings.partitions as u64) as i32,
             key.as_deref().map(str::as_bytes),
             &pool[i as usize % pool.len()],
+            timestamp,
         )?;
         if let Some(ms) = a.transaction_ms {
             if last_commit.elapsed() >= Duration::from_millis(ms) {
@@ -323,9 +339,28 @@ pub enum From {
     Beginning,
     End,
     Offset(i64),
+    /// The first record at or after this timestamp (milliseconds since the
+    /// epoch), found with ListOffsets.
+    Timestamp(i64),
 }
 
 fn parse_from(s: &str) -> Result<From, String> {
+    if let Some(days) = s.strip_prefix("days-ago:") {
+        let days: f64 = days
+            .parse()
+            .map_err(|_| format!("`{s}`: days-ago:N takes a number of days"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_millis() as i64;
+        return Ok(From::Timestamp(now - (days * 86_400_000.0) as i64));
+    }
+    if let Some(ts) = s.strip_prefix("timestamp:") {
+        return ts
+            .parse()
+            .map(From::Timestamp)
+            .map_err(|_| format!("`{s}`: timestamp:MS takes milliseconds since the epoch"));
+    }
     match s {
         "beginning" | "earliest" => Ok(From::Beginning),
         "end" | "latest" => Ok(From::End),
@@ -346,7 +381,9 @@ pub struct ConsumeArgs {
     /// the high watermarks at start.
     #[arg(long)]
     pub records: Option<u64>,
-    /// beginning, end, or an offset applied to every partition.
+    /// beginning, end, an offset applied to every partition, or
+    /// `timestamp:MS` / `days-ago:N` (each partition's first record at or
+    /// after that time).
     #[arg(long, default_value = "beginning", value_parser = parse_from)]
     pub from: From,
     /// Give up when no record arrives for this long.
@@ -366,6 +403,17 @@ fn assign(c: &BaseConsumer, topic: &str, from: &From) -> Result<u64> {
     if t.partitions().is_empty() {
         bail!("topic {topic} has no partitions (does it exist?)");
     }
+    let by_time = match from {
+        From::Timestamp(ts) => {
+            let mut ask = TopicPartitionList::new();
+            for p in t.partitions() {
+                ask.add_partition_offset(topic, p.id(), Offset::Offset(*ts))?;
+            }
+            c.offsets_for_times(ask, Duration::from_secs(60))
+                .context("looking up offsets by timestamp")?
+        }
+        _ => TopicPartitionList::new(),
+    };
     let mut tpl = TopicPartitionList::new();
     let mut available = 0u64;
     for p in t.partitions() {
@@ -376,6 +424,11 @@ fn assign(c: &BaseConsumer, topic: &str, from: &From) -> Result<u64> {
             From::Beginning => low,
             From::End => high,
             From::Offset(o) => (*o).clamp(low, high),
+            From::Timestamp(_) => match by_time.find_partition(topic, p.id()).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                // No record at or after the time: the end.
+                _ => high,
+            },
         };
         available += (high - start).max(0) as u64;
         tpl.add_partition_offset(topic, p.id(), Offset::Offset(start))?;
@@ -386,7 +439,9 @@ fn assign(c: &BaseConsumer, topic: &str, from: &From) -> Result<u64> {
 
 pub fn consume(a: &ConsumeArgs, mode: &'static str) -> Result<Report> {
     let c = a.client.consumer()?;
+    let seek_start = Instant::now();
     let available = assign(&c, &a.topic, &a.from)?;
+    let seek = seek_start.elapsed();
     let want = a.records.unwrap_or(available);
     if want == 0 {
         bail!("nothing to read in {} from {:?}", a.topic, a.from);
@@ -420,6 +475,9 @@ pub fn consume(a: &ConsumeArgs, mode: &'static str) -> Result<Report> {
     let mut r = Report::new(mode);
     r.add_rates(seen, bytes, elapsed);
     r.add_ms("first_record_ms", first.unwrap_or_default());
+    // The start point's lookup (metadata, watermarks and, for a time, the
+    // offsets for it) before the first fetch.
+    r.add_ms("seek_ms", seek);
     Ok(r)
 }
 

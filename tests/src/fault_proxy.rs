@@ -103,7 +103,7 @@ impl BucketProfile {
 }
 
 /// The request-rate limit of an emulated bucket: a token bucket of one
-/// second's worth of requests.
+/// second's worth of requests, empty when the mode is set.
 struct RateLimit {
     tokens: f64,
     at: Instant,
@@ -238,9 +238,11 @@ impl FaultProxy {
     }
 
     pub fn set_mode(&self, mode: Mode) {
-        if let Mode::Bucket(p) = mode {
+        if let Mode::Bucket(_) = mode {
+            // The rate limit starts with no burst allowance, so that the
+            // first requests after the switch meet it.
             *self.shared.rate.lock().unwrap() = RateLimit {
-                tokens: p.requests_per_sec as f64,
+                tokens: 0.0,
                 at: Instant::now(),
             };
         }

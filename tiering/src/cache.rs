@@ -256,21 +256,33 @@ impl ChunkCache {
             }
         }
         metrics::counter!("strata_remote_cache_misses_total").increment(1);
-        let (download, served) = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            match inflight.get(&ck) {
-                Some(d) => (d.clone(), Served::Waited),
-                None => {
-                    let d = self.start_download(store, key, object_size, &ck, None);
-                    inflight.insert(ck.clone(), d.clone());
-                    (d, Served::Missed)
+        let mut joined_failed = false;
+        let (bytes, served) = loop {
+            let (download, served) = {
+                let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+                match inflight.get(&ck) {
+                    Some(d) if !joined_failed => (d.clone(), Served::Waited),
+                    _ => {
+                        let d = self.start_download(store, key, object_size, &ck, None);
+                        inflight.insert(ck.clone(), d.clone());
+                        (d, Served::Missed)
+                    }
+                }
+            };
+            match download.await {
+                Ok(bytes) => break (bytes, served),
+                // A download this reader joined (read-ahead's, which gives
+                // up when the store throttles it) failed: the reader tries
+                // once with its own, which waits out the throttling.
+                Err(_) if served == Served::Waited && !joined_failed => joined_failed = true,
+                Err(e) => {
+                    return Err(TieringError::Download {
+                        key: key.to_string(),
+                        reason: e.to_string(),
+                    })
                 }
             }
         };
-        let bytes = download.await.map_err(|e| TieringError::Download {
-            key: key.to_string(),
-            reason: e.to_string(),
-        })?;
         if served == Served::Waited {
             self.mark_read(&ck);
         }

@@ -91,8 +91,15 @@ impl RemotePartition {
         else {
             return Ok(None);
         };
-        let index = self.index(&entry, SegmentFile::OffsetIndex).await?;
-        let (_, position) = offset_index_lookup(&index, entry.base_offset, offset);
+        // A read from a segment's first offset (a replay from the start,
+        // or one moving on to the next segment) starts at its first byte,
+        // without a round trip for the offset index.
+        let position = if offset == entry.base_offset {
+            0
+        } else {
+            let index = self.index(&entry, SegmentFile::OffsetIndex).await?;
+            offset_index_lookup(&index, entry.base_offset, offset).1
+        };
         let mut reader = SegmentReader::new(self, &entry);
         let mut pos = position as u64;
         let budget = max_bytes.min(self.cache.read_budget());
@@ -188,10 +195,17 @@ impl RemotePartition {
             (entry, log_start)
         };
         let Some(entry) = entry else { return Ok(None) };
-        let time_index = self.index(&entry, SegmentFile::TimeIndex).await?;
+        // Both indexes in one round trip: against a real bucket each GET
+        // costs its first-byte latency, so a seek by time takes two of them
+        // (the indexes, then the chunk holding the record), and the chunk is
+        // the one the consumer's first fetch reads next.
+        let (time_index, index) = futures::future::try_join(
+            self.index(&entry, SegmentFile::TimeIndex),
+            self.index(&entry, SegmentFile::OffsetIndex),
+        )
+        .await?;
         // Records below the log start (DeleteRecords) are not searched.
         let from = time_index_lookup(&time_index, entry.base_offset, ts).max(log_start);
-        let index = self.index(&entry, SegmentFile::OffsetIndex).await?;
         let (_, position) = offset_index_lookup(&index, entry.base_offset, from);
         let mut reader = SegmentReader::new(self, &entry);
         let mut pos = position as u64;
