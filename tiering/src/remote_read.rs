@@ -34,6 +34,7 @@ impl RemotePartition {
             return Ok(b);
         }
         let key = self.object(entry, kind);
+        metrics::counter!("strata_remote_gets_total", "purpose" => "index").increment(1);
         let bytes = self
             .store
             .store
