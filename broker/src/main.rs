@@ -15,6 +15,7 @@ mod meta;
 mod metrics;
 mod recompress;
 mod records;
+mod send;
 mod server;
 mod tasks;
 mod topic;

@@ -16,6 +16,8 @@ use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::handlers;
+use crate::send;
+use strata_tiering::ReadForm;
 
 /// The limits every connection shares: open connections (in total and per
 /// IP address) and requests in progress. Shared by the accept loop and
@@ -188,15 +190,32 @@ async fn connection(
                     count.increment(1);
                     duration.record(arrived.elapsed().as_secs_f64());
                 }
-                match answer {
-                    Some(body) => match encode_response(api_key, version, correlation_id, &body) {
-                        Ok(bytes) => bytes,
-                        Err(e) => {
+                let body = match answer {
+                    Some(Answer::Body(body)) => body,
+                    Some(Answer::Fetch(fetch)) if fetch.files.is_empty() => {
+                        ResponseKind::Fetch(fetch.response)
+                    }
+                    Some(Answer::Fetch(fetch)) => {
+                        // Records from segment files go to the socket
+                        // without passing through user space.
+                        let written = match send::fetch_parts(&fetch, version, correlation_id) {
+                            Ok(parts) => send::write_fetch(&mut writer, parts, fetch).await,
+                            Err(e) => Err(std::io::Error::other(e)),
+                        };
+                        if let Err(e) = written {
                             warn!(%peer, error = %e, "closing connection");
                             break;
                         }
-                    },
+                        continue;
+                    }
                     None => continue,
+                };
+                match encode_response(api_key, version, correlation_id, &body) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        warn!(%peer, error = %e, "closing connection");
+                        break;
+                    }
                 }
             }
             Err(ProtocolError::UnsupportedVersion {
@@ -245,14 +264,31 @@ fn api_metrics() -> &'static HashMap<ApiKey, (metrics::Counter, metrics::Histogr
 
 /// Routes a request to its handler. `None` means no response is sent
 /// (Produce with acks=0).
+/// A handler's answer: a response to encode, or a Fetch answer whose hot
+/// records may travel beside it as file regions.
+enum Answer {
+    Body(ResponseKind),
+    Fetch(handlers::fetch::FetchAnswer),
+}
+
 async fn dispatch(
     broker: &Arc<Broker>,
     body: RequestKind,
     version: i16,
     client: &handlers::groups::Client,
-) -> Option<ResponseKind> {
+) -> Option<Answer> {
     use handlers::groups;
-    Some(match body {
+    if let RequestKind::Fetch(r) = body {
+        let form = if broker.config().bool("fetch.sendfile.enable") {
+            ReadForm::Files
+        } else {
+            ReadForm::Bytes
+        };
+        return Some(Answer::Fetch(
+            handlers::fetch::handle(broker, r, version, form).await,
+        ));
+    }
+    Some(Answer::Body(match body {
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(
             handlers::init_producer_id::handle(broker, r, version).await,
         ),
@@ -342,11 +378,9 @@ async fn dispatch(
         RequestKind::Produce(r) => {
             return handlers::produce::handle(broker, r, version)
                 .await
-                .map(ResponseKind::Produce)
+                .map(|r| Answer::Body(ResponseKind::Produce(r)))
         }
-        RequestKind::Fetch(r) => {
-            ResponseKind::Fetch(handlers::fetch::handle(broker, r, version).await)
-        }
+        RequestKind::Fetch(_) => unreachable!("answered above"),
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(handlers::list_offsets::handle(broker, r, version).await)
         }
@@ -373,7 +407,7 @@ async fn dispatch(
             warn!(request = ?std::mem::discriminant(&other), "request without a handler");
             return None;
         }
-    })
+    }))
 }
 
 /// Logs the bound address in a stable form the tests and scripts read.

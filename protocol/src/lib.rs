@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+pub mod fetch_parts;
 mod guard;
 
 pub use kafka_protocol;

@@ -48,7 +48,7 @@ pub use log::{Log, LogOffsets, SealedSegment};
 pub use marker::Marker;
 pub use offset::Offset;
 pub use producer::{OpenTxn, ProducerInfo};
-pub use read::FetchData;
+pub use read::{FetchData, FileData, FileRegion};
 pub use retention::{RetentionOutcome, SegmentInfo};
 pub use segment_file::SegmentFile;
 pub use txn_index::AbortedTxn;

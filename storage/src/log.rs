@@ -325,6 +325,48 @@ mod tests {
     }
 
     #[test]
+    fn file_regions_hold_the_same_bytes_as_a_read_across_segments_and_limits() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small_config(), true, 0).unwrap();
+        // Batches of several sizes, over many 1,000-byte segments.
+        for i in 0..40usize {
+            let mut b = make_batch(1 + (i % 3) as i32, 1_000 + i as i64, 20 + (i * 37) % 300);
+            log.append(&mut b, 0).unwrap();
+        }
+        let end = log.log_end_offset();
+        for offset in [0, 1, 7, 30, end.0 - 1, end.0] {
+            for (max, min_one) in [
+                (1, true),
+                (1, false),
+                (500, false),
+                (2_500, true),
+                (1 << 20, false),
+            ] {
+                for until in [Offset(i64::MAX), Offset(20)] {
+                    let bytes = log.read_until(Offset(offset), max, min_one, until).unwrap();
+                    let files = log
+                        .read_regions_until(Offset(offset), max, min_one, until)
+                        .unwrap();
+                    let mut joined = Vec::new();
+                    for r in &files.regions {
+                        let mut buf = vec![0; r.len as usize];
+                        r.file.read_exact_at(&mut buf, r.position).unwrap();
+                        joined.extend_from_slice(&buf);
+                    }
+                    assert_eq!(
+                        joined,
+                        bytes.records.to_vec(),
+                        "offset {offset}, max {max}, min_one {min_one}, until {until:?}"
+                    );
+                    assert_eq!(files.len(), bytes.records.len());
+                    assert_eq!(files.high_watermark, bytes.high_watermark);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn rejects_corrupt_and_oversized_batches_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), small_config(), true, 0).unwrap();

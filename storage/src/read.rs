@@ -25,6 +25,43 @@ pub struct FetchData {
     pub log_start_offset: Offset,
 }
 
+/// Whole batches read from the log as regions of its segment files, in
+/// order, with the offsets a Fetch response reports.
+#[derive(Clone, Debug)]
+pub struct FileData {
+    pub regions: Vec<FileRegion>,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+}
+
+impl FileData {
+    /// The record bytes in all regions.
+    pub fn len(&self) -> usize {
+        self.regions.iter().map(|r| r.len as usize).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.iter().all(|r| r.len == 0)
+    }
+}
+
+/// `len` bytes at `position` of a segment file, whole batches. The file
+/// stays open as long as the region lives, even if retention deletes the
+/// segment meanwhile; its bytes never change, as segments are only appended
+/// to.
+#[derive(Clone, Debug)]
+pub struct FileRegion {
+    pub file: Arc<fs::File>,
+    pub path: Arc<Path>,
+    pub position: u64,
+    pub len: u64,
+}
+
+/// How much a read that hands out file regions reads at a batch's header:
+/// enough for the headers of several small batches at once, little of a
+/// large batch's records.
+const HEADER_READ: usize = 16 * 1024;
+
 /// A segment to read outside the lock: its file stays open even if
 /// retention deletes it meanwhile.
 struct SegmentView {
@@ -32,6 +69,49 @@ struct SegmentView {
     path: Arc<Path>,
     size: u64,
     start: u64,
+}
+
+/// Offers the batches of `views` from `offset` on to one selection (the
+/// rule every read shares), reading ahead `chunk` bytes at a time, and
+/// hands each segment's selected byte range to `take`.
+fn select(
+    views: &[SegmentView],
+    offset: Offset,
+    max_bytes: usize,
+    min_one_batch: bool,
+    end: Offset,
+    chunk: usize,
+    mut take: impl FnMut(&mut Scanner<'_>, &SegmentView, u64, u64) -> StorageResult<()>,
+) -> StorageResult<()> {
+    let mut selection = BatchSelection::new(offset, max_bytes, min_one_batch).ending_at(end);
+    for view in views {
+        let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, chunk);
+        selection.next_segment();
+        let mut exhausted = true;
+        loop {
+            match scanner.peek(false)? {
+                Step::End => break,
+                Step::Corrupt { position, reason } => {
+                    warn!(segment = %view.path.display(), position, reason, "unreadable batch while reading");
+                    break;
+                }
+                Step::Batch { position, header } => match selection.offer(position, &header) {
+                    Verdict::Skip | Verdict::Take => scanner.advance(&header),
+                    Verdict::Stop => {
+                        exhausted = false;
+                        break;
+                    }
+                },
+            }
+        }
+        if let Some((start, end)) = selection.range() {
+            take(&mut scanner, view, start, end)?;
+        }
+        if !exhausted || selection.is_full() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl Log {
@@ -57,76 +137,22 @@ impl Log {
         min_one_batch: bool,
         end: Offset,
     ) -> StorageResult<FetchData> {
-        let (views, high_watermark, log_start_offset) = {
-            let inner = self.lock()?;
-            let log_end = inner.segments.log_end();
-            if offset < inner.log_start || offset > log_end {
-                return Err(StorageError::OffsetOutOfRange {
-                    requested: offset,
-                    log_start: inner.log_start,
-                    log_end,
-                });
-            }
-            let mut views = Vec::new();
-            if offset < log_end {
-                let first = inner
-                    .segments
-                    .base_holding(offset)
-                    .unwrap_or(inner.log_start);
-                // The segment holding the offset, then the following ones
-                // only until they hold `max_bytes`: a read never returns
-                // more from them, so a read of old data costs the same
-                // however many segments come after it.
-                let mut following = 0u64;
-                for seg in inner.segments.range(first..) {
-                    let holds_offset = seg.base == first;
-                    views.push(SegmentView {
-                        file: Arc::clone(&seg.file),
-                        path: Arc::clone(&seg.log_path),
-                        size: seg.size,
-                        start: if holds_offset { seg.lookup(offset) } else { 0 },
-                    });
-                    if !holds_offset {
-                        following += seg.size;
-                        if following > 0 && following >= max_bytes as u64 {
-                            break;
-                        }
-                    }
-                }
-            }
-            (views, log_end, inner.log_start)
-        };
-
+        let (views, high_watermark, log_start_offset) = self.views(offset, max_bytes)?;
         let mut parts: Vec<Bytes> = Vec::new();
-        let mut selection = BatchSelection::new(offset, max_bytes, min_one_batch).ending_at(end);
-        for view in views {
-            let chunk = max_bytes.clamp(SCAN_CHUNK, 16 * 1024 * 1024);
-            let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, chunk);
-            selection.next_segment();
-            let mut exhausted = true;
-            loop {
-                match scanner.peek(false)? {
-                    Step::End => break,
-                    Step::Corrupt { position, reason } => {
-                        warn!(segment = %view.path.display(), position, reason, "unreadable batch while reading");
-                        break;
-                    }
-                    Step::Batch { position, header } => match selection.offer(position, &header) {
-                        Verdict::Skip | Verdict::Take => scanner.advance(&header),
-                        Verdict::Stop => {
-                            exhausted = false;
-                            break;
-                        }
-                    },
-                }
-            }
-            if let Some((start, end)) = selection.range() {
+        // Large reads: the batches' bytes come with their headers.
+        let chunk = max_bytes.clamp(SCAN_CHUNK, 16 * 1024 * 1024);
+        select(
+            &views,
+            offset,
+            max_bytes,
+            min_one_batch,
+            end,
+            chunk,
+            |scanner, _, start, end| {
                 parts.push(scanner.range(start, (end - start) as usize)?);
-            }
-            if !exhausted || selection.is_full() {
-                break;
-            }
-        }
+                Ok(())
+            },
+        )?;
         let records = match parts.len() {
             0 => Bytes::new(),
             1 => parts.pop().expect("one part"),
@@ -143,6 +169,88 @@ impl Log {
             high_watermark,
             log_start_offset,
         })
+    }
+
+    /// As [`Log::read_until`], but the batches are handed out as regions of
+    /// the segment files, to be sent to a socket without passing through
+    /// user space. Only the batch headers are read here, with small reads.
+    pub fn read_regions_until(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+        end: Offset,
+    ) -> StorageResult<FileData> {
+        let (views, high_watermark, log_start_offset) = self.views(offset, max_bytes)?;
+        let mut regions = Vec::new();
+        select(
+            &views,
+            offset,
+            max_bytes,
+            min_one_batch,
+            end,
+            HEADER_READ,
+            |_, view, start, end| {
+                regions.push(FileRegion {
+                    file: Arc::clone(&view.file),
+                    path: Arc::clone(&view.path),
+                    position: start,
+                    len: end - start,
+                });
+                Ok(())
+            },
+        )?;
+        Ok(FileData {
+            regions,
+            high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// The segments a read at `offset` of up to `max_bytes` looks at, with
+    /// the high watermark and log start, taken under the mutex.
+    fn views(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> StorageResult<(Vec<SegmentView>, Offset, Offset)> {
+        let inner = self.lock()?;
+        let log_end = inner.segments.log_end();
+        if offset < inner.log_start || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: inner.log_start,
+                log_end,
+            });
+        }
+        let mut views = Vec::new();
+        if offset < log_end {
+            let first = inner
+                .segments
+                .base_holding(offset)
+                .unwrap_or(inner.log_start);
+            // The segment holding the offset, then the following ones
+            // only until they hold `max_bytes`: a read never returns
+            // more from them, so a read of old data costs the same
+            // however many segments come after it.
+            let mut following = 0u64;
+            for seg in inner.segments.range(first..) {
+                let holds_offset = seg.base == first;
+                views.push(SegmentView {
+                    file: Arc::clone(&seg.file),
+                    path: Arc::clone(&seg.log_path),
+                    size: seg.size,
+                    start: if holds_offset { seg.lookup(offset) } else { 0 },
+                });
+                if !holds_offset {
+                    following += seg.size;
+                    if following > 0 && following >= max_bytes as u64 {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((views, log_end, inner.log_start))
     }
 
     /// The aborted transactions with records in `[from, to)`, oldest first:

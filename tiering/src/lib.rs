@@ -35,5 +35,6 @@ pub use remote_partition::{RemotePartition, RetentionLimits};
 pub use remote_read::RemoteRead;
 pub use store::{RemoteStore, StoreQuotas};
 pub use tiered_partition::{
-    HotRead, Isolation, OffsetQuery, PartitionOffsets, RecordFinder, TierPolicy, TieredPartition,
+    HotRead, Isolation, OffsetQuery, PartitionOffsets, ReadForm, RecordFinder, TierPolicy,
+    TieredPartition,
 };

@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
-use strata_storage::{AbortedTxn, FetchData, Log, Offset, RetentionOutcome, StorageError};
+use strata_storage::{
+    AbortedTxn, FetchData, FileData, Log, Offset, RetentionOutcome, StorageError,
+};
 use tokio::sync::Notify;
 
 use crate::error::{TieringError, TieringResult};
@@ -33,9 +35,21 @@ pub struct PartitionOffsets {
 pub enum HotRead {
     /// Batches from the local log (none at the end of the log).
     Records(FetchData),
+    /// The same, as regions of the segment files ([`ReadForm::Files`]).
+    Files(FileData),
     /// The offset is below the hot tier and a remote segment holds it: read
     /// it with [`TieredPartition::read_cold`].
     Cold,
+}
+
+/// How a hot read hands its batches out.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReadForm {
+    /// Read into memory.
+    Bytes,
+    /// As regions of the segment files, for a caller that sends them to a
+    /// socket without copying them through user space.
+    Files,
 }
 
 /// Which records a read may return (Fetch's and ListOffsets'
@@ -233,13 +247,24 @@ impl TieredPartition {
         max_bytes: usize,
         min_one_batch: bool,
         isolation: Isolation,
+        form: ReadForm,
     ) -> Result<HotRead, StorageError> {
         let end = match isolation {
             Isolation::ReadUncommitted => Offset(i64::MAX),
             Isolation::ReadCommitted => self.log.last_stable_offset(),
         };
-        match self.log.read_until(offset, max_bytes, min_one_batch, end) {
-            Ok(data) => Ok(HotRead::Records(data)),
+        let read = match form {
+            ReadForm::Bytes => self
+                .log
+                .read_until(offset, max_bytes, min_one_batch, end)
+                .map(HotRead::Records),
+            ReadForm::Files => self
+                .log
+                .read_regions_until(offset, max_bytes, min_one_batch, end)
+                .map(HotRead::Files),
+        };
+        match read {
+            Ok(read) => Ok(read),
             Err(StorageError::OffsetOutOfRange { log_start, .. })
                 if offset < log_start && self.remote.covers(offset) =>
             {
@@ -522,7 +547,13 @@ mod tests {
 
         // Below the hot tier: the cold tier answers, batch by batch.
         assert!(matches!(
-            p.read_hot(Offset(0), 1 << 20, true, Isolation::ReadUncommitted),
+            p.read_hot(
+                Offset(0),
+                1 << 20,
+                true,
+                Isolation::ReadUncommitted,
+                ReadForm::Bytes
+            ),
             Ok(HotRead::Cold)
         ));
         let cold = p
@@ -533,7 +564,13 @@ mod tests {
         assert_eq!(offsets_of(&cold)[0], 0);
         // At and above it: the hot tier, up to the end.
         match p
-            .read_hot(o.local_start, 1 << 20, true, Isolation::ReadUncommitted)
+            .read_hot(
+                o.local_start,
+                1 << 20,
+                true,
+                Isolation::ReadUncommitted,
+                ReadForm::Bytes,
+            )
             .unwrap()
         {
             HotRead::Records(data) => {
@@ -541,11 +578,31 @@ mod tests {
                 assert_eq!(got.first(), Some(&o.local_start.0));
                 assert_eq!(got.last(), Some(&29));
             }
-            HotRead::Cold => panic!("the hot tier holds its own start"),
+            other => panic!("the hot tier holds its own start: {other:?}"),
+        }
+        // The same as file regions: the bytes the read above returned.
+        match p
+            .read_hot(
+                o.local_start,
+                1 << 20,
+                true,
+                Isolation::ReadUncommitted,
+                ReadForm::Files,
+            )
+            .unwrap()
+        {
+            HotRead::Files(files) => assert!(!files.is_empty() && files.regions[0].len > 0),
+            other => panic!("file regions of the hot tier: {other:?}"),
         }
         // Past the end: out of range, not the cold tier.
         assert!(matches!(
-            p.read_hot(Offset(31), 100, true, Isolation::ReadUncommitted),
+            p.read_hot(
+                Offset(31),
+                100,
+                true,
+                Isolation::ReadUncommitted,
+                ReadForm::Bytes
+            ),
             Err(StorageError::OffsetOutOfRange { .. })
         ));
 
@@ -595,7 +652,13 @@ mod tests {
         );
         assert_eq!(p.offsets().log_start, Offset(2));
         assert!(matches!(
-            p.read_hot(Offset(1), 100, true, Isolation::ReadUncommitted),
+            p.read_hot(
+                Offset(1),
+                100,
+                true,
+                Isolation::ReadUncommitted,
+                ReadForm::Bytes
+            ),
             Err(StorageError::OffsetOutOfRange { .. })
         ));
         let cold = p
@@ -620,7 +683,13 @@ mod tests {
         let target = local_start.plus(1);
         assert_eq!(p.delete_records_before(Some(target)).await.unwrap(), target);
         assert!(matches!(
-            p.read_hot(local_start, 100, true, Isolation::ReadUncommitted),
+            p.read_hot(
+                local_start,
+                100,
+                true,
+                Isolation::ReadUncommitted,
+                ReadForm::Bytes
+            ),
             Err(StorageError::OffsetOutOfRange { .. })
         ));
         // None: up to the high watermark.

@@ -8,8 +8,9 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use strata_storage::batch::{whole_batches_within, BatchHeader};
+use strata_storage::FileData;
 use strata_storage::{Offset, StorageError};
-use strata_tiering::{HotRead, Isolation, TieredPartition};
+use strata_tiering::{HotRead, Isolation, ReadForm, TieredPartition};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
@@ -34,9 +35,26 @@ struct ColdRead {
     limit: usize,
 }
 
+/// A Fetch answer. Partitions read from local disk as file regions have no
+/// records in `response`; `files` holds them (topic and partition index in
+/// the response, and the regions), for the server to send from the files.
+pub struct FetchAnswer {
+    pub response: FetchResponse,
+    pub files: Vec<PartitionFiles>,
+}
+
+/// One partition's records as regions of its segment files.
+pub struct PartitionFiles {
+    pub topic: usize,
+    pub partition: usize,
+    pub data: FileData,
+}
+
 /// What one pass over the hot tiers found.
 struct HotPass {
     topics: Vec<FetchableTopicResponse>,
+    /// Hot partitions read as file regions (with `ReadForm::Files`).
+    files: Vec<PartitionFiles>,
     /// Record bytes in `topics`.
     bytes: usize,
     /// Whether the answer goes out now: a partition answered with an
@@ -66,11 +84,20 @@ struct Committed {
 /// request's `max_bytes` across both tiers (except for one first batch, as
 /// KIP-74 allows). Fetch sessions are not kept: every response is a full one
 /// with session id 0, which clients treat as "no session" and keep sending
-/// full fetches.
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
+/// full fetches. With `ReadForm::Files` the hot tier's records are handed
+/// out as file regions beside the response instead of inside it.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: FetchRequest,
+    version: i16,
+    form: ReadForm,
+) -> FetchAnswer {
     if req.session_id != 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchAnswer {
+            response: FetchResponse::default()
+                .with_error_code(ResponseError::FetchSessionIdNotFound.code()),
+            files: Vec::new(),
+        };
     }
     let req = Arc::new(req);
     let deadline =
@@ -90,11 +117,12 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         let (b, r, w) = (Arc::clone(broker), Arc::clone(&req), Arc::clone(&waker));
         let HotPass {
             mut topics,
+            files,
             mut bytes,
             mut answer_now,
             cold,
             committed,
-        } = blocking(move || read_hot(&b, &r, version, max_bytes, &w)).await;
+        } = blocking(move || read_hot(&b, &r, version, max_bytes, &w, form)).await;
         // The first pass gives the cold tier its full wait; a later pass (woken
         // by an append, or at the deadline) only what is left of the client's
         // wait, so that the answer comes within max(max_wait_ms,
@@ -152,8 +180,11 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         let now = Instant::now();
         if bytes >= req.min_bytes.max(0) as usize || answer_now || now >= deadline {
             add_aborted(&mut topics, &committed).await;
-            count_bytes_out(broker, &req, &topics);
-            return FetchResponse::default().with_responses(topics);
+            count_bytes_out(broker, &req, &topics, &files);
+            return FetchAnswer {
+                response: FetchResponse::default().with_responses(topics),
+                files,
+            };
         }
         let _ = tokio::time::timeout(deadline - now, waker.notified()).await;
     }
@@ -162,13 +193,23 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
 /// Adds the record bytes of an answer to `strata_topic_bytes_out_total`.
 /// The response's topics are the request's, in order; from v13 they are
 /// named by id only.
-fn count_bytes_out(broker: &Broker, req: &FetchRequest, topics: &[FetchableTopicResponse]) {
-    for (asked, answer) in req.topics.iter().zip(topics) {
+fn count_bytes_out(
+    broker: &Broker,
+    req: &FetchRequest,
+    topics: &[FetchableTopicResponse],
+    files: &[PartitionFiles],
+) {
+    for (i, (asked, answer)) in req.topics.iter().zip(topics).enumerate() {
         let bytes: usize = answer
             .partitions
             .iter()
             .filter_map(|p| p.records.as_ref().map(|r| r.len()))
-            .sum();
+            .sum::<usize>()
+            + files
+                .iter()
+                .filter(|f| f.topic == i)
+                .map(|f| f.data.len())
+                .sum::<usize>();
         if bytes == 0 {
             continue;
         }
@@ -191,12 +232,14 @@ fn read_hot(
     version: i16,
     max_bytes: usize,
     waker: &Arc<Notify>,
+    form: ReadForm,
 ) -> HotPass {
     let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut answer_now = false;
     let mut cold = Vec::new();
     let mut committed = Vec::new();
+    let mut files = Vec::new();
     let mut out = Vec::with_capacity(req.topics.len());
     let redirect = broker.preferred_read_replica(&req.rack_id);
     let follower = broker.is_follower();
@@ -236,7 +279,7 @@ fn read_hot(
             let limit = (fp.partition_max_bytes.max(0) as usize).min(remaining);
             let offset = Offset(fp.fetch_offset);
             let isolation = Isolation::from_level(req.isolation_level);
-            let read = partition.read_hot(offset, limit, total == 0, isolation);
+            let read = partition.read_hot(offset, limit, total == 0, isolation, form);
             let offsets = partition.offsets();
             let base = base
                 .with_high_watermark(offsets.high_watermark.0)
@@ -250,6 +293,37 @@ fn read_hot(
                 {
                     answer_now = true;
                     partitions.push(base.with_error_code(ResponseError::OffsetNotAvailable.code()));
+                }
+                Ok(HotRead::Files(data))
+                    if follower && data.is_empty() && offset >= offsets.high_watermark =>
+                {
+                    answer_now = true;
+                    partitions.push(base.with_error_code(ResponseError::OffsetNotAvailable.code()));
+                }
+                Ok(HotRead::Files(data)) => {
+                    let len = data.len();
+                    total += len;
+                    remaining = remaining.saturating_sub(len);
+                    if isolation == Isolation::ReadCommitted && len > 0 {
+                        committed.push(Committed {
+                            topic: out.len(),
+                            partition: partitions.len(),
+                            handle: Arc::clone(partition),
+                            offset,
+                        });
+                    }
+                    let hw = data.high_watermark.0.max(offsets.high_watermark.0);
+                    if len == 0 {
+                        partitions.push(base.with_high_watermark(hw));
+                    } else {
+                        // The records travel beside the response.
+                        files.push(PartitionFiles {
+                            topic: out.len(),
+                            partition: partitions.len(),
+                            data,
+                        });
+                        partitions.push(base.with_high_watermark(hw).with_records(None));
+                    }
                 }
                 Ok(HotRead::Records(data)) => {
                     total += data.records.len();
@@ -322,6 +396,7 @@ fn read_hot(
     }
     HotPass {
         topics: out,
+        files,
         bytes: total,
         answer_now,
         cold,
