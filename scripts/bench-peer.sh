@@ -7,6 +7,7 @@
 # seconds per GB (user + system, from /proc), and the median ratio
 # Strata/krabka. Prints one JSON object. Usage:
 #   KRABKA_DIR=/tmp/krabka/target/release scripts/bench-peer.sh
+#   STRATA_ARGS="--set fetch.sendfile.enable=false" ...   # Strata with other settings
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${RECORDS:-1000000}
@@ -31,7 +32,8 @@ start_strata() {
     rm -rf "$WORK/data"
     local port
     port=$(free_port)
-    "$S" --listen 127.0.0.1:"$port" --metrics-listen 127.0.0.1:0 --data-dir "$WORK/data" >/dev/null 2>"$WORK/strata.log" &
+    # shellcheck disable=SC2086
+    "$S" --listen 127.0.0.1:"$port" --metrics-listen 127.0.0.1:0 --data-dir "$WORK/data" ${STRATA_ARGS:-} >/dev/null 2>"$WORK/strata.log" &
     PID=$!
     ADDR=127.0.0.1:$port
 }
@@ -71,7 +73,8 @@ run() {
     c1=$(cpu_secs "$PID")
     "$B" --json consume --bootstrap "$ADDR" --topic t --records "$RECORDS" >"$WORK/$who-$n-consume.json"
     c2=$(cpu_secs "$PID")
-    echo "{\"produce_cpu\": $(echo "$c1 - $c0" | bc -l), \"consume_cpu\": $(echo "$c2 - $c1" | bc -l)}" >"$WORK/$who-$n-cpu.json"
+    awk -v a="$c0" -v b="$c1" -v c="$c2" 'BEGIN { printf "{\"produce_cpu\": %.3f, \"consume_cpu\": %.3f}\n", b - a, c - b }' \
+        >"$WORK/$who-$n-cpu.json"
     stop
 }
 for n in $(seq "$PAIRS"); do
