@@ -349,6 +349,10 @@ fn read_body(
 /// Serves one client connection until it closes or a fault closes it.
 fn serve(client: TcpStream, upstream_port: u16, shared: &Shared) -> std::io::Result<()> {
     client.set_nonblocking(false)?;
+    // A head and a body in separate writes would otherwise meet Nagle's
+    // algorithm and the client's delayed ACK: 40 ms per answer that no
+    // real bucket adds.
+    client.set_nodelay(true)?;
     let mut reader = BufReader::new(client.try_clone()?);
     let mut writer = client;
     loop {
@@ -477,6 +481,7 @@ fn write_paced(writer: &mut impl Write, body: &[u8], bytes_per_sec: u64) -> std:
 /// whole response.
 fn forward(upstream_port: u16, method: &str, head: &[u8], body: &[u8]) -> std::io::Result<Message> {
     let mut up = TcpStream::connect(("127.0.0.1", upstream_port))?;
+    up.set_nodelay(true)?;
     up.write_all(head)?;
     up.write_all(body)?;
     up.flush()?;

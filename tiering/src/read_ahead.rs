@@ -34,6 +34,10 @@ pub(crate) struct ReadAhead {
     max: u64,
     /// Where a sequential reader reads next.
     next: Option<Offset>,
+    /// The segment and byte position of `next`, when the last read ended
+    /// inside a segment: the next read starts there without the segment's
+    /// offset index.
+    resume: Option<(Uuid, u64)>,
     /// Chunks asked for ahead and not read yet, oldest first (bounded).
     asked: VecDeque<ChunkId>,
 }
@@ -45,6 +49,7 @@ impl ReadAhead {
             window: 1,
             max: max.max(1),
             next: None,
+            resume: None,
             asked: VecDeque::new(),
         }
     }
@@ -54,16 +59,28 @@ impl ReadAhead {
         self.window
     }
 
-    /// A read at `offset` that ended before `next`, and how each chunk it
-    /// used was served. Returns the window for the read-ahead that follows.
+    /// The byte position in `segment` where a read at `offset` can start,
+    /// if the last read ended there.
+    pub(crate) fn resume_at(&self, offset: Offset, segment: Uuid) -> Option<u64> {
+        match self.resume {
+            Some((s, position)) if s == segment && self.next == Some(offset) => Some(position),
+            _ => None,
+        }
+    }
+
+    /// A read at `offset` that ended before `next` (at byte `resume` of its
+    /// segment, if inside it), and how each chunk it used was served.
+    /// Returns the window for the read-ahead that follows.
     pub(crate) fn after_read(
         &mut self,
         offset: Offset,
         next: Offset,
+        resume: Option<(Uuid, u64)>,
         chunks: &[(ChunkId, Served)],
     ) -> u64 {
         let sequential = self.next == Some(offset);
         self.next = Some(next);
+        self.resume = resume;
         if !sequential {
             // A seek: what was read ahead is for another place.
             self.window = 1;
@@ -138,40 +155,71 @@ mod tests {
         Offset(n)
     }
 
+    impl ReadAhead {
+        fn after_read_(
+            &mut self,
+            offset: Offset,
+            next: Offset,
+            chunks: &[(ChunkId, Served)],
+        ) -> u64 {
+            self.after_read(offset, next, None, chunks)
+        }
+    }
+
+    #[test]
+    fn a_sequential_read_resumes_where_the_last_one_ended_in_the_same_segment() {
+        let mut ra = ReadAhead::new(4);
+        assert_eq!(ra.resume_at(o(0), SEG), None);
+        ra.after_read(o(0), o(100), Some((SEG, 4096)), &[]);
+        assert_eq!(ra.resume_at(o(100), SEG), Some(4096));
+        assert_eq!(ra.resume_at(o(101), SEG), None, "another offset");
+        assert_eq!(
+            ra.resume_at(o(100), Uuid::from_u128(8)),
+            None,
+            "another segment"
+        );
+        ra.after_read(o(100), o(200), None, &[]);
+        assert_eq!(
+            ra.resume_at(o(200), SEG),
+            None,
+            "the last read ended its segment"
+        );
+    }
+
     #[test]
     fn the_window_grows_while_the_reader_waits_for_the_store_and_stays_when_it_does_not() {
         let mut ra = ReadAhead::new(16);
         // The first read is a seek: one chunk ahead, nothing before.
         assert_eq!(
-            ra.after_read(o(0), o(100), &[((SEG, 0), Served::Missed)]),
+            ra.after_read_(o(0), o(100), &[((SEG, 0), Served::Missed)]),
             1
         );
         assert!(ra.asked((SEG, 1), Prefetch::Started));
         // The reader waited for the chunk read ahead: twice as far.
         assert_eq!(
-            ra.after_read(o(100), o(200), &[((SEG, 1), Served::Waited)]),
+            ra.after_read_(o(100), o(200), &[((SEG, 1), Served::Waited)]),
             2
         );
         assert_eq!(
-            ra.after_read(o(200), o(300), &[((SEG, 2), Served::Missed)]),
+            ra.after_read_(o(200), o(300), &[((SEG, 2), Served::Missed)]),
             4
         );
         assert_eq!(
-            ra.after_read(o(300), o(400), &[((SEG, 3), Served::Waited)]),
+            ra.after_read_(o(300), o(400), &[((SEG, 3), Served::Waited)]),
             8
         );
         assert_eq!(
-            ra.after_read(o(400), o(500), &[((SEG, 4), Served::Waited)]),
+            ra.after_read_(o(400), o(500), &[((SEG, 4), Served::Waited)]),
             16
         );
         assert_eq!(
-            ra.after_read(o(500), o(600), &[((SEG, 5), Served::Waited)]),
+            ra.after_read_(o(500), o(600), &[((SEG, 5), Served::Waited)]),
             16,
             "bounded"
         );
         // Everything ready: the reader is the slower side.
         assert_eq!(
-            ra.after_read(o(600), o(700), &[((SEG, 6), Served::Ready)]),
+            ra.after_read_(o(600), o(700), &[((SEG, 6), Served::Ready)]),
             16
         );
     }
@@ -179,9 +227,9 @@ mod tests {
     #[test]
     fn evictions_before_use_refusals_and_throttling_shrink_it_and_a_seek_starts_over() {
         let mut ra = ReadAhead::new(16);
-        ra.after_read(o(0), o(10), &[]);
+        ra.after_read_(o(0), o(10), &[]);
         for i in 1..=4 {
-            ra.after_read(
+            ra.after_read_(
                 o(i * 10),
                 o(i * 10 + 10),
                 &[((SEG, i as u64), Served::Waited)],
@@ -192,7 +240,7 @@ mod tests {
         // itself: the cache evicted it first.
         assert!(ra.asked((SEG, 9), Prefetch::Started));
         assert_eq!(
-            ra.after_read(o(50), o(60), &[((SEG, 9), Served::Missed)]),
+            ra.after_read_(o(50), o(60), &[((SEG, 9), Served::Missed)]),
             8
         );
         // The cache has no room for more unread chunks, then the store
@@ -206,7 +254,7 @@ mod tests {
         assert_eq!(ra.window(), 2);
         // A seek: no read-ahead beyond one chunk until it proves useful.
         assert_eq!(
-            ra.after_read(o(5_000), o(5_010), &[((SEG, 40), Served::Missed)]),
+            ra.after_read_(o(5_000), o(5_010), &[((SEG, 40), Served::Missed)]),
             1
         );
     }

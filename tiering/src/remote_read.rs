@@ -19,6 +19,10 @@ use crate::manifest::SegmentEntry;
 use crate::read_ahead::ChunkId;
 use crate::remote_partition::RemotePartition;
 
+/// Bytes a seek by time reads from the position its indexes give, before
+/// it falls back to the chunk cache for a batch that runs past them.
+const SEEK_READ: u64 = 64 * 1024;
+
 /// Batches read from the cold tier.
 #[derive(Clone, Debug)]
 pub struct RemoteRead {
@@ -95,8 +99,17 @@ impl RemotePartition {
         // A read from a segment's first offset (a replay from the start,
         // or one moving on to the next segment) starts at its first byte,
         // without a round trip for the offset index.
+        let resume = self
+            .read_ahead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .resume_at(offset, entry.id);
         let position = if offset == entry.base_offset {
             0
+        } else if let Some(position) = resume {
+            // A sequential reader goes on where its last read ended, without
+            // a round trip for the offset index.
+            position as u32
         } else {
             let index = self.index(&entry, SegmentFile::OffsetIndex).await?;
             offset_index_lookup(&index, entry.base_offset, offset).1
@@ -124,9 +137,10 @@ impl RemotePartition {
             // filtered by compaction, say): the reader goes on in the next.
             next = entry.next_offset;
         }
+        let resume = (end < entry.size && next < entry.next_offset).then_some((entry.id, end));
         let window = {
             let mut ra = self.read_ahead.lock().unwrap_or_else(|p| p.into_inner());
-            ra.after_read(offset, next, &reader.served)
+            ra.after_read(offset, next, resume, &reader.served)
         };
         self.read_ahead(&entry, end, window);
         Ok(Some(RemoteRead { records }))
@@ -197,9 +211,7 @@ impl RemotePartition {
         };
         let Some(entry) = entry else { return Ok(None) };
         // Both indexes in one round trip: against a real bucket each GET
-        // costs its first-byte latency, so a seek by time takes two of them
-        // (the indexes, then the chunk holding the record), and the chunk is
-        // the one the consumer's first fetch reads next.
+        // costs its first-byte latency.
         let (time_index, index) = futures::future::try_join(
             self.index(&entry, SegmentFile::TimeIndex),
             self.index(&entry, SegmentFile::OffsetIndex),
@@ -208,11 +220,47 @@ impl RemotePartition {
         // Records below the log start (DeleteRecords) are not searched.
         let from = time_index_lookup(&time_index, entry.base_offset, ts).max(log_start);
         let (_, position) = offset_index_lookup(&index, entry.base_offset, from);
-        let mut reader = SegmentReader::new(self, &entry);
         let mut pos = position as u64;
+        let wanted = |h: &BatchHeader| h.max_timestamp >= ts && h.last_offset() >= log_start.0;
+        if !ChunkCache::reads_in_place(&self.store) {
+            // The record is a time-index interval (4 KiB by default) or a
+            // batch from the position: a small ranged GET finds it, while
+            // the chunk holding it, which the consumer's first fetch reads
+            // next, downloads beside it instead of after it.
+            let key = self.object(&entry, SegmentFile::Log);
+            let chunk = pos / self.cache.chunk_bytes();
+            self.cache.prefetch(&self.store, &key, entry.size, chunk);
+            let end = (pos + SEEK_READ).min(entry.size);
+            metrics::counter!("strata_remote_gets_total", "purpose" => "seek").increment(1);
+            let near = self
+                .store
+                .store
+                .get_range(&key, pos..end)
+                .await
+                .map_err(TieringError::store("read", &key))?;
+            let mut at = 0usize;
+            while at + HEADER_LEN <= near.len() {
+                let header =
+                    BatchHeader::parse(&near[at..]).map_err(|e| TieringError::Corrupt {
+                        key: key.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                if !wanted(&header) {
+                    at += header.total_len();
+                    continue;
+                }
+                if at + header.total_len() <= near.len() {
+                    return Ok(Some(near.slice(at..at + header.total_len())));
+                }
+                // A batch larger than the small read: the cache has it.
+                break;
+            }
+            pos += at as u64;
+        }
+        let mut reader = SegmentReader::new(self, &entry);
         while pos < entry.size {
             let header = reader.header(pos).await?;
-            if header.max_timestamp >= ts && header.last_offset() >= log_start.0 {
+            if wanted(&header) {
                 return reader.range(pos, header.total_len()).await.map(Some);
             }
             pos += header.total_len() as u64;

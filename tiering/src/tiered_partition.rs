@@ -481,6 +481,14 @@ mod tests {
     /// A partition of 30 one-record batches (timestamps 1000..1030) in
     /// 300-byte segments, the sealed ones uploaded and then deleted locally.
     async fn partition() -> (tempfile::TempDir, TieredPartition) {
+        partition_of(20, true).await
+    }
+
+    /// As [`partition`], with records of `payload` bytes, and a store read
+    /// in place (`file://`) or, with `in_place` false, the same directory
+    /// read as a remote bucket is (through the chunk cache, with small
+    /// ranged reads for seeks by time).
+    async fn partition_of(payload: usize, in_place: bool) -> (tempfile::TempDir, TieredPartition) {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig {
             segment_bytes: 300,
@@ -492,12 +500,13 @@ mod tests {
         for ts in 0..30 {
             let mut b = BatchBuilder::new(1)
                 .timestamp(1000 + ts)
-                .payload(20)
+                .payload(payload)
                 .build();
             log.append(&mut b, 0).unwrap();
         }
         log.flush_sealed().unwrap();
-        let store = RemoteStore::local(&dir.path().join("remote")).unwrap();
+        let mut store = RemoteStore::local(&dir.path().join("remote")).unwrap();
+        store.local = in_place;
         let cache = ChunkCache::new(
             dir.path().join("cache"),
             crate::cache::CacheLimits::new(1 << 20, 64 * 1024),
@@ -639,6 +648,26 @@ mod tests {
             ask(OffsetQuery::MaxTimestamp).await.unwrap(),
             Some((1029, Offset(29)))
         );
+    }
+
+    #[tokio::test]
+    async fn a_seek_by_time_in_a_bucket_finds_the_record_near_the_index_or_through_the_cache() {
+        // Batches of 100 bytes fit the seek's small read; batches of 100 KiB
+        // run past it, and are read through the chunk cache instead.
+        for payload in [100, 100 * 1024] {
+            let (_dir, p) = partition_of(payload, false).await;
+            let local_start = p.offsets().local_start.0;
+            assert!(local_start > 3, "history in the cold tier");
+            for ts in [1000, 1001, 1000 + local_start - 1] {
+                assert_eq!(
+                    p.list_offset(OffsetQuery::Timestamp(ts), find)
+                        .await
+                        .unwrap(),
+                    Some((ts, Offset(ts - 1000))),
+                    "payload {payload}, timestamp {ts}"
+                );
+            }
+        }
     }
 
     #[tokio::test]
