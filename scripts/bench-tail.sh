@@ -6,7 +6,9 @@
 #   1. alone;
 #   2. beside a replay of that history from the cold tier at full speed;
 #   3. while the upload pass copies UPLOAD_MIB of newly sealed segments.
-# Each is run RUNS times on the same broker. Prints one JSON object. Usage:
+# Each is run RUNS times on the same broker, each run's topics deleted
+# after it (the script needs about 10 GB of disk at most). Prints one JSON
+# object. Usage:
 #   scripts/bench-tail.sh
 #   RUNS=1 SECONDS_EACH=10 scripts/bench-tail.sh
 set -euo pipefail
@@ -50,6 +52,9 @@ run() {
         sync
         "$B" --json e2e --bootstrap "$ADDR" --topic "e2e-$label-$n" --rate "$RATE" --seconds "$SECONDS_EACH" "$@" \
             >"$WORK/$label-$n.json"
+        # Each run writes 1.5 GB (and its copy in the cold tier): gone before
+        # the next, so that the whole script fits this machine's disk.
+        "$B" delete-topics --bootstrap "$ADDR" --topic "e2e-$label-$n" >/dev/null
     done
 }
 # The upload pass runs every 30 s by default: history is in the store after
@@ -68,6 +73,7 @@ for n in $(seq "$RUNS"); do
     "$B" --json e2e --bootstrap "$ADDR" --topic "e2e-uploads-$n" --rate "$RATE" --seconds 35 >"$WORK/uploads-$n.json"
     after=$(grep -c "uploaded segment" "$WORK/strata.log" || true)
     echo "{\"segments_uploaded_during\": $((after - before))}" >"$WORK/uploads-$n-count.json"
+    "$B" delete-topics --bootstrap "$ADDR" --topic "bulk-$n" --topic "e2e-uploads-$n" >/dev/null
 done
 
 python3 - "$WORK" "$RUNS" "$RATE" <<'EOF'

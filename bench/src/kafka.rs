@@ -121,6 +121,42 @@ pub fn create_topic(client: &Client, topic: &str, settings: &TopicSettings) -> R
     Ok(())
 }
 
+#[derive(clap::Args, Debug)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub client: Client,
+    /// Topics to delete.
+    #[arg(long = "topic", required = true)]
+    pub topics: Vec<String>,
+}
+
+/// Deletes topics (a missing one is not an error), so that a long script
+/// keeps the disk it uses bounded.
+pub fn delete_topics(a: &DeleteArgs) -> Result<Report> {
+    let admin: AdminClient<DefaultClientContext> = a
+        .client
+        .config(&[])
+        .create()
+        .context("creating the admin client")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let names: Vec<&str> = a.topics.iter().map(String::as_str).collect();
+    let results = rt.block_on(admin.delete_topics(
+        &names,
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+    ))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((t, e)) => bail!("deleting topic {t}: {e}"),
+        }
+    }
+    let mut r = Report::new("delete topics");
+    r.add("topics", names.len() as f64, "");
+    Ok(r)
+}
+
 /// Delivery bookkeeping: the send instant travels with each record as its
 /// opaque. librdkafka calls `delivery` from its own polling thread only.
 pub(crate) struct Timing {

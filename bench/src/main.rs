@@ -35,6 +35,8 @@ enum Mode {
     /// Consume a topic from offset 0 whose history lives in the cold tier:
     /// MB/s and time to the first record.
     Replay(kafka::ConsumeArgs),
+    /// Delete topics, to keep a long benchmark's disk use bounded.
+    DeleteTopics(kafka::DeleteArgs),
     /// The machine's own ceiling for the same work.
     #[command(subcommand)]
     Limit(Limit),
@@ -62,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             a.from = kafka::From::Offset(0);
             kafka::consume(&a, "replay")?
         }
+        Mode::DeleteTopics(a) => kafka::delete_topics(a)?,
         Mode::Limit(Limit::Produce(a)) => limit::produce(a)?,
         Mode::Limit(Limit::Consume(a)) => limit::consume(a)?,
         Mode::Limit(Limit::Get(a)) => limit::get(a)?,

@@ -463,10 +463,22 @@ mod tests {
         // A sequential reader needs no index (it starts each segment at its
         // first byte and goes on where it stopped); reads that seek into
         // segments load theirs, within the bound.
-        let bases: Vec<Offset> = remote.snapshot().finished().map(|e| e.base_offset).collect();
+        let bases: Vec<Offset> = remote
+            .snapshot()
+            .finished()
+            .map(|e| e.base_offset)
+            .collect();
         for base in bases {
-            assert!(remote.read(base.plus(1), 100, true).await.unwrap().is_some());
-            assert!(indexes.bytes() <= 48, "{} bytes of indexes", indexes.bytes());
+            assert!(remote
+                .read(base.plus(1), 100, true)
+                .await
+                .unwrap()
+                .is_some());
+            assert!(
+                indexes.bytes() <= 48,
+                "{} bytes of indexes",
+                indexes.bytes()
+            );
         }
         assert!(indexes.bytes() > 0);
     }
