@@ -27,6 +27,9 @@ pub struct SealedSegment {
     pub size: u64,
     pub max_timestamp: i64,
     pub file: Arc<fs::File>,
+    /// The `.log` file's path, for a store that can link it instead of
+    /// copying it (it may be gone by the time it is used: retention).
+    pub log_path: PathBuf,
     pub index_path: PathBuf,
     pub time_index_path: PathBuf,
     /// The aborted transactions whose markers the segment holds (its
@@ -210,6 +213,7 @@ impl Log {
                 size: s.size,
                 max_timestamp: s.max_timestamp,
                 file: Arc::clone(&s.file),
+                log_path: SegmentFile::Log.path(&self.dir, s.base),
                 index_path: SegmentFile::OffsetIndex.path(&self.dir, s.base),
                 time_index_path: SegmentFile::TimeIndex.path(&self.dir, s.base),
                 aborted: s.txn_index.entries().to_vec(),

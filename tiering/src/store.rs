@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,9 @@ pub struct RemoteStore {
     /// The store is a directory on this machine: reads of it are not worth
     /// caching on the same disks.
     pub local: bool,
+    /// That directory, for uploads that link a sealed segment's file into
+    /// it instead of copying its bytes.
+    pub local_root: Option<PathBuf>,
     pub quotas: Arc<StoreQuotas>,
 }
 
@@ -114,6 +117,7 @@ impl RemoteStore {
             store,
             prefix,
             local: false,
+            local_root: None,
             quotas: Arc::default(),
         })
     }
@@ -136,8 +140,16 @@ impl RemoteStore {
             store: Arc::new(store),
             prefix: ObjectPath::default(),
             local: true,
+            local_root: Some(dir.to_owned()),
             quotas: Arc::default(),
         })
+    }
+
+    /// Where the object `key` lives on this machine's file system, for a
+    /// local-directory store.
+    pub fn local_file(&self, key: &ObjectPath) -> Option<PathBuf> {
+        let root = self.local_root.as_ref()?;
+        Some(key.parts().fold(root.clone(), |p, part| p.join(part.as_ref())))
     }
 
     /// The full key of `relative` under the store's prefix.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use strata_storage::{Log, Offset, SealedSegment, SegmentFile};
-use tracing::info;
+use tracing::{debug, info};
 use uuid::Uuid;
 
 use crate::error::{TieringError, TieringResult};
@@ -91,7 +91,17 @@ impl RemotePartition {
         // Every byte sent goes through the copy quota first
         // (remote.log.manager.copy.max.bytes.per.second).
         let quota = &self.store.quotas.copy;
-        if segment.size as usize <= MULTIPART_PART {
+        // A local-directory store on the same file system gets the sealed
+        // file, which never changes again, under a second name: no byte is
+        // copied (a copy would leave a segment's worth of dirty pages for the
+        // disk to write beside the appends).
+        let linked = match self.store.local_file(&log_key) {
+            Some(dest) => link(segment.log_path.clone(), dest).await,
+            None => false,
+        };
+        if linked {
+            metrics::counter!("strata_remote_upload_linked_segments_total").increment(1);
+        } else if segment.size as usize <= MULTIPART_PART {
             quota.take(segment.size).await;
             let bytes = read_file_range(&segment.file, 0, segment.size as usize).await?;
             self.store
@@ -171,6 +181,22 @@ impl RemotePartition {
         info!(partition = %self.key.dir(), base_offset = entry.base_offset.0, next_offset = entry.next_offset.0, bytes = entry.size, "uploaded segment");
         Ok(())
     }
+}
+
+/// Links the sealed segment file `src` as `dest`; false when that is not
+/// possible (another file system, the segment already deleted by
+/// retention), and the caller copies instead.
+async fn link(src: PathBuf, dest: PathBuf) -> bool {
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::hard_link(&src, &dest)
+    })
+    .await
+    .expect("no panic")
+    .map_err(|e| debug!(error = %e, "could not link a segment into the local store; copying it"))
+    .is_ok()
 }
 
 async fn read_file_range(file: &Arc<std::fs::File>, at: u64, len: usize) -> TieringResult<Bytes> {
