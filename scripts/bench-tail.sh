@@ -68,6 +68,8 @@ run replay --replay-topic history
 for n in $(seq "$RUNS"); do
     "$B" produce --bootstrap "$ADDR" --topic "bulk-$n" --records $((UPLOAD_MIB * 1024)) \
         --topic-config segment.bytes=67108864 >/dev/null
+    # The disk writes the bulk out first: what is measured is the uploads.
+    sync
     echo "== uploads $n" >&2
     before=$(grep -c "uploaded segment" "$WORK/strata.log" || true)
     "$B" --json e2e --bootstrap "$ADDR" --topic "e2e-uploads-$n" --rate "$RATE" --seconds 35 >"$WORK/uploads-$n.json"
