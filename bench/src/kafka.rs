@@ -95,15 +95,22 @@ pub struct TopicSettings {
     pub configs: Vec<(String, String)>,
 }
 
-/// Creates `topic` unless it exists.
-pub fn create_topic(client: &Client, topic: &str, settings: &TopicSettings) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client
+/// An admin client of `client`'s broker, and a runtime to wait for its
+/// answers on.
+fn admin(client: &Client) -> Result<(AdminClient<DefaultClientContext>, tokio::runtime::Runtime)> {
+    let admin = client
         .config(&[])
         .create()
         .context("creating the admin client")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    Ok((admin, rt))
+}
+
+/// Creates `topic` unless it exists.
+pub fn create_topic(client: &Client, topic: &str, settings: &TopicSettings) -> Result<()> {
+    let (admin, rt) = admin(client)?;
     let mut new = NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(1));
     for (k, v) in &settings.configs {
         new = new.set(k, v);
@@ -133,14 +140,7 @@ pub struct DeleteArgs {
 /// Deletes topics (a missing one is not an error), so that a long script
 /// keeps the disk it uses bounded.
 pub fn delete_topics(a: &DeleteArgs) -> Result<Report> {
-    let admin: AdminClient<DefaultClientContext> = a
-        .client
-        .config(&[])
-        .create()
-        .context("creating the admin client")?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (admin, rt) = admin(&a.client)?;
     let names: Vec<&str> = a.topics.iter().map(String::as_str).collect();
     let results = rt.block_on(admin.delete_topics(
         &names,

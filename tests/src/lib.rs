@@ -89,6 +89,17 @@ pub fn scrape(addr: &str) -> String {
     body
 }
 
+/// The sum of a metric's samples on `broker`'s metrics endpoint, over all
+/// its labels (0 if absent).
+pub fn metric(broker: &Broker, name: &str) -> f64 {
+    scrape(broker.metrics_addr())
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub fn strata_bin() -> PathBuf {
     if let Ok(p) = std::env::var("STRATA_BIN") {
         return PathBuf::from(p);

@@ -14,18 +14,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use strata_storage::batch::BatchHeader;
 use strata_tests::fault_proxy::{BucketProfile, FaultProxy, Mode};
 use strata_tests::raw::{self, batch, Conn};
-use strata_tests::{Broker, S3Server, SMALL_TIERED};
-
-/// The sum of a metric's samples on the broker's metrics endpoint (0 if
-/// absent).
-fn metric(broker: &Broker, name: &str) -> f64 {
-    strata_tests::scrape(broker.metrics_addr())
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split([' ', '{']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+use strata_tests::{metric, Broker, S3Server, SMALL_TIERED};
 
 /// Produces `n` batches of one 1,000-byte record to `topic`'s partition.
 fn fill(c: &mut Conn, topic: &str, partition: i32, n: i64) {
@@ -64,6 +53,24 @@ fn bytes_by_partition(resp: &FetchResponse) -> BTreeMap<(usize, i32), usize> {
     out
 }
 
+/// A broker whose cold tier is an S3 server behind a proxy (seeded with
+/// `seed`), with 64 KiB chunks and `extra` arguments.
+fn broker_behind_proxy(seed: u64, extra: &[&str]) -> (S3Server, FaultProxy, Broker) {
+    let s3 = S3Server::start();
+    let proxy = FaultProxy::start(s3.port(), seed);
+    let (url, env) = s3.broker_env_through(proxy.port());
+    let mut args = SMALL_TIERED.to_vec();
+    args.extend([
+        "--remote",
+        &url,
+        "--set",
+        "remote.log.reader.chunk.bytes=65536",
+    ]);
+    args.extend(extra);
+    let broker = Broker::start_with_env(&args, &env);
+    (s3, proxy, broker)
+}
+
 /// One Fetch of several topics: `(topic, partition, offset, partition_max)`.
 fn fetch(parts: &[(&str, i32, i64, i32)], max_wait_ms: i32, max_bytes: i32) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
@@ -78,17 +85,7 @@ fn fetch(parts: &[(&str, i32, i64, i32)], max_wait_ms: i32, max_bytes: i32) -> F
 fn a_fetch_mixing_hot_and_cold_partitions_keeps_to_its_limits_and_a_stalled_store_holds_up_only_the_cold_ones(
 ) {
     const MAX_BYTES: i32 = 100_000;
-    let s3 = S3Server::start();
-    let proxy = FaultProxy::start(s3.port(), 7);
-    let (url, env) = s3.broker_env_through(proxy.port());
-    let mut args = SMALL_TIERED.to_vec();
-    args.extend([
-        "--remote",
-        &url,
-        "--set",
-        "remote.log.reader.chunk.bytes=65536",
-    ]);
-    let broker = Broker::start_with_env(&args, &env);
+    let (_s3, proxy, broker) = broker_behind_proxy(7, &[]);
     let mut c = Conn::connect(&broker.addr());
     assert_eq!(c.create_topic("cold", 1, &[]).error_code, 0);
     let hot_only = [("remote.storage.enable", "false")];
@@ -176,21 +173,9 @@ fn a_fetch_mixing_hot_and_cold_partitions_keeps_to_its_limits_and_a_stalled_stor
 #[test]
 fn reads_of_history_survive_a_bucket_that_throttles_without_a_failed_fetch() {
     const RECORDS: i64 = 1_000;
-    let s3 = S3Server::start();
-    let proxy = FaultProxy::start(s3.port(), 11);
-    let (url, env) = s3.broker_env_through(proxy.port());
-    let mut args = SMALL_TIERED.to_vec();
-    args.extend([
-        "--remote",
-        &url,
-        // Small chunks and cache: many GETs, and read-ahead that must give
-        // way.
-        "--set",
-        "remote.log.reader.chunk.bytes=65536",
-        "--set",
-        "remote.log.reader.cache.bytes=524288",
-    ]);
-    let broker = Broker::start_with_env(&args, &env);
+    // Small chunks and cache: many GETs, and read-ahead that must give way.
+    let (_s3, proxy, broker) =
+        broker_behind_proxy(11, &["--set", "remote.log.reader.cache.bytes=524288"]);
     let mut c = Conn::connect(&broker.addr());
     assert_eq!(c.create_topic("history", 1, &[]).error_code, 0);
     fill(&mut c, "history", 0, RECORDS);
@@ -256,9 +241,13 @@ fn the_remote_copy_quota_holds_the_upload_rate() {
         "remote.log.manager.copy.max.bytes.per.second={}",
         RATE as u64
     );
+    // An S3 bucket: uploads into the default local directory link the
+    // segment files and send no bytes for a quota to hold.
+    let s3 = S3Server::start();
+    let (url, env) = s3.broker_env();
     let mut args = SMALL_TIERED.to_vec();
-    args.extend(["--set", &rate_arg]);
-    let broker = Broker::start(&args);
+    args.extend(["--remote", &url, "--set", &rate_arg]);
+    let broker = Broker::start_with_env(&args, &env);
     let mut c = Conn::connect(&broker.addr());
     assert_eq!(c.create_topic("quota", 1, &[]).error_code, 0);
     let started = Instant::now();

@@ -6,17 +6,7 @@
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::protocol::Request;
 use strata_tests::raw::{self, batch, Conn};
-use strata_tests::Broker;
-
-/// The sum of a metric's samples (0 if absent).
-fn metric(broker: &Broker, name: &str) -> f64 {
-    strata_tests::scrape(broker.metrics_addr())
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split([' ', '{']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+use strata_tests::{metric, Broker};
 
 #[test]
 fn answers_sent_from_the_files_are_the_answers_read_into_memory() {

@@ -149,7 +149,10 @@ impl RemoteStore {
     /// local-directory store.
     pub fn local_file(&self, key: &ObjectPath) -> Option<PathBuf> {
         let root = self.local_root.as_ref()?;
-        Some(key.parts().fold(root.clone(), |p, part| p.join(part.as_ref())))
+        Some(
+            key.parts()
+                .fold(root.clone(), |p, part| p.join(part.as_ref())),
+        )
     }
 
     /// The full key of `relative` under the store's prefix.
