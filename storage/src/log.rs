@@ -365,6 +365,14 @@ mod tests {
                     );
                     assert_eq!(files.len(), bytes.records.len());
                     assert_eq!(files.high_watermark, bytes.high_watermark);
+                    let mut end = None;
+                    let mut pos = 0;
+                    while pos < bytes.records.len() {
+                        let h = BatchHeader::parse(&bytes.records[pos..]).unwrap();
+                        end = Some(Offset(h.last_offset() + 1));
+                        pos += h.total_len();
+                    }
+                    assert_eq!(files.end_offset, end, "the end of what was read");
                 }
             }
         }

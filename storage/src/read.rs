@@ -30,6 +30,10 @@ pub struct FetchData {
 #[derive(Clone, Debug)]
 pub struct FileData {
     pub regions: Vec<FileRegion>,
+    /// The offset after the last record of the regions (`None` when they
+    /// are empty): where a read_committed answer's aborted transactions
+    /// end, which the caller cannot read from bytes it never sees.
+    pub end_offset: Option<Offset>,
     pub high_watermark: Offset,
     pub log_start_offset: Offset,
 }
@@ -73,7 +77,8 @@ struct SegmentView {
 
 /// Offers the batches of `views` from `offset` on to one selection (the
 /// rule every read shares), reading ahead `chunk` bytes at a time, and
-/// hands each segment's selected byte range to `take`.
+/// hands each segment's selected byte range to `take`. Returns the offset
+/// after the last batch taken.
 fn select(
     views: &[SegmentView],
     offset: Offset,
@@ -82,8 +87,9 @@ fn select(
     end: Offset,
     chunk: usize,
     mut take: impl FnMut(&mut Scanner<'_>, &SegmentView, u64, u64) -> StorageResult<()>,
-) -> StorageResult<()> {
+) -> StorageResult<Option<Offset>> {
     let mut selection = BatchSelection::new(offset, max_bytes, min_one_batch).ending_at(end);
+    let mut taken_end = None;
     for view in views {
         let mut scanner = Scanner::new(&view.file, &view.path, view.start, view.size, chunk);
         selection.next_segment();
@@ -96,7 +102,11 @@ fn select(
                     break;
                 }
                 Step::Batch { position, header } => match selection.offer(position, &header) {
-                    Verdict::Skip | Verdict::Take => scanner.advance(&header),
+                    Verdict::Skip => scanner.advance(&header),
+                    Verdict::Take => {
+                        taken_end = Some(Offset(header.last_offset() + 1));
+                        scanner.advance(&header);
+                    }
                     Verdict::Stop => {
                         exhausted = false;
                         break;
@@ -111,7 +121,7 @@ fn select(
             break;
         }
     }
-    Ok(())
+    Ok(taken_end)
 }
 
 impl Log {
@@ -183,7 +193,7 @@ impl Log {
     ) -> StorageResult<FileData> {
         let (views, high_watermark, log_start_offset) = self.views(offset, max_bytes)?;
         let mut regions = Vec::new();
-        select(
+        let end_offset = select(
             &views,
             offset,
             max_bytes,
@@ -202,6 +212,7 @@ impl Log {
         )?;
         Ok(FileData {
             regions,
+            end_offset,
             high_watermark,
             log_start_offset,
         })

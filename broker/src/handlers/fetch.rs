@@ -68,12 +68,15 @@ struct HotPass {
     committed: Vec<Committed>,
 }
 
-/// A read_committed partition: where its answer is and where it started.
+/// A read_committed partition: where its answer is, where it started, and
+/// (for records sent from files, which are not in the response) where it
+/// ends.
 struct Committed {
     topic: usize,
     partition: usize,
     handle: Arc<TieredPartition>,
     offset: Offset,
+    end: Option<Offset>,
 }
 
 /// Fetch: reads whole batches from each partition, long-polling until
@@ -117,7 +120,7 @@ pub async fn handle(
         let (b, r, w) = (Arc::clone(broker), Arc::clone(&req), Arc::clone(&waker));
         let HotPass {
             mut topics,
-            files,
+            mut files,
             mut bytes,
             mut answer_now,
             cold,
@@ -179,7 +182,7 @@ pub async fn handle(
         }
         let now = Instant::now();
         if bytes >= req.min_bytes.max(0) as usize || answer_now || now >= deadline {
-            add_aborted(&mut topics, &committed).await;
+            add_aborted(&mut topics, &mut files, &committed).await;
             count_bytes_out(broker, &req, &topics, &files);
             return FetchAnswer {
                 response: FetchResponse::default().with_responses(topics),
@@ -310,6 +313,7 @@ fn read_hot(
                             partition: partitions.len(),
                             handle: Arc::clone(partition),
                             offset,
+                            end: data.end_offset,
                         });
                     }
                     let hw = data.high_watermark.0.max(offsets.high_watermark.0);
@@ -334,6 +338,7 @@ fn read_hot(
                             partition: partitions.len(),
                             handle: Arc::clone(partition),
                             offset,
+                            end: None,
                         });
                     }
                     partitions.push(
@@ -358,6 +363,7 @@ fn read_hot(
                             partition: partitions.len(),
                             handle: Arc::clone(partition),
                             offset,
+                            end: None,
                         });
                     }
                     cold.push(ColdRead {
@@ -407,13 +413,18 @@ fn read_hot(
 /// Fills in the aborted transactions of every read_committed partition
 /// that returned records: those with records in the range returned, from
 /// whichever tier holds their index.
-async fn add_aborted(topics: &mut [FetchableTopicResponse], committed: &[Committed]) {
+async fn add_aborted(
+    topics: &mut [FetchableTopicResponse],
+    files: &mut Vec<PartitionFiles>,
+    committed: &[Committed],
+) {
     for c in committed {
         let data = &mut topics[c.topic].partitions[c.partition];
-        let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) else {
-            continue;
+        let end = match (c.end, data.records.as_ref()) {
+            (Some(end), _) => end,
+            (None, Some(records)) if !records.is_empty() => Offset(last_offset(records) + 1),
+            _ => continue,
         };
-        let end = Offset(last_offset(records) + 1);
         match c.handle.aborted_txns(c.offset, end).await {
             Ok(aborted) => {
                 data.aborted_transactions = Some(
@@ -433,6 +444,7 @@ async fn add_aborted(topics: &mut [FetchableTopicResponse], committed: &[Committ
                 warn!(offset = c.offset.0, error = %e, "aborted transactions unreadable");
                 data.records = Some(Bytes::new());
                 data.error_code = ResponseError::KafkaStorageError.code();
+                files.retain(|f| (f.topic, f.partition) != (c.topic, c.partition));
             }
         }
     }
