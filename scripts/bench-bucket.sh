@@ -27,25 +27,11 @@ LOSS_SECONDS=${LOSS_SECONDS:-60}
 cargo build -j2 --release --bin strata --bin strata-bench >&2
 S=$PWD/target/release/strata
 B=$PWD/target/release/strata-bench
-[ -x .tools/s3s/bin/s3s-fs ] || { echo "run scripts/install-test-deps.sh first" >&2; exit 1; }
-WORK=$(mktemp -d /tmp/strata-bucket.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-mkdir -p "$WORK/s3/strata"
-PORT=$(free_port)
-.tools/s3s/bin/s3s-fs --host 127.0.0.1 --port "$PORT" --access-key bench --secret-key benchsecret "$WORK/s3" >"$WORK/s3.log" 2>&1 &
-PIDS+=($!)
-export AWS_ENDPOINT=http://127.0.0.1:$PORT AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret \
-    AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
+. scripts/bench-lib.sh
+bench_work bucket
+start_s3
+s3_env "$S3_PORT"
 URL=s3://strata/bench
-sleep 0.5
 COMMON=(--remote "$URL" --set remote.log.manager.task.interval.ms=200 --set log.retention.check.interval.ms=1000
         --set log.flush.scheduler.interval.ms=200 --set remote.log.owner.lease.ms=2000)
 
@@ -74,19 +60,6 @@ start_broker() {
     exec 7<&-
 }
 
-# uploaded ADDR TOPIC: true when every partition's last tiered offset is
-# its high watermark minus one.
-uploaded() {
-    "$S" topics describe --bootstrap "$1" "$2" | awk 'NR > 1 && $5 != $6 - 1 { bad = 1 } END { exit bad }'
-}
-wait_uploaded() {
-    for _ in $(seq 1200); do
-        uploaded "$1" "$2" && return 0
-        sleep 0.5
-    done
-    echo "$2 was not uploaded" >&2
-    return 1
-}
 count_objects() { find "$WORK/s3/strata/bench" -path "*$1*" -name "*.$2" | wc -l; }
 
 # 1 and 2: fill the bucket.

@@ -24,7 +24,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/bench-lib.sh
 TICKS=$(getconf CLK_TCK)
 cpu_secs() { awk -v t="$TICKS" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 

@@ -32,27 +32,13 @@ cargo build -j2 --release --bin strata --bin strata-bench --bin strata-bucket-pr
 S=$PWD/target/release/strata
 B=$PWD/target/release/strata-bench
 P=$PWD/target/release/strata-bucket-proxy
-[ -x .tools/s3s/bin/s3s-fs ] || { echo "run scripts/install-test-deps.sh first" >&2; exit 1; }
-WORK=$(mktemp -d /tmp/strata-replay.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-mkdir -p "$WORK/s3/strata"
-PORT=$(free_port)
-.tools/s3s/bin/s3s-fs --host 127.0.0.1 --port "$PORT" --access-key bench --secret-key benchsecret "$WORK/s3" >"$WORK/s3.log" 2>&1 &
-PIDS+=($!)
-"$P" --upstream "$PORT" --first-byte-ms "$FIRST_BYTE_MS" --jitter-ms "$JITTER_MS" --mb-per-sec "$MB_PER_SEC" >"$WORK/proxy.out" &
+. scripts/bench-lib.sh
+bench_work replay
+start_s3
+"$P" --upstream "$S3_PORT" --first-byte-ms "$FIRST_BYTE_MS" --jitter-ms "$JITTER_MS" --mb-per-sec "$MB_PER_SEC" >"$WORK/proxy.out" &
 PIDS+=($!)
 sleep 0.5
-PROXY_PORT=$(sed -n 's/listening on 127.0.0.1://p' "$WORK/proxy.out")
-export AWS_ENDPOINT=http://127.0.0.1:$PROXY_PORT AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret \
-    AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
+s3_env "$(sed -n 's/listening on 127.0.0.1://p' "$WORK/proxy.out")"
 URL=s3://strata/bench
 COMMON=(--remote "$URL" --set remote.log.manager.task.interval.ms=200 --set log.retention.check.interval.ms=500
         --set remote.log.owner.lease.ms=1000)
@@ -97,17 +83,6 @@ for line in text.splitlines():
         total += float(line.rsplit(" ", 1)[1])
 print(total)
 EOF
-}
-uploaded() {
-    "$S" topics describe --bootstrap "$1" "$2" | awk 'NR > 1 && $5 != $6 - 1 { bad = 1 } END { exit bad }'
-}
-wait_uploaded() {
-    for _ in $(seq 2400); do
-        uploaded "$1" "$2" && return 0
-        sleep 0.5
-    done
-    echo "$2 was not uploaded" >&2
-    return 1
 }
 # topic_prefix TOPIC: the key prefix (below the URL's) of a topic's objects.
 topic_prefix() {
