@@ -23,7 +23,7 @@ if [ ! -x .tools/s3s/bin/s3s-fs ]; then
   cargo install s3s-fs --version 0.14.1 --features binary --locked --root .tools/s3s -j2 --quiet
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import confluent_kafka, kafka, aiokafka, pytest, lz4, snappy, zstandard, yaml' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import confluent_kafka, kafka, aiokafka, pytest, lz4, snappy, zstandard, yaml, pyiceberg, duckdb' 2>/dev/null; then
   echo "creating the Python virtualenv in .venv"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r tests/clients/python/requirements.txt

@@ -54,6 +54,8 @@ pub struct Broker {
     pub txns: crate::txn::TxnCoordinator,
     /// The log cleaner's state: logs being cleaned, last passes.
     pub cleaner: crate::log_cleaner::CleanerStatus,
+    /// The lake view's translators, one per topic with the lake enabled.
+    pub lake: crate::lake::LakeTranslators,
     /// Set by [`Broker::shutdown`]; background threads end when they see it.
     shut_down: std::sync::atomic::AtomicBool,
     /// This broker's standing toward its bucket: primary or read replica,
@@ -165,6 +167,7 @@ impl Broker {
             groups,
             txns,
             cleaner: Default::default(),
+            lake: crate::lake::LakeTranslators::new(),
             shut_down: Default::default(),
             bucket,
         };

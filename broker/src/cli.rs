@@ -34,13 +34,13 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 /// One blocking connection to a broker, one request at a time.
-struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     next_correlation: i32,
 }
 
 impl Client {
-    fn connect(addr: &str) -> anyhow::Result<Client> {
+    pub(crate) fn connect(addr: &str) -> anyhow::Result<Client> {
         let stream =
             TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -50,7 +50,7 @@ impl Client {
         })
     }
 
-    fn request<R: Request>(&mut self, version: i16, body: &R) -> anyhow::Result<R::Response> {
+    pub(crate) fn request<R: Request>(&mut self, version: i16, body: &R) -> anyhow::Result<R::Response> {
         let correlation_id = self.next_correlation;
         self.next_correlation += 1;
         let frame = encode_request(version, correlation_id, CLIENT_ID, body)?;

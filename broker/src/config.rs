@@ -138,6 +138,8 @@ pub static DEFS: &[Def] = &[
     def!("remote.log.reader.cache.bytes", Broker, Kind::Long, "1073741824", 0, None, "Size of the on-disk cache of remote segment chunks."),
     def!("remote.log.reader.chunk.bytes", Broker, Kind::Int, "4194304", 65536, None, "Size of one ranged GET of a remote segment, and of one cache entry."),
     def!("remote.log.manager.copy.max.bytes.per.second", Broker, Kind::Long, "9223372036854775807", 1, None, "The most bytes per second uploads to the cold tier send, over all partitions; changes at run time."),
+    def!("lake.translation.interval.ms", Broker, Kind::Long, "5000", 100, None, "Strata: how often topics with lake.enable=true are looked at for uploaded segments to translate into their lake tables."),
+    def!("lake.translation.max.bytes.per.second", Broker, Kind::Long, "52428800", 1, None, "Strata: the most bytes per second the lake's translation reads from the cold tier, over all topics; changes at run time."),
     def!("remote.log.manager.fetch.max.bytes.per.second", Broker, Kind::Long, "9223372036854775807", 1, None, "The most bytes per second reads from the cold tier (fetches and their read-ahead) download, over all partitions; changes at run time."),
     def!("remote.log.reader.max.inflight.gets", Broker, Kind::Int, "64", 1, None, "Strata: the most ranged GETs of remote segments in flight at once, over all partitions. Read-ahead leaves a quarter of them to fetches that wait."),
     def!("remote.log.reader.readahead.max.bytes", Broker, Kind::Long, "67108864", 1, None, "Strata: how far ahead of a sequential reader one partition's cold tier is read at most. The read-ahead starts at one chunk after a seek, doubles while the reader waits for the store and halves under cache pressure or throttling; unread chunks never take more than half of remote.log.reader.cache.bytes."),
@@ -204,6 +206,13 @@ pub static DEFS: &[Def] = &[
     def!("min.compaction.lag.ms", Topic, Kind::Long, "0", 0, Some("log.cleaner.min.compaction.lag.ms"), "The youngest a record may be and still be compacted."),
     def!("max.compaction.lag.ms", Topic, Kind::Long, I64_MAX, 1, Some("log.cleaner.max.compaction.lag.ms"), "A compacted log with a dirty record older than this is cleaned whatever its dirty ratio."),
     def!("min.cleanable.dirty.ratio", Topic, Kind::Double, "0.5", 0, Some("log.cleaner.min.cleanable.ratio"), "The share of a compacted log that must be dirty (not yet cleaned) before the cleaner cleans it (0 to 1)."),
+    def!("lake.enable", Topic, Kind::Bool, "false", 0, None, "Strata: translate the topic's uploaded history into an Apache Iceberg table under lake/<topic>/ in the cold tier's bucket (needs remote.storage.enable=true)."),
+    def!("lake.partition", Topic, Kind::Choice(&["hour", "day"]), "hour", 0, None, "Strata: the lake table's event-time partitions, hour or day; fixed when the table is created."),
+    def!("lake.event.time", Topic, Kind::Text, "timestamp", 0, None, "Strata: a lake row's event time: timestamp (the record's) or a JSON pointer into JSON values such as /event_ts (milliseconds since the epoch or an RFC 3339 string; records without it use their timestamp)."),
+    def!("lake.columns", Topic, Kind::Text, "", 0, None, "Strata: top-level fields of JSON values extracted as typed lake columns, name:type pairs (string, long, double, boolean, timestamp), e.g. user:string,amount:double; fixed when the table is created."),
+    def!("lake.commit.interval.ms", Topic, Kind::Long, "300000", 1, None, "Strata: commit a lake snapshot at least this often while translated rows wait."),
+    def!("lake.commit.bytes", Topic, Kind::Long, "134217728", 1, None, "Strata: commit a lake snapshot once this many bytes of records wait."),
+    def!("lake.retention.ms", Topic, Kind::Long, "-1", -1, None, "Strata: how long the lake table keeps rows by event time, independently of retention.ms; -1 keeps them forever."),
     def!("remote.log.copy.disable", Topic, Kind::Bool, "false", 0, None, "Accepted and reported; uploads follow remote.storage.enable."),
     def!("remote.log.delete.on.disable", Topic, Kind::Bool, "false", 0, None, "Accepted and reported; remote copies follow retention."),
 ];
@@ -221,6 +230,7 @@ const DYNAMIC_EXTRA: &[&str] = &[
     "log.roll.hours",
     "remote.fetch.max.wait.ms",
     "fetch.sendfile.enable",
+    "lake.translation.max.bytes.per.second",
     "remote.log.manager.copy.max.bytes.per.second",
     "remote.log.manager.fetch.max.bytes.per.second",
     "producer.id.expiration.ms",
@@ -396,6 +406,9 @@ pub fn list_items(value: &str) -> Vec<&str> {
 fn validate_range(def: &Def, value: &str) -> Result<(), String> {
     let int = || value.trim().parse::<i64>().unwrap_or(0);
     match def.name {
+        n if n.starts_with("lake.") && def.scope == Scope::Topic => {
+            strata_lake::config::validate(n, value)
+        }
         "compression.gzip.level" if !(int() == -1 || (1..=9).contains(&int())) => {
             Err("must be -1 or from 1 to 9".into())
         }
@@ -657,6 +670,15 @@ impl BrokerConfig {
                 reason: "Remote log storage is unsupported for the compacted topics".into(),
             });
         }
+        if self.topic_value("lake.enable", overrides).0 == "true"
+            && self.topic_value("remote.storage.enable", overrides).0 != "true"
+        {
+            return Err(ConfigError::BadValue {
+                key: "lake.enable".into(),
+                value: "true".into(),
+                reason: "the lake is translated from the cold tier: it needs remote.storage.enable=true".into(),
+            });
+        }
         let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };
         for (local, total) in [
             ("local.retention.ms", "retention.ms"),
@@ -677,6 +699,12 @@ impl BrokerConfig {
             }
         }
         Ok(())
+    }
+
+    /// The lake settings of a topic with these overrides.
+    pub fn lake_config(&self, overrides: &BTreeMap<String, String>) -> strata_lake::LakeConfig {
+        strata_lake::LakeConfig::parse(|k| self.topic_value(k, overrides).0)
+            .expect("lake configs are validated when set")
     }
 
     /// The tiering settings for a topic with these overrides, the local

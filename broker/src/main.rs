@@ -10,6 +10,8 @@ mod group;
 mod handlers;
 mod internal_log;
 mod kafka_keys;
+mod lake;
+mod lake_cli;
 mod log_cleaner;
 mod meta;
 mod metrics;
@@ -91,6 +93,55 @@ enum Command {
     Bucket {
         #[command(subcommand)]
         action: BucketCommand,
+    },
+    /// A topic's lake view (its Iceberg table) and the handoff to the stream.
+    Lake {
+        #[command(subcommand)]
+        action: LakeCommand,
+    },
+}
+
+/// Where `strata lake` finds the table and the stream.
+#[derive(clap::Args, Debug)]
+struct LakeTarget {
+    /// The topic.
+    topic: String,
+    /// The broker serving the stream (host:port; the first of a list).
+    #[arg(long, default_value = "127.0.0.1:9092", value_name = "ADDR")]
+    bootstrap: String,
+    /// The broker's object store (file:///dir, s3://bucket/prefix, ...); by
+    /// default the local store of --data-dir.
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+    /// The broker's data directory, whose local store holds the table
+    /// without --remote.
+    #[arg(long, default_value = "./data", value_name = "DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum LakeCommand {
+    /// The newest snapshot, and per partition its end offset (exclusive),
+    /// its lake watermark (greatest event time) and the lag behind the stream.
+    Status {
+        #[command(flatten)]
+        target: LakeTarget,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Commits a consumer group's offsets at a snapshot's end offsets, so
+    /// that a job that read the table up to that snapshot continues in the
+    /// stream at the next record. The group must have no active members.
+    Handoff {
+        #[command(flatten)]
+        target: LakeTarget,
+        /// The consumer group.
+        #[arg(long)]
+        group: String,
+        /// The snapshot id (the newest without it).
+        #[arg(long)]
+        snapshot: Option<i64>,
     },
 }
 
@@ -201,6 +252,39 @@ fn main() -> anyhow::Result<()> {
             Duration::from_secs(*grace_secs),
         ))?;
         std::process::exit(if clean { 0 } else { 1 });
+    }
+    if let Some(Command::Lake { action }) = &cli.command {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let target = |t: &'_ LakeTarget| -> anyhow::Result<(RemoteStore, String)> {
+            let store = match &t.remote {
+                Some(url) => RemoteStore::open(url)?,
+                None => RemoteStore::local(&t.data_dir.join("remote"))?,
+            };
+            Ok((store, cli::first_bootstrap(&t.bootstrap)?.to_string()))
+        };
+        return runtime.block_on(async {
+            match action {
+                LakeCommand::Status { target: t, json } => {
+                    let (store, bootstrap) = target(t)?;
+                    lake_cli::status(
+                        lake_cli::Target { store, bootstrap: &bootstrap, topic: &t.topic },
+                        *json,
+                    )
+                    .await
+                }
+                LakeCommand::Handoff { target: t, group, snapshot } => {
+                    let (store, bootstrap) = target(t)?;
+                    lake_cli::handoff(
+                        lake_cli::Target { store, bootstrap: &bootstrap, topic: &t.topic },
+                        group,
+                        *snapshot,
+                    )
+                    .await
+                }
+            }
+        });
     }
     if let Some(Command::Topics {
         action:
@@ -361,6 +445,13 @@ async fn run(
                 "remote.log.manager.task.interval.ms",
                 stop_rx.clone(),
                 |b| Box::pin(b.upload_pass()),
+            );
+            spawn_periodic(
+                &background,
+                &broker,
+                "lake.translation.interval.ms",
+                stop_rx.clone(),
+                |b| Box::pin(b.lake_pass()),
             );
             let lease_ms = broker.config().i64("remote.log.owner.lease.ms").max(4) as u64;
             spawn_every(

@@ -75,6 +75,44 @@ fn bytes_field<'a>(buf: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
     Some(Some(b))
 }
 
+/// A record's key, value and headers, parsed from its `tail`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordBody<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// Each header's key (UTF-8 by Kafka's rules, kept as bytes) and value.
+    pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
+}
+
+impl<'a> RecordView<'a> {
+    /// The record's key, value and headers, for readers that need all of a
+    /// record (the lake view); `None` when they are malformed. The header
+    /// count is checked against the bytes left before anything is sized
+    /// from it.
+    pub fn body(&self) -> Option<RecordBody<'a>> {
+        let tail = self.tail;
+        let mut p = 0;
+        let key = bytes_field(tail, &mut p)?;
+        let value = bytes_field(tail, &mut p)?;
+        let count = varint(tail, &mut p)?;
+        // A header takes at least two bytes (two one-byte lengths).
+        if count < 0 || count as usize > tail.len().saturating_sub(p) / 2 {
+            return None;
+        }
+        let mut headers = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let k = bytes_field(tail, &mut p)?.unwrap_or_default();
+            let v = bytes_field(tail, &mut p)?;
+            headers.push((k, v));
+        }
+        Some(RecordBody {
+            key,
+            value,
+            headers,
+        })
+    }
+}
+
 /// Every record of `plain`, which must hold exactly `count` of them; the
 /// error says what is wrong.
 pub fn records(plain: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, String> {

@@ -236,6 +236,29 @@ impl RemotePartition {
             .count()
     }
 
+    /// The finished remote segments holding offsets at or after `from`,
+    /// oldest first: what a reader of the whole cold history (the lake's
+    /// translator) goes through, one object at a time.
+    pub fn segments_from(&self, from: Offset) -> Vec<SegmentEntry> {
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished()
+            .filter(|s| s.next_offset > from)
+            .cloned()
+            .collect()
+    }
+
+    /// The object key of one of `entry`'s files.
+    pub fn segment_key(&self, entry: &SegmentEntry, file: SegmentFile) -> ObjectPath {
+        self.object(entry, file)
+    }
+
+    /// The store the partition's segments are in.
+    pub fn store(&self) -> &RemoteStore {
+        &self.store
+    }
+
     /// Whether a finished remote segment holds `offset`.
     pub fn covers(&self, offset: Offset) -> bool {
         self.manifest

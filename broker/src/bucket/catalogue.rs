@@ -186,6 +186,18 @@ impl Broker {
         tokio::runtime::Handle::current().spawn(async move {
             let dir = format!("{}-{}", topic.name, topic.id.simple());
             let mut delay = Duration::from_millis(200);
+            // The topic's lake table goes with it: a topic created again
+            // under the name starts its offsets, and its table, afresh.
+            loop {
+                match me.remote_store.delete_all_under(&strata_lake::table_dir(&topic.name)).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(topic = %topic.name, error = %e, "deleting the topic's lake table failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
             loop {
                 match me.remote_store.delete_all_under(&dir).await {
                     Ok(n) => {

@@ -19,11 +19,12 @@ def strata_bin() -> str:
 
 
 class Broker:
-    def __init__(self, *args, listen="127.0.0.1:0"):
+    def __init__(self, *args, listen="127.0.0.1:0", env=None):
         self.dir = tempfile.TemporaryDirectory(prefix="strata-py-")
         self.log = open(os.path.join(self.dir.name, "broker.log"), "ab")
         self.args = args
         self.addr = listen
+        self.env = {**os.environ, **(env or {})}
         self._spawn()
 
     def _spawn(self):
@@ -32,6 +33,7 @@ class Broker:
              "--data-dir", os.path.join(self.dir.name, "data"), *self.args],
             stdout=subprocess.PIPE,
             stderr=self.log,
+            env=self.env,
         )
         self.addr = self._announced("strata listening on ")
         self.metrics_addr = self._announced("strata metrics on ")
@@ -122,3 +124,59 @@ def fill_tiered_topic(broker, topic, records, partitions=1, config=None):
     for i in range(records):
         producer.produce(topic, key=str(i).encode(), value=b"x" * 200, partition=0)
     assert producer.flush(30) == 0
+
+
+class S3Server:
+    """The s3s-fs S3 server that scripts/install-test-deps.sh builds, on a
+    free port, storing objects as files under a temporary directory, with
+    one bucket."""
+
+    BUCKET = "strata"
+
+    def __init__(self):
+        import socket
+        import time
+        self.dir = tempfile.TemporaryDirectory(prefix="strata-s3-")
+        os.makedirs(os.path.join(self.dir.name, "data", self.BUCKET))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log = open(os.path.join(self.dir.name, "s3s.log"), "ab")
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".tools" / "s3s" / "bin" / "s3s-fs"), "--host", "127.0.0.1",
+             "--port", str(self.port), "--access-key", "strata-test",
+             "--secret-key", "strata-test-secret", os.path.join(self.dir.name, "data")],
+            stdout=self.log, stderr=self.log, env={**os.environ, "RUST_LOG": "warn"})
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.025)
+        raise RuntimeError("s3s-fs did not start listening")
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def broker_env(self):
+        return {"AWS_ENDPOINT": self.endpoint, "AWS_ACCESS_KEY_ID": "strata-test",
+                "AWS_SECRET_ACCESS_KEY": "strata-test-secret", "AWS_REGION": "us-east-1",
+                "AWS_ALLOW_HTTP": "true"}
+
+    def bucket_dir(self):
+        """Where the server keeps the bucket's objects as files."""
+        return os.path.join(self.dir.name, "data", self.BUCKET)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.dir.cleanup()
+
+
+@pytest.fixture
+def s3():
+    s = S3Server()
+    yield s
+    s.stop()
