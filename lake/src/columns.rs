@@ -18,8 +18,9 @@ use crate::config::{Column, ColumnType, Granularity};
 use crate::rows::{ColumnValue, Row};
 
 /// The field id of the first declared JSON column; the built-in columns
-/// (and the header list's element and fields) take the ids below it.
-pub(crate) const FIRST_DECLARED_ID: i32 = 100;
+/// (and the header list's element and fields) take the ids below it. (A new
+/// table's metadata numbers the fields afresh, in the same order.)
+const FIRST_DECLARED_ID: i32 = 100;
 
 fn primitive(p: PrimitiveType) -> Type {
     Type::Primitive(p)

@@ -9,7 +9,7 @@ use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::spec::{DataFile, DataFileFormat, Literal, PartitionKey, Struct};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
+    DefaultFileNameGenerator, LocationGenerator,
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -64,14 +64,8 @@ pub async fn write(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let rolling = RollingFileWriterBuilder::new(
-        ParquetWriterBuilder::new(props, schema.clone()),
-        TARGET_FILE_BYTES,
-        table.storage().file_io(),
-        DefaultLocationGenerator::new(metadata).map_err(iceberg_err)?,
-        DefaultFileNameGenerator::new(commit_id.to_string(), None, DataFileFormat::Parquet),
-    );
-    let builder = DataFileWriterBuilder::new(rolling);
+    let data_dir = format!("{}/data", metadata.location().trim_end_matches('/'));
+    let names = DefaultFileNameGenerator::new(commit_id.to_string(), None, DataFileFormat::Parquet);
     let mut files = Vec::new();
     for (bucket, rows) in by_partition(rows, config.granularity) {
         let key = PartitionKey::new(
@@ -79,6 +73,18 @@ pub async fn write(
             schema.clone(),
             Struct::from_iter([Some(Literal::int(bucket))]),
         );
+        let rolling = RollingFileWriterBuilder::new(
+            ParquetWriterBuilder::new(props.clone(), schema.clone()),
+            TARGET_FILE_BYTES,
+            table.storage().file_io(),
+            PartitionDir(format!(
+                "{data_dir}/{}={}",
+                config.granularity.field_name(),
+                human(config.granularity, bucket)
+            )),
+            names.clone(),
+        );
+        let builder = DataFileWriterBuilder::new(rolling);
         let mut writer = builder.build(Some(key)).await.map_err(iceberg_err)?;
         for chunk in rows.chunks(ROWS_PER_BATCH) {
             let batch = record_batch(&arrow, &config.columns, chunk).map_err(|source| {
@@ -92,4 +98,39 @@ pub async fn write(
         files.extend(writer.close().await.map_err(iceberg_err)?);
     }
     Ok(files)
+}
+
+/// Files of one event-time partition go to its Hive-style directory, named
+/// with Iceberg's human form of the partition value (`2026-12-01-10` for an
+/// hour, `2026-12-01` for a day), as Java Iceberg and Spark name them.
+#[derive(Clone, Debug)]
+struct PartitionDir(String);
+
+impl LocationGenerator for PartitionDir {
+    fn generate_location(&self, _: Option<&PartitionKey>, file_name: &str) -> String {
+        format!("{}/{file_name}", self.0)
+    }
+}
+
+/// Iceberg's human string of an hour or day transform's value.
+fn human(g: Granularity, bucket: i32) -> String {
+    let start = chrono::DateTime::from_timestamp_millis(bucket as i64 * g.millis())
+        .unwrap_or_default();
+    match g {
+        Granularity::Hour => start.format("%Y-%m-%d-%H").to_string(),
+        Granularity::Day => start.format("%Y-%m-%d").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_directories_use_iceberg_human_values() {
+        assert_eq!(human(Granularity::Hour, 0), "1970-01-01-00");
+        assert_eq!(human(Granularity::Hour, 498_888), "2026-11-30-00");
+        assert_eq!(human(Granularity::Day, 20_787), "2026-11-30");
+        assert_eq!(human(Granularity::Hour, -1), "1969-12-31-23");
+    }
 }

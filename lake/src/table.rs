@@ -22,7 +22,7 @@ use object_store::ObjectStoreExt;
 use strata_tiering::RemoteStore;
 
 use crate::columns;
-use crate::config::{Column, ColumnType, Granularity, LakeConfig};
+use crate::config::{Column, ColumnType, Granularity, LakeConfig, BUILT_IN_COLUMNS};
 use crate::error::{LakeError, LakeResult};
 use crate::object_io::ObjectStorage;
 
@@ -204,7 +204,9 @@ impl LakeTable {
             .as_struct()
             .fields()
             .iter()
-            .filter(|f| f.id >= columns::FIRST_DECLARED_ID)
+            // Iceberg numbers a new table's fields afresh, so declared
+            // columns are known by not being the table's own.
+            .filter(|f| !BUILT_IN_COLUMNS.contains(&f.name.as_str()))
             .filter_map(|f| {
                 let ty = match f.field_type.as_ref() {
                     Type::Primitive(PrimitiveType::String) => ColumnType::String,

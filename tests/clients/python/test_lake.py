@@ -65,7 +65,7 @@ def lake_status(broker, topic, remote=None):
     return json.loads(out.stdout)
 
 
-def wait_caught_up(broker, topic, remote=None, seconds=90):
+def wait_caught_up(broker, topic, remote=None, seconds=int(os.environ.get("LAKE_WAIT", "90"))):
     """The status once the table covers every record of the stream."""
     deadline = time.time() + seconds
     last = None
