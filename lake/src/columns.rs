@@ -17,21 +17,22 @@ use iceberg::spec::{
 use crate::config::{Column, ColumnType, Granularity};
 use crate::rows::{ColumnValue, Row};
 
-/// The field id of the first declared JSON column; the built-in columns
-/// (and the header list's element and fields) take the ids below it. (A new
-/// table's metadata numbers the fields afresh, in the same order.)
-const FIRST_DECLARED_ID: i32 = 100;
+/// The event time's field id, the source of the partitions and sort order.
+pub(crate) const EVENT_TIME_ID: i32 = 8;
 
 fn primitive(p: PrimitiveType) -> Type {
     Type::Primitive(p)
 }
 
 /// The table's Iceberg schema: the record's own columns, then the declared
-/// JSON columns (all optional).
+/// JSON columns (all optional). Field ids are those a new table's metadata
+/// assigns anyway: the top-level fields in order from 1, then the header
+/// list's element and its two fields.
 pub fn schema(columns: &[Column]) -> iceberg::Result<Schema> {
+    let nested = EVENT_TIME_ID + columns.len() as i32 + 1;
     let header = StructType::new(vec![
-        NestedField::required(9, "key", primitive(PrimitiveType::String)).into(),
-        NestedField::optional(10, "value", primitive(PrimitiveType::Binary)).into(),
+        NestedField::required(nested + 1, "key", primitive(PrimitiveType::String)).into(),
+        NestedField::optional(nested + 2, "value", primitive(PrimitiveType::Binary)).into(),
     ]);
     let mut fields = vec![
         NestedField::required(1, "partition", primitive(PrimitiveType::Int)).into(),
@@ -44,11 +45,12 @@ pub fn schema(columns: &[Column]) -> iceberg::Result<Schema> {
             7,
             "headers",
             Type::List(ListType::new(
-                NestedField::list_element(8, Type::Struct(header), true).into(),
+                NestedField::list_element(nested, Type::Struct(header), true).into(),
             )),
         )
         .into(),
-        NestedField::required(11, "event_time", primitive(PrimitiveType::Timestamptz)).into(),
+        NestedField::required(EVENT_TIME_ID, "event_time", primitive(PrimitiveType::Timestamptz))
+            .into(),
     ];
     for (i, c) in columns.iter().enumerate() {
         let ty = match c.ty {
@@ -58,7 +60,7 @@ pub fn schema(columns: &[Column]) -> iceberg::Result<Schema> {
             ColumnType::Boolean => PrimitiveType::Boolean,
             ColumnType::Timestamp => PrimitiveType::Timestamptz,
         };
-        fields.push(NestedField::optional(FIRST_DECLARED_ID + i as i32, &c.name, primitive(ty)).into());
+        fields.push(NestedField::optional(EVENT_TIME_ID + 1 + i as i32, &c.name, primitive(ty)).into());
     }
     Schema::builder().with_fields(fields).build()
 }
@@ -70,7 +72,7 @@ pub fn partition_spec(g: Granularity) -> iceberg::Result<UnboundPartitionSpec> {
         Granularity::Day => Transform::Day,
     };
     UnboundPartitionSpec::builder()
-        .add_partition_field(11, g.field_name(), transform)
+        .add_partition_field(EVENT_TIME_ID, g.field_name(), transform)
         .map(|b| b.build())
 }
 

@@ -158,7 +158,7 @@ impl LakeTable {
                     .with_order_id(1)
                     .with_sort_field(
                         SortField::builder()
-                            .source_id(11)
+                            .source_id(columns::EVENT_TIME_ID)
                             .transform(Transform::Identity)
                             .direction(SortDirection::Ascending)
                             .null_order(NullOrder::First)
