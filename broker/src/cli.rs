@@ -50,7 +50,11 @@ impl Client {
         })
     }
 
-    pub(crate) fn request<R: Request>(&mut self, version: i16, body: &R) -> anyhow::Result<R::Response> {
+    pub(crate) fn request<R: Request>(
+        &mut self,
+        version: i16,
+        body: &R,
+    ) -> anyhow::Result<R::Response> {
         let correlation_id = self.next_correlation;
         self.next_correlation += 1;
         let frame = encode_request(version, correlation_id, CLIENT_ID, body)?;

@@ -676,7 +676,9 @@ impl BrokerConfig {
             return Err(ConfigError::BadValue {
                 key: "lake.enable".into(),
                 value: "true".into(),
-                reason: "the lake is translated from the cold tier: it needs remote.storage.enable=true".into(),
+                reason:
+                    "the lake is translated from the cold tier: it needs remote.storage.enable=true"
+                        .into(),
             });
         }
         let n = |k: &str| -> i64 { self.topic_value(k, overrides).0.parse().expect("validated") };

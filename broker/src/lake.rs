@@ -103,7 +103,8 @@ impl Broker {
                 Some(at) => (now - at).max(0),
                 None => 0,
             };
-            metrics::gauge!("strata_lake_lag_records", "topic" => topic.name.clone()).set(lag as f64);
+            metrics::gauge!("strata_lake_lag_records", "topic" => topic.name.clone())
+                .set(lag as f64);
             metrics::gauge!("strata_lake_lag_seconds", "topic" => topic.name.clone())
                 .set(behind_ms as f64 / 1000.0);
             self.lake.put(&topic.name, topic.id, t);

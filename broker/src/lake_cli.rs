@@ -110,7 +110,11 @@ fn stream_offsets(c: &mut Client, topic: &str) -> anyhow::Result<BTreeMap<i32, S
         for t in answer.topics {
             for p in t.partitions {
                 if p.error_code != 0 {
-                    bail!("ListOffsets {topic} partition {}: error code {}", p.partition_index, p.error_code);
+                    bail!(
+                        "ListOffsets {topic} partition {}: error code {}",
+                        p.partition_index,
+                        p.error_code
+                    );
                 }
                 let o = out.entry(p.partition_index).or_default();
                 if timestamp == -2 {
@@ -128,7 +132,11 @@ fn stream_offsets(c: &mut Client, topic: &str) -> anyhow::Result<BTreeMap<i32, S
 /// the snapshot's end offset, or the log start for a partition the
 /// snapshot holds nothing of.
 fn resume_at(cov: &Coverage, p: i32, o: &StreamOffsets) -> i64 {
-    cov.end_offsets.get(&p).copied().unwrap_or(o.log_start).max(o.log_start)
+    cov.end_offsets
+        .get(&p)
+        .copied()
+        .unwrap_or(o.log_start)
+        .max(o.log_start)
 }
 
 fn iso(ms: i64) -> String {
@@ -172,14 +180,29 @@ pub async fn status(target: Target<'_>, json: bool) -> anyhow::Result<()> {
     println!("topic      {}", target.topic);
     println!("table      {}", view.metadata_location);
     match (cov.snapshot_id, cov.committed_ms) {
-        (Some(id), Some(at)) => println!("snapshot   {id} (committed {}, {} in all)", iso(at), view.snapshots.len()),
+        (Some(id), Some(at)) => println!(
+            "snapshot   {id} (committed {}, {} in all)",
+            iso(at),
+            view.snapshots.len()
+        ),
         _ => println!("snapshot   none yet"),
     }
-    println!("{:>9} {:>14} {:>26} {:>14} {:>12}", "partition", "end offset", "watermark", "stream LSO", "lag");
+    println!(
+        "{:>9} {:>14} {:>26} {:>14} {:>12}",
+        "partition", "end offset", "watermark", "stream LSO", "lag"
+    );
     for (p, o) in &stream {
         let end = resume_at(&cov, *p, o);
-        let wm = cov.watermarks.get(p).map(|w| iso(*w)).unwrap_or_else(|| "-".into());
-        println!("{p:>9} {end:>14} {wm:>26} {:>14} {:>12}", o.last_stable, (o.last_stable - end).max(0));
+        let wm = cov
+            .watermarks
+            .get(p)
+            .map(|w| iso(*w))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{p:>9} {end:>14} {wm:>26} {:>14} {:>12}",
+            o.last_stable,
+            (o.last_stable - end).max(0)
+        );
     }
     Ok(())
 }
@@ -187,7 +210,11 @@ pub async fn status(target: Target<'_>, json: bool) -> anyhow::Result<()> {
 /// Commits group `group`'s offsets at snapshot `snapshot_id`'s end offsets
 /// (the newest snapshot's without one). The group must have no active
 /// members, as for Kafka's `kafka-consumer-groups --reset-offsets`.
-pub async fn handoff(target: Target<'_>, group: &str, snapshot_id: Option<i64>) -> anyhow::Result<()> {
+pub async fn handoff(
+    target: Target<'_>,
+    group: &str,
+    snapshot_id: Option<i64>,
+) -> anyhow::Result<()> {
     let view = table(&target).await?;
     let cov = snapshot(&view, snapshot_id)?;
     let Some(id) = cov.snapshot_id else {
@@ -232,7 +259,10 @@ pub async fn handoff(target: Target<'_>, group: &str, snapshot_id: Option<i64>) 
     }
     println!("group {group} placed at snapshot {id} of {}:", target.topic);
     for p in &partitions {
-        println!("  partition {:>4}  offset {}", p.partition_index, p.committed_offset);
+        println!(
+            "  partition {:>4}  offset {}",
+            p.partition_index, p.committed_offset
+        );
     }
     Ok(())
 }

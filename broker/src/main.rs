@@ -269,15 +269,27 @@ fn main() -> anyhow::Result<()> {
                 LakeCommand::Status { target: t, json } => {
                     let (store, bootstrap) = target(t)?;
                     lake_cli::status(
-                        lake_cli::Target { store, bootstrap: &bootstrap, topic: &t.topic },
+                        lake_cli::Target {
+                            store,
+                            bootstrap: &bootstrap,
+                            topic: &t.topic,
+                        },
                         *json,
                     )
                     .await
                 }
-                LakeCommand::Handoff { target: t, group, snapshot } => {
+                LakeCommand::Handoff {
+                    target: t,
+                    group,
+                    snapshot,
+                } => {
                     let (store, bootstrap) = target(t)?;
                     lake_cli::handoff(
-                        lake_cli::Target { store, bootstrap: &bootstrap, topic: &t.topic },
+                        lake_cli::Target {
+                            store,
+                            bootstrap: &bootstrap,
+                            topic: &t.topic,
+                        },
                         group,
                         *snapshot,
                     )

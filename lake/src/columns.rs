@@ -10,8 +10,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Schema as ArrowSchema};
 use iceberg::spec::{
-    ListType, NestedField, PrimitiveType, Schema, StructType, Transform, Type,
-    UnboundPartitionSpec,
+    ListType, NestedField, PrimitiveType, Schema, StructType, Transform, Type, UnboundPartitionSpec,
 };
 
 use crate::config::{Column, ColumnType, Granularity};
@@ -49,8 +48,12 @@ pub fn schema(columns: &[Column]) -> iceberg::Result<Schema> {
             )),
         )
         .into(),
-        NestedField::required(EVENT_TIME_ID, "event_time", primitive(PrimitiveType::Timestamptz))
-            .into(),
+        NestedField::required(
+            EVENT_TIME_ID,
+            "event_time",
+            primitive(PrimitiveType::Timestamptz),
+        )
+        .into(),
     ];
     for (i, c) in columns.iter().enumerate() {
         let ty = match c.ty {
@@ -60,7 +63,9 @@ pub fn schema(columns: &[Column]) -> iceberg::Result<Schema> {
             ColumnType::Boolean => PrimitiveType::Boolean,
             ColumnType::Timestamp => PrimitiveType::Timestamptz,
         };
-        fields.push(NestedField::optional(EVENT_TIME_ID + 1 + i as i32, &c.name, primitive(ty)).into());
+        fields.push(
+            NestedField::optional(EVENT_TIME_ID + 1 + i as i32, &c.name, primitive(ty)).into(),
+        );
     }
     Schema::builder().with_fields(fields).build()
 }
@@ -132,7 +137,9 @@ pub fn record_batch(
         Arc::new(event_time.finish()),
     ];
     for (i, c) in columns.iter().enumerate() {
-        let values = rows.iter().map(|r| r.columns.get(i).unwrap_or(&ColumnValue::Null));
+        let values = rows
+            .iter()
+            .map(|r| r.columns.get(i).unwrap_or(&ColumnValue::Null));
         let array: ArrayRef = match c.ty {
             ColumnType::String => {
                 let mut b = StringBuilder::new();
@@ -199,4 +206,3 @@ fn field<T: arrow_array::builder::ArrayBuilder>(s: &mut StructBuilder, i: usize)
 fn unexpected(what: &str, t: &DataType) -> arrow_schema::ArrowError {
     arrow_schema::ArrowError::SchemaError(format!("{what} has type {t}, not the lake's"))
 }
-

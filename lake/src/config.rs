@@ -175,8 +175,8 @@ fn parse_columns(value: &str) -> Result<Vec<Column>, String> {
             "timestamp" => ColumnType::Timestamp,
             other => {
                 return Err(format!(
-                    "column {name}: type {other:?} is not string, long, double, boolean or timestamp"
-                ))
+                "column {name}: type {other:?} is not string, long, double, boolean or timestamp"
+            ))
             }
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

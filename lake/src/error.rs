@@ -13,7 +13,7 @@ pub enum LakeError {
     Tiering {
         topic: String,
         partition: i32,
-        source: strata_tiering::TieringError,
+        source: Box<strata_tiering::TieringError>,
     },
     /// A request to the object store failed.
     #[error("object store {op} {key}: {source}")]
@@ -34,7 +34,7 @@ pub enum LakeError {
     #[error("Iceberg table {table}: {source}")]
     Iceberg {
         table: String,
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
     /// Building the rows of a Parquet file failed.
     #[error("Arrow batch for {table}: {source}")]
@@ -54,7 +54,9 @@ impl LakeError {
     /// changes something.
     pub fn is_retriable(&self) -> bool {
         match self {
-            LakeError::Config { .. } | LakeError::Corrupt { .. } | LakeError::ForeignSnapshot { .. } => false,
+            LakeError::Config { .. }
+            | LakeError::Corrupt { .. }
+            | LakeError::ForeignSnapshot { .. } => false,
             LakeError::Tiering { source, .. } => source.is_retriable(),
             LakeError::Store { .. } | LakeError::Iceberg { .. } | LakeError::Arrow { .. } => true,
         }

@@ -53,9 +53,9 @@ pub async fn write(
     commit_id: uuid::Uuid,
 ) -> LakeResult<Vec<DataFile>> {
     let name = table.table().identifier().name().to_string();
-    let iceberg_err = |source| LakeError::Iceberg {
+    let iceberg_err = |source: iceberg::Error| LakeError::Iceberg {
         table: name.clone(),
-        source,
+        source: Box::new(source),
     };
     let metadata = table.table().metadata();
     let schema = metadata.current_schema().clone();
@@ -114,8 +114,8 @@ impl LocationGenerator for PartitionDir {
 
 /// Iceberg's human string of an hour or day transform's value.
 fn human(g: Granularity, bucket: i32) -> String {
-    let start = chrono::DateTime::from_timestamp_millis(bucket as i64 * g.millis())
-        .unwrap_or_default();
+    let start =
+        chrono::DateTime::from_timestamp_millis(bucket as i64 * g.millis()).unwrap_or_default();
     match g {
         Granularity::Hour => start.format("%Y-%m-%d-%H").to_string(),
         Granularity::Day => start.format("%Y-%m-%d").to_string(),

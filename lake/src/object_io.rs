@@ -244,7 +244,10 @@ struct ObjectWrite {
 impl FileWrite for ObjectWrite {
     async fn write(&mut self, bs: Bytes) -> iceberg::Result<()> {
         if self.closed {
-            return Err(Error::new(ErrorKind::Unexpected, format!("{} is closed", self.path)));
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("{} is closed", self.path),
+            ));
         }
         self.parts.push(bs);
         Ok(())
@@ -252,7 +255,10 @@ impl FileWrite for ObjectWrite {
 
     async fn close(&mut self) -> iceberg::Result<()> {
         if self.closed {
-            return Err(Error::new(ErrorKind::Unexpected, format!("{} is closed", self.path)));
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("{} is closed", self.path),
+            ));
         }
         self.closed = true;
         let key = self.storage.key(&self.path)?;

@@ -96,19 +96,19 @@ impl AbortFilter {
 }
 
 /// Appends the rows of every whole batch in `bytes` with offsets in
-/// `[from, until)` to `out`; returns the offset after the last batch read.
+/// `range` to `out`; returns the offset after the last batch read.
 /// Batches are validated only as far as parsing needs; the cold tier holds
 /// what the log accepted.
 pub fn append_rows(
     bytes: &[u8],
     partition: i32,
-    from: i64,
-    until: i64,
+    range: std::ops::Range<i64>,
     config: &LakeConfig,
     filter: &mut AbortFilter,
     out: &mut Vec<Row>,
     stats: &mut RowStats,
 ) -> Result<i64, String> {
+    let (from, until) = (range.start, range.end);
     let mut pos = 0;
     let mut next = from;
     while pos + HEADER_LEN <= bytes.len() {
@@ -134,8 +134,13 @@ pub fn append_rows(
             }
             continue;
         }
-        let codec = Codec::from_id(h.compression())
-            .ok_or_else(|| format!("batch at {}: unknown codec {}", h.base_offset, h.compression()))?;
+        let codec = Codec::from_id(h.compression()).ok_or_else(|| {
+            format!(
+                "batch at {}: unknown codec {}",
+                h.base_offset,
+                h.compression()
+            )
+        })?;
         let plain = decompress(codec, &batch[HEADER_LEN..], 256 << 20)
             .map_err(|e| format!("batch at {}: {e}", h.base_offset))?;
         let recs = records(&plain, h.record_count)
@@ -154,7 +159,10 @@ pub fn append_rows(
                 h.base_timestamp + r.timestamp_delta
             };
             let json = needs_json(config)
-                .then(|| body.value.and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok()))
+                .then(|| {
+                    body.value
+                        .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+                })
                 .flatten();
             let event_time = match &config.event_time {
                 EventTimeSource::Timestamp => timestamp,
@@ -183,7 +191,12 @@ pub fn append_rows(
                 headers: body
                     .headers
                     .iter()
-                    .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.map(<[u8]>::to_vec)))
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(k).into_owned(),
+                            v.map(<[u8]>::to_vec),
+                        )
+                    })
                     .collect(),
                 event_time,
                 columns,
@@ -269,18 +282,38 @@ mod tests {
         let cfg = config(
             EventTimeSource::Pointer("/event_ts".into()),
             vec![
-                Column { name: "user".into(), ty: ColumnType::String },
-                Column { name: "amount".into(), ty: ColumnType::Double },
+                Column {
+                    name: "user".into(),
+                    ty: ColumnType::String,
+                },
+                Column {
+                    name: "amount".into(),
+                    ty: ColumnType::Double,
+                },
             ],
         );
         let mut out = Vec::new();
         let mut stats = RowStats::default();
-        let next = append_rows(&batch, 3, 0, i64::MAX, &cfg, &mut AbortFilter::default(), &mut out, &mut stats)
-            .unwrap();
+        let next = append_rows(
+            &batch,
+            3,
+            0..i64::MAX,
+            &cfg,
+            &mut AbortFilter::default(),
+            &mut out,
+            &mut stats,
+        )
+        .unwrap();
         assert_eq!(next, 10);
         assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), [7, 8, 9]);
-        assert_eq!(out.iter().map(|r| r.event_time).collect::<Vec<_>>(), [5000, 10_000, 1_000_002]);
-        assert_eq!(out[0].columns, [ColumnValue::String("ann".into()), ColumnValue::Double(2.5)]);
+        assert_eq!(
+            out.iter().map(|r| r.event_time).collect::<Vec<_>>(),
+            [5000, 10_000, 1_000_002]
+        );
+        assert_eq!(
+            out[0].columns,
+            [ColumnValue::String("ann".into()), ColumnValue::Double(2.5)]
+        );
         assert_eq!(out[1].columns, [ColumnValue::Null, ColumnValue::Null]);
         assert_eq!(stats.event_time_fallbacks, 1);
         assert_eq!(out[2].partition, 3);
@@ -289,12 +322,26 @@ mod tests {
 
     #[test]
     fn offsets_outside_the_range_are_skipped() {
-        let mut bytes = BatchBuilder::records(vec![rec("a", 0), rec("b", 0)]).base_offset(0).build();
-        bytes.extend(BatchBuilder::records(vec![rec("c", 0)]).base_offset(2).build());
+        let mut bytes = BatchBuilder::records(vec![rec("a", 0), rec("b", 0)])
+            .base_offset(0)
+            .build();
+        bytes.extend(
+            BatchBuilder::records(vec![rec("c", 0)])
+                .base_offset(2)
+                .build(),
+        );
         let cfg = config(EventTimeSource::Timestamp, vec![]);
         let mut out = Vec::new();
-        let next = append_rows(&bytes, 0, 1, 2, &cfg, &mut AbortFilter::default(), &mut out, &mut RowStats::default())
-            .unwrap();
+        let next = append_rows(
+            &bytes,
+            0,
+            1..2,
+            &cfg,
+            &mut AbortFilter::default(),
+            &mut out,
+            &mut RowStats::default(),
+        )
+        .unwrap();
         assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), [1]);
         assert_eq!(next, 2);
     }
@@ -325,8 +372,16 @@ mod tests {
         let cfg = config(EventTimeSource::Timestamp, vec![]);
         let mut out = Vec::new();
         let mut stats = RowStats::default();
-        let next = append_rows(&bytes, 0, 0, i64::MAX, &cfg, &mut AbortFilter::new(aborted), &mut out, &mut stats)
-            .unwrap();
+        let next = append_rows(
+            &bytes,
+            0,
+            0..i64::MAX,
+            &cfg,
+            &mut AbortFilter::new(aborted),
+            &mut out,
+            &mut stats,
+        )
+        .unwrap();
         assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), [1, 3]);
         assert_eq!(stats.aborted, 1);
         assert_eq!(next, 4);

@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 use iceberg::memory::{MemoryCatalogBuilder, MEMORY_CATALOG_WAREHOUSE};
-use iceberg::spec::{
-    DataFile, NullOrder, SortDirection, SortField, SortOrder, Transform,
-};
+use iceberg::spec::{DataFile, NullOrder, SortDirection, SortField, SortOrder, Transform};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
@@ -119,24 +117,33 @@ pub struct LakeTable {
 
 impl std::fmt::Debug for LakeTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LakeTable").field("topic", &self.topic).finish()
+        f.debug_struct("LakeTable")
+            .field("topic", &self.topic)
+            .finish()
     }
 }
 
 impl LakeTable {
     /// Opens the topic's table, creating it (with `config`'s columns and
     /// event-time partitions) when the bucket has none.
-    pub async fn open(store: &RemoteStore, topic: &str, config: &LakeConfig) -> LakeResult<LakeTable> {
+    pub async fn open(
+        store: &RemoteStore,
+        topic: &str,
+        config: &LakeConfig,
+    ) -> LakeResult<LakeTable> {
         let storage = ObjectStorage::new(store.clone());
-        let iceberg_err = |source| LakeError::Iceberg {
+        let iceberg_err = |source: iceberg::Error| LakeError::Iceberg {
             table: topic.to_string(),
-            source,
+            source: Box::new(source),
         };
         let catalog = MemoryCatalogBuilder::default()
             .with_storage_factory(storage.factory())
             .load(
                 "strata",
-                HashMap::from([(MEMORY_CATALOG_WAREHOUSE.to_string(), storage.location("lake"))]),
+                HashMap::from([(
+                    MEMORY_CATALOG_WAREHOUSE.to_string(),
+                    storage.location("lake"),
+                )]),
             )
             .await
             .map_err(iceberg_err)?;
@@ -173,7 +180,10 @@ impl LakeTable {
                     .partition_spec(spec)
                     .sort_order(sort)
                     .properties([
-                        ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
+                        (
+                            "write.parquet.compression-codec".to_string(),
+                            "zstd".to_string(),
+                        ),
                         ("strata.topic".to_string(), topic.to_string()),
                     ])
                     .build();
@@ -266,9 +276,9 @@ impl LakeTable {
     /// Until this returns, readers see the previous snapshot; if it fails,
     /// the files are orphans that no snapshot references.
     pub async fn commit(&mut self, files: Vec<DataFile>, coverage: &Coverage) -> LakeResult<()> {
-        let iceberg_err = |source| LakeError::Iceberg {
+        let iceberg_err = |source: iceberg::Error| LakeError::Iceberg {
             table: self.topic.clone(),
-            source,
+            source: Box::new(source),
         };
         let tx = Transaction::new(&self.table);
         let action = tx
@@ -361,12 +371,16 @@ pub async fn describe(store: &RemoteStore, topic: &str) -> LakeResult<Option<Tab
         .await
         .map_err(|source| LakeError::Iceberg {
             table: topic.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     let mut snapshots: Vec<Coverage> = metadata
         .snapshots()
         .filter_map(|s| {
-            Coverage::from_summary(s.snapshot_id(), s.timestamp_ms(), &s.summary().additional_properties)
+            Coverage::from_summary(
+                s.snapshot_id(),
+                s.timestamp_ms(),
+                &s.summary().additional_properties,
+            )
         })
         .collect();
     snapshots.sort_by_key(|c| (c.committed_ms, c.snapshot_id));

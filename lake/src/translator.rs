@@ -143,7 +143,12 @@ impl Translator {
 
     /// Reads the partition's uploaded segments past its read position, up
     /// to its last stable offset and the commit size; returns the rows.
-    async fn read_partition(&mut self, src: &Source, config: &LakeConfig, now_ms: i64) -> LakeResult<u64> {
+    async fn read_partition(
+        &mut self,
+        src: &Source,
+        config: &LakeConfig,
+        now_ms: i64,
+    ) -> LakeResult<u64> {
         let p = src.partition;
         let log_start = src.tiered.log_start().0;
         let mut next = *self.next.get(&p).unwrap_or(&0);
@@ -183,7 +188,7 @@ impl Translator {
         let tiering_err = |source| LakeError::Tiering {
             topic: self.topic.clone(),
             partition: p,
-            source,
+            source: Box::new(source),
         };
         let aborted = src
             .tiered
@@ -216,8 +221,7 @@ impl Translator {
             append_rows(
                 &carry[..whole],
                 p,
-                from,
-                seg.next_offset.0,
+                from..seg.next_offset.0,
                 config,
                 &mut filter,
                 &mut self.rows,
@@ -249,8 +253,10 @@ impl Translator {
         }
         metrics::counter!("strata_lake_records_total", "topic" => topic.clone())
             .increment(added.len() as u64);
-        metrics::counter!("strata_lake_read_bytes_total", "topic" => topic.clone()).increment(stats.bytes);
-        metrics::counter!("strata_lake_late_events_total", "topic" => topic.clone()).increment(late);
+        metrics::counter!("strata_lake_read_bytes_total", "topic" => topic.clone())
+            .increment(stats.bytes);
+        metrics::counter!("strata_lake_late_events_total", "topic" => topic.clone())
+            .increment(late);
         metrics::counter!("strata_lake_aborted_records_total", "topic" => topic.clone())
             .increment(stats.aborted);
         metrics::counter!("strata_lake_event_time_fallbacks_total", "topic" => topic)
@@ -278,7 +284,8 @@ impl Translator {
         self.pending_since_ms = None;
         let topic = self.topic.clone();
         metrics::counter!("strata_lake_commits_total", "topic" => topic.clone()).increment(1);
-        metrics::counter!("strata_lake_files_total", "topic" => topic.clone()).increment(nfiles as u64);
+        metrics::counter!("strata_lake_files_total", "topic" => topic.clone())
+            .increment(nfiles as u64);
         metrics::counter!("strata_lake_file_bytes_total", "topic" => topic).increment(written);
         info!(topic = %self.topic, rows = count, files = nfiles, bytes = written,
             snapshot = ?self.committed.snapshot_id, "lake snapshot committed");
