@@ -289,6 +289,30 @@ pub struct ProduceArgs {
     /// (for timestamp seeks into the past).
     #[arg(long)]
     pub backdate_days: Option<f64>,
+    /// Values are JSON events of the record size, with an `event_ts`
+    /// (milliseconds) spread out of order over the last day, a `user` and
+    /// an `amount`, as the lake view's benchmark translates.
+    #[arg(long)]
+    pub json_events: bool,
+}
+
+/// A JSON event of about `size` bytes: the `seed`-th of 1,024, whose event
+/// times step back over the day before `now_ms` in a scattered order.
+fn json_event(size: usize, seed: u64, now_ms: i64) -> Vec<u8> {
+    let step = 86_400_000 / 1024;
+    let back = (seed * 389 % 1024) as i64 * step;
+    let head = format!(
+        r#"{{"event_ts":{},"user":"u{}","amount":{}.5,"pad":""#,
+        now_ms - back,
+        seed % 97,
+        seed
+    );
+    let pad = size.saturating_sub(head.len() + 2);
+    let hex: String = payload(pad.div_ceil(2), seed)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{head}{}\"}}", &hex[..pad]).into_bytes()
 }
 
 pub fn produce(a: &ProduceArgs) -> Result<Report> {
@@ -317,11 +341,19 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
     }
     // A pool of distinct values, so that compression sees realistic data
     // without generating every record.
-    let pool: Vec<Vec<u8>> = (0..1024).map(|i| payload(a.producer.size, i)).collect();
-    let mut progress = Progress::new("produce");
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
+    let pool: Vec<Vec<u8>> = (0..1024)
+        .map(|i| {
+            if a.json_events {
+                json_event(a.producer.size, i, now_ms)
+            } else {
+                payload(a.producer.size, i)
+            }
+        })
+        .collect();
+    let mut progress = Progress::new("produce");
     let span_ms = a.backdate_days.map(|d| (d * 86_400_000.0) as i64);
     let start = Instant::now();
     for i in 0..a.records {

@@ -139,6 +139,7 @@ pub static DEFS: &[Def] = &[
     def!("remote.log.reader.chunk.bytes", Broker, Kind::Int, "4194304", 65536, None, "Size of one ranged GET of a remote segment, and of one cache entry."),
     def!("remote.log.manager.copy.max.bytes.per.second", Broker, Kind::Long, "9223372036854775807", 1, None, "The most bytes per second uploads to the cold tier send, over all partitions; changes at run time."),
     def!("lake.translation.interval.ms", Broker, Kind::Long, "5000", 100, None, "Strata: how often topics with lake.enable=true are looked at for uploaded segments to translate into their lake tables."),
+    def!("lake.retention.check.interval.ms", Broker, Kind::Long, "300000", 100, None, "Strata: how often each lake table is checked for event-time partitions past its topic's lake.retention.ms."),
     def!("lake.translation.max.bytes.per.second", Broker, Kind::Long, "52428800", 1, None, "Strata: the most bytes per second the lake's translation reads from the cold tier, over all topics; changes at run time."),
     def!("remote.log.manager.fetch.max.bytes.per.second", Broker, Kind::Long, "9223372036854775807", 1, None, "The most bytes per second reads from the cold tier (fetches and their read-ahead) download, over all partitions; changes at run time."),
     def!("remote.log.reader.max.inflight.gets", Broker, Kind::Int, "64", 1, None, "Strata: the most ranged GETs of remote segments in flight at once, over all partitions. Read-ahead leaves a quarter of them to fetches that wait."),
@@ -212,7 +213,7 @@ pub static DEFS: &[Def] = &[
     def!("lake.columns", Topic, Kind::Text, "", 0, None, "Strata: top-level fields of JSON values extracted as typed lake columns, name:type pairs (string, long, double, boolean, timestamp), e.g. user:string,amount:double; fixed when the table is created."),
     def!("lake.commit.interval.ms", Topic, Kind::Long, "300000", 1, None, "Strata: commit a lake snapshot at least this often while translated rows wait."),
     def!("lake.commit.bytes", Topic, Kind::Long, "134217728", 1, None, "Strata: commit a lake snapshot once this many bytes of records wait."),
-    def!("lake.retention.ms", Topic, Kind::Long, "-1", -1, None, "Strata: how long the lake table keeps rows by event time, independently of retention.ms; -1 keeps them forever."),
+    def!("lake.retention.ms", Topic, Kind::Long, "-1", -1, None, "Strata: drop the lake table's event-time partitions whose whole hour or day is older than this (by event time), independently of retention.ms; -1 keeps them forever."),
     def!("remote.log.copy.disable", Topic, Kind::Bool, "false", 0, None, "Accepted and reported; uploads follow remote.storage.enable."),
     def!("remote.log.delete.on.disable", Topic, Kind::Bool, "false", 0, None, "Accepted and reported; remote copies follow retention."),
 ];

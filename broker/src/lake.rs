@@ -86,6 +86,10 @@ impl Broker {
             if let Err(e) = t.pass(&self.remote_store, &lake, &sources, now).await {
                 warn!(topic = %topic.name, error = %e, retriable = e.is_retriable(), "lake translation failed");
             }
+            let every = config.i64("lake.retention.check.interval.ms");
+            if let Err(e) = t.enforce_retention(&lake, now, every).await {
+                warn!(topic = %topic.name, error = %e, retriable = e.is_retriable(), "lake retention failed");
+            }
             let committed = t.committed();
             let mut lag = 0i64;
             for s in &sources {

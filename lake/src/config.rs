@@ -11,7 +11,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("lake.columns", "", "Top-level fields of JSON values extracted as typed columns: name:type pairs, comma-separated, type one of string, long, double, boolean, timestamp (e.g. user:string,amount:double)."),
     ("lake.commit.interval.ms", "300000", "Commit a snapshot at least this often while there are translated rows (or sooner, at lake.commit.bytes)."),
     ("lake.commit.bytes", "134217728", "Commit a snapshot once this many bytes of records wait for one."),
-    ("lake.retention.ms", "-1", "Drop the table's event-time partitions older than this (by event time); -1 keeps them forever. Independent of retention.ms."),
+    ("lake.retention.ms", "-1", "Drop the table's event-time partitions whose whole hour or day is older than this (by event time); -1 keeps them forever. Independent of retention.ms."),
 ];
 
 /// How wide the table's event-time partitions are.

@@ -232,7 +232,19 @@ impl LakeTable {
                 })
             })
             .collect();
-        let granularity = match metadata
+        let granularity = self.fixed_granularity();
+        LakeConfig {
+            columns,
+            granularity,
+            ..config.clone()
+        }
+    }
+
+    /// The event-time partitions' width this table was created with.
+    fn fixed_granularity(&self) -> Granularity {
+        match self
+            .table
+            .metadata()
             .default_partition_spec()
             .fields()
             .first()
@@ -240,11 +252,6 @@ impl LakeTable {
         {
             Some(Transform::Day) => Granularity::Day,
             _ => Granularity::Hour,
-        };
-        LakeConfig {
-            columns,
-            granularity,
-            ..config.clone()
         }
     }
 
@@ -331,9 +338,14 @@ pub async fn latest_metadata(store: &RemoteStore, topic: &str) -> LakeResult<Opt
 /// Writes `metadata/version-hint.text`, the newest version's number, for
 /// readers that find a table by its directory.
 async fn write_version_hint(store: &RemoteStore, topic: &str, table: &Table) -> LakeResult<()> {
-    let Some(location) = table.metadata_location() else {
-        return Ok(());
-    };
+    match table.metadata_location() {
+        Some(location) => write_version_hint_at(store, topic, location).await,
+        None => Ok(()),
+    }
+}
+
+/// As [`write_version_hint`], for the metadata file at `location`.
+async fn write_version_hint_at(store: &RemoteStore, topic: &str, location: &str) -> LakeResult<()> {
     let name = location.rsplit('/').next().unwrap_or_default();
     let version = name
         .split_once('-')
@@ -389,4 +401,171 @@ pub async fn describe(store: &RemoteStore, topic: &str) -> LakeResult<Option<Tab
         current_snapshot: metadata.current_snapshot_id(),
         snapshots,
     }))
+}
+
+impl LakeTable {
+    /// Drops the rows of event-time partitions that ended before
+    /// `cutoff_ms` (`lake.retention.ms`): commits a `delete` snapshot whose
+    /// manifests mark those files deleted, keeping the newest coverage in
+    /// its summary, then expires the older snapshots and deletes the files
+    /// no remaining snapshot references. Returns how many files went.
+    ///
+    /// The `iceberg` crate has no delete action yet, so the snapshot is
+    /// assembled here from its manifest and manifest-list writers and
+    /// committed as the next metadata file (a conditional PUT, as every
+    /// commit). After it the table must be opened again.
+    pub async fn expire_before(&mut self, cutoff_ms: i64, now_ms: i64) -> LakeResult<usize> {
+        use iceberg::spec::{
+            FormatVersion, ManifestList, ManifestListWriter, ManifestWriterBuilder, Operation,
+            Snapshot, Summary, TableMetadataBuilder, MAIN_BRANCH,
+        };
+        use std::str::FromStr;
+        let table_name = self.topic.clone();
+        let err = |source: iceberg::Error| LakeError::Iceberg {
+            table: table_name.clone(),
+            source: Box::new(source),
+        };
+        let metadata = self.table.metadata_ref();
+        let Some(current) = metadata.current_snapshot().cloned() else {
+            return Ok(0);
+        };
+        let coverage = self.coverage()?;
+        let granularity = self.fixed_granularity();
+        // A partition expires once its whole width is older than the cutoff.
+        let expired_bucket = |b: i32| (b as i64 + 1) * granularity.millis() <= cutoff_ms;
+        let file_io = self.storage.file_io();
+        let list_bytes = file_io
+            .new_input(current.manifest_list())
+            .map_err(err)?
+            .read()
+            .await
+            .map_err(err)?;
+        let list = ManifestList::parse_with_version(&list_bytes, FormatVersion::V2).map_err(err)?;
+        let schema = metadata.current_schema().clone();
+        let spec = metadata.default_partition_spec().as_ref().clone();
+        let snapshot_id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
+        let sequence = metadata.next_sequence_number();
+        let dir = format!("{}/metadata", metadata.location().trim_end_matches('/'));
+        let mut manifests = Vec::new();
+        let mut gone: Vec<String> = Vec::new();
+        let mut gone_records = 0u64;
+        for (n, mf) in list.entries().iter().enumerate() {
+            let manifest = mf.load_manifest(&file_io).await.map_err(err)?;
+            let alive: Vec<_> = manifest
+                .entries()
+                .iter()
+                .filter(|e| e.is_alive())
+                .cloned()
+                .collect();
+            let is_expired = |e: &iceberg::spec::ManifestEntryRef| match e
+                .data_file()
+                .partition()
+                .fields()
+                .first()
+            {
+                Some(Some(iceberg::spec::Literal::Primitive(
+                    iceberg::spec::PrimitiveLiteral::Int(b),
+                ))) => expired_bucket(*b),
+                _ => false,
+            };
+            if !alive.iter().any(is_expired) {
+                manifests.push(mf.clone());
+                continue;
+            }
+            let out = file_io
+                .new_output(format!("{dir}/{}-m{n}.avro", uuid::Uuid::new_v4()))
+                .map_err(err)?;
+            let mut w =
+                ManifestWriterBuilder::new(out, Some(snapshot_id), schema.clone(), spec.clone())
+                    .build_v2_data();
+            for e in alive {
+                let seq = e.sequence_number().unwrap_or(0);
+                if is_expired(&e) {
+                    gone.push(e.data_file().file_path().to_string());
+                    gone_records += e.data_file().record_count();
+                    w.add_delete_file(e.data_file().clone(), seq, e.file_sequence_number)
+                        .map_err(err)?;
+                } else {
+                    w.add_existing_file(
+                        e.data_file().clone(),
+                        e.snapshot_id().unwrap_or(current.snapshot_id()),
+                        seq,
+                        e.file_sequence_number,
+                    )
+                    .map_err(err)?;
+                }
+            }
+            manifests.push(w.write_manifest_file().await.map_err(err)?);
+        }
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let list_location = format!("{dir}/snap-{snapshot_id}-0-{}.avro", uuid::Uuid::new_v4());
+        let writer = file_io
+            .new_output(&list_location)
+            .map_err(err)?
+            .writer()
+            .await
+            .map_err(err)?;
+        let mut lw =
+            ManifestListWriter::v2(writer, snapshot_id, Some(current.snapshot_id()), sequence);
+        lw.add_manifests(manifests.into_iter()).map_err(err)?;
+        lw.close().await.map_err(err)?;
+        let mut props = coverage.to_summary(&self.topic);
+        props.insert("deleted-data-files".into(), gone.len().to_string());
+        props.insert("deleted-records".into(), gone_records.to_string());
+        let snapshot = Snapshot::builder()
+            .with_snapshot_id(snapshot_id)
+            .with_parent_snapshot_id(Some(current.snapshot_id()))
+            .with_sequence_number(sequence)
+            .with_timestamp_ms(now_ms)
+            .with_manifest_list(list_location)
+            .with_summary(Summary {
+                operation: Operation::Delete,
+                additional_properties: props,
+            })
+            .with_schema_id(metadata.current_schema_id())
+            .build();
+        let location = self
+            .table
+            .metadata_location()
+            .ok_or_else(|| {
+                err(iceberg::Error::new(
+                    iceberg::ErrorKind::Unexpected,
+                    "no metadata location",
+                ))
+            })?
+            .to_string();
+        // The older snapshots go with this commit: they reference the
+        // expired files, which are deleted below.
+        let older: Vec<i64> = metadata.snapshots().map(|s| s.snapshot_id()).collect();
+        let next = TableMetadataBuilder::new_from_metadata(
+            metadata.as_ref().clone(),
+            Some(location.clone()),
+        )
+        .set_branch_snapshot(snapshot, MAIN_BRANCH)
+        .map_err(err)?
+        .remove_snapshots(&older)
+        .build()
+        .map_err(err)?
+        .metadata;
+        let next_location = iceberg::MetadataLocation::from_str(&location)
+            .map_err(err)?
+            .with_next_version();
+        next.write_to(&file_io, &next_location).await.map_err(err)?;
+        write_version_hint_at(
+            self.storage.store(),
+            &self.topic,
+            &next_location.to_string(),
+        )
+        .await?;
+        for path in &gone {
+            file_io.delete(path).await.map_err(err)?;
+        }
+        metrics::counter!("strata_lake_expired_files_total", "topic" => self.topic.clone())
+            .increment(gone.len() as u64);
+        tracing::info!(topic = %self.topic, files = gone.len(), records = gone_records,
+            "lake partitions past lake.retention.ms dropped");
+        Ok(gone.len())
+    }
 }

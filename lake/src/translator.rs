@@ -57,6 +57,8 @@ pub struct Translator {
     bytes: u64,
     /// When the oldest translated but uncommitted segment was read.
     pending_since_ms: Option<i64>,
+    /// When `lake.retention.ms` was last applied.
+    retention_checked_ms: Option<i64>,
 }
 
 impl Translator {
@@ -71,12 +73,44 @@ impl Translator {
             rows: Vec::new(),
             bytes: 0,
             pending_since_ms: None,
+            retention_checked_ms: None,
         }
     }
 
     /// What the newest committed snapshot covers, once the table is open.
     pub fn committed(&self) -> &Coverage {
         &self.committed
+    }
+
+    /// Applies `lake.retention.ms` to the committed table, at most once per
+    /// `every_ms`: partitions whose event time ended before now minus the
+    /// retention are dropped. Returns how many files went.
+    pub async fn enforce_retention(
+        &mut self,
+        config: &LakeConfig,
+        now_ms: i64,
+        every_ms: i64,
+    ) -> LakeResult<usize> {
+        if config.retention_ms < 0
+            || self.committed.snapshot_id.is_none()
+            || self
+                .retention_checked_ms
+                .is_some_and(|t| now_ms - t < every_ms)
+        {
+            return Ok(0);
+        }
+        self.retention_checked_ms = Some(now_ms);
+        let Some(table) = self.table.as_mut() else {
+            return Ok(0);
+        };
+        let cutoff = now_ms.saturating_sub(config.retention_ms);
+        let result = table.expire_before(cutoff, now_ms).await;
+        if !matches!(result, Ok(0)) {
+            // The table changed (or may have) under the open catalog: the
+            // next pass opens it again, keeping nothing uncommitted.
+            self.reset();
+        }
+        result
     }
 
     /// Forgets everything not committed and the open table, so that the

@@ -272,3 +272,39 @@ def test_lake_configs_are_checked():
             assert e.value.args[0].name() == "INVALID_CONFIG", config
     finally:
         b.stop()
+
+
+def test_lake_retention_drops_old_event_time_partitions_only():
+    b = Broker(*FAST, "--set", "lake.retention.check.interval.ms=500")
+    try:
+        topic = "retained"
+        # The stream keeps everything; the lake keeps one day of event time.
+        create(b.addr, topic, 2, {**LAKE, "lake.retention.ms": str(24 * HOUR)})
+        now = int(time.time() * 1000)
+        p = Producer({"bootstrap.servers": b.addr, "linger.ms": 5})
+        for i in range(1000):
+            ts = BASE - 3 * 24 * HOUR + i if i % 2 else now - i
+            p.produce(topic, value=json.dumps({"event_ts": ts, "i": i, "user": "u", "amount": 1.0}).encode(),
+                      partition=i % 2)
+        assert p.flush(30) == 0
+        wait_caught_up(b, topic)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            status = lake_status(b, topic)
+            _, rows = table_rows(status["metadata_location"])
+            if len(rows) == 500:
+                break
+            time.sleep(0.5)
+        assert sorted(json.loads(r["value"])["i"] for r in rows) == list(range(0, 1000, 2))
+        # The end offsets still say where the stream continues.
+        assert [p["lag_records"] for p in status["partitions"]] == [0, 0]
+        data = os.path.join(b.data_dir, "remote", "lake", topic, "data")
+        glob = os.path.join(data, "**", "*.parquet")
+        assert duckdb.connect().execute(f"select count(*) from read_parquet('{glob}')").fetchone()[0] == 500
+        # The stream itself still holds every record.
+        c = Consumer({"bootstrap.servers": b.addr, "group.id": "all", "auto.offset.reset": "earliest"})
+        c.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
+        assert len(poll_records(c, 1000, 30)) == 1000
+        c.close()
+    finally:
+        b.stop()
