@@ -1,7 +1,7 @@
 //! The lake view's background pass: each topic with `lake.enable=true` has
 //! a translator (`strata_lake::Translator`) that turns its uploaded
-//! segments into its Iceberg table. The pass runs on the background
-//! runtime (nice 10), under `lake.translation.max.bytes.per.second`.
+//! segments into its Iceberg table. The pass runs on a runtime of its own
+//! (one thread at nice 10), under `lake.translation.max.bytes.per.second`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -336,25 +336,35 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let background = background_runtime()?;
-    let result = runtime.block_on(run(cli, config, background.handle().clone()));
+    let background = background_runtime("strata-background")?;
+    // The lake's translation has a thread of its own: encoding a commit's
+    // Parquet files takes seconds of CPU, which must not hold up uploads.
+    let lake = background_runtime("strata-lake")?;
+    let result = runtime.block_on(run(
+        cli,
+        config,
+        background.handle().clone(),
+        lake.handle().clone(),
+    ));
     background.shutdown_background();
+    lake.shutdown_background();
     result
 }
 
-/// The runtime of the background passes (uploads, remote deletions,
-/// retention). Its threads, workers and blocking pool alike, run at nice 10:
+/// A runtime of background passes (uploads, remote deletions, retention;
+/// the lake's translation). Its threads, workers and blocking pool alike,
+/// run at nice 10:
 /// a segment upload copies megabytes at a time, and on a small machine it
 /// must yield the CPU to appends and fetches on the hot tail rather than
 /// compete with them as an equal.
-fn background_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+fn background_runtime(name: &'static str) -> std::io::Result<tokio::runtime::Runtime> {
     use thread_priority::{
         set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
         ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .thread_name("strata-background")
+        .thread_name(name)
         .on_thread_start(|| {
             // 24 on the crate's 0-99 scale is nice 10 under SCHED_OTHER.
             let priority = ThreadPriorityValue::try_from(24u8).expect("within 0-99");
@@ -375,6 +385,7 @@ async fn run(
     cli: Cli,
     config: BrokerConfig,
     background: tokio::runtime::Handle,
+    lake: tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(cli.listen)
         .await
@@ -459,7 +470,7 @@ async fn run(
                 |b| Box::pin(b.upload_pass()),
             );
             spawn_periodic(
-                &background,
+                &lake,
                 &broker,
                 "lake.translation.interval.ms",
                 stop_rx.clone(),
