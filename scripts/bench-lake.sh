@@ -56,7 +56,9 @@ sync
 enable() {
     "$PY" - "$ADDR" "$1" <<'PYEOF'
 import sys
+import warnings
 from confluent_kafka.admin import AdminClient, ConfigResource
+warnings.simplefilter("ignore", DeprecationWarning)
 addr, topic = sys.argv[1:]
 admin = AdminClient({"bootstrap.servers": addr})
 res = ConfigResource("TOPIC", topic, set_config={

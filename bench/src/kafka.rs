@@ -296,23 +296,22 @@ pub struct ProduceArgs {
     pub json_events: bool,
 }
 
-/// A JSON event of about `size` bytes: the `seed`-th of 1,024, whose event
-/// times step back over the day before `now_ms` in a scattered order.
-fn json_event(size: usize, seed: u64, now_ms: i64) -> Vec<u8> {
+/// The `i`-th JSON event of about `size` bytes: its event time steps back
+/// over the day before `now_ms` in a scattered order, its user and amount
+/// vary, and its padding is one of 1,024 random strings, so that every
+/// value is distinct but compresses as text does.
+fn json_event(size: usize, i: u64, now_ms: i64, pads: &[String]) -> Vec<u8> {
     let step = 86_400_000 / 1024;
-    let back = (seed * 389 % 1024) as i64 * step;
+    let back = (i * 389 % 1024) as i64 * step;
     let head = format!(
-        r#"{{"event_ts":{},"user":"u{}","amount":{}.5,"pad":""#,
-        now_ms - back,
-        seed % 97,
-        seed
+        r#"{{"event_ts":{},"user":"u{}","amount":{}.5,"seq":{i},"pad":""#,
+        now_ms - back - (i % 1000) as i64,
+        i % 9973,
+        i % 100_000
     );
-    let pad = size.saturating_sub(head.len() + 2);
-    let hex: String = payload(pad.div_ceil(2), seed)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{head}{}\"}}", &hex[..pad]).into_bytes()
+    let pad = &pads[(i as usize) % pads.len()];
+    let n = size.saturating_sub(head.len() + 2).min(pad.len());
+    format!("{head}{}\"}}", &pad[..n]).into_bytes()
 }
 
 pub fn produce(a: &ProduceArgs) -> Result<Report> {
@@ -344,13 +343,13 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
-    let pool: Vec<Vec<u8>> = (0..1024)
+    let pool: Vec<Vec<u8>> = (0..1024).map(|i| payload(a.producer.size, i)).collect();
+    let pads: Vec<String> = (0..1024)
         .map(|i| {
-            if a.json_events {
-                json_event(a.producer.size, i, now_ms)
-            } else {
-                payload(a.producer.size, i)
-            }
+            payload(a.producer.size.div_ceil(2), i + 7)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
         })
         .collect();
     let mut progress = Progress::new("produce");
@@ -360,12 +359,19 @@ pub fn produce(a: &ProduceArgs) -> Result<Report> {
         let key = (a.keys > 0).then(|| format!("key-{:010}", i % a.keys));
         let timestamp =
             span_ms.map(|span| now_ms - span + (span as f64 * i as f64 / a.records as f64) as i64);
+        let event;
+        let value: &[u8] = if a.json_events {
+            event = json_event(a.producer.size, i, now_ms, &pads);
+            &event
+        } else {
+            &pool[i as usize % pool.len()]
+        };
         send_keyed(
             &p,
             &a.topic,
             (i % a.topic_settings.partitions as u64) as i32,
             key.as_deref().map(str::as_bytes),
-            &pool[i as usize % pool.len()],
+            value,
             timestamp,
         )?;
         if let Some(ms) = a.transaction_ms {

@@ -248,13 +248,18 @@ pub fn get(a: &GetArgs) -> Result<Report> {
         .enable_all()
         .build()?;
     rt.block_on(async {
+        // object_store lists by whole path segments, so a prefix that ends
+        // inside a name (a topic's directory without its id) is matched here.
         let prefix = remote.key(&a.prefix);
+        let root = remote.key("");
         let mut objects = Vec::new();
-        let mut listing = remote.store.list(Some(&prefix));
+        let mut listing = remote.store.list(Some(&root));
         use futures::StreamExt as _;
         while let Some(m) = listing.next().await {
             let m = m?;
-            if m.location.as_ref().ends_with(&a.suffix) {
+            if m.location.as_ref().starts_with(prefix.as_ref())
+                && m.location.as_ref().ends_with(&a.suffix)
+            {
                 objects.push((m.location, m.size));
             }
         }

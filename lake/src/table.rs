@@ -569,3 +569,28 @@ impl LakeTable {
         Ok(gone.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_round_trips_through_a_summary() {
+        let c = Coverage {
+            snapshot_id: Some(7),
+            committed_ms: Some(1000),
+            end_offsets: BTreeMap::from([(0, 10), (3, 42)]),
+            watermarks: BTreeMap::from([(0, 5_000), (3, 6_000)]),
+        };
+        let summary = c.to_summary("clicks");
+        assert_eq!(
+            summary
+                .get("strata.partition.3.end-offset")
+                .map(String::as_str),
+            Some("42")
+        );
+        assert_eq!(Coverage::from_summary(7, 1000, &summary), Some(c));
+        // A snapshot another writer committed is not Strata's.
+        assert_eq!(Coverage::from_summary(8, 1, &HashMap::new()), None);
+    }
+}

@@ -198,4 +198,54 @@ mod tests {
         assert!(records(&batch[HEADER_LEN..], 4).is_err());
         assert!(records(&batch[HEADER_LEN..], 2).is_err());
     }
+
+    #[test]
+    fn bodies_carry_values_and_headers() {
+        // One record by hand: attributes, timestamp and offset deltas, key
+        // "k", value "v", two headers ("a" = "1", "b" = null).
+        let mut body = vec![0u8];
+        put_varint(&mut body, 0);
+        put_varint(&mut body, 0);
+        for field in [&b"k"[..], &b"v"[..]] {
+            put_varint(&mut body, field.len() as i64);
+            body.extend_from_slice(field);
+        }
+        put_varint(&mut body, 2);
+        put_varint(&mut body, 1);
+        body.extend_from_slice(b"a");
+        put_varint(&mut body, 1);
+        body.extend_from_slice(b"1");
+        put_varint(&mut body, 1);
+        body.extend_from_slice(b"b");
+        put_varint(&mut body, -1);
+        let mut plain = Vec::new();
+        put_varint(&mut plain, body.len() as i64);
+        plain.extend_from_slice(&body);
+        let rs = records(&plain, 1).unwrap();
+        let b = rs[0].body().unwrap();
+        assert_eq!(b.key, Some(&b"k"[..]));
+        assert_eq!(b.value, Some(&b"v"[..]));
+        assert_eq!(
+            b.headers,
+            vec![(&b"a"[..], Some(&b"1"[..])), (&b"b"[..], None)]
+        );
+
+        // A header count larger than the bytes left is refused, not sized.
+        let mut tail = Vec::new();
+        put_varint(&mut tail, 1);
+        tail.push(b'k');
+        put_varint(&mut tail, 1);
+        tail.push(b'v');
+        put_varint(&mut tail, 1_000_000);
+        let view = RecordView {
+            attributes: 0,
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: Some(b"k"),
+            tombstone: false,
+            bytes: &tail,
+            tail: &tail,
+        };
+        assert!(view.body().is_none());
+    }
 }
