@@ -110,6 +110,55 @@ impl Row {
     }
 }
 
+/// One ListOffsets round for every partition of `partitions` (topic →
+/// partition ids) at `timestamp` (Kafka's special values included), with
+/// `isolation` (1 for read_committed): (topic, partition, offset) each.
+pub(crate) fn list_offsets(
+    c: &mut Client,
+    partitions: &BTreeMap<String, Vec<i32>>,
+    timestamp: i64,
+    isolation: i8,
+) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    let topics = partitions
+        .iter()
+        .map(|(name, ids)| {
+            ListOffsetsTopic::default()
+                .with_name(TopicName(str_bytes(name)))
+                .with_partitions(
+                    ids.iter()
+                        .map(|&p| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(p)
+                                .with_timestamp(timestamp)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let answer = c.request(
+        9,
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation)
+            .with_topics(topics),
+    )?;
+    let mut out = Vec::new();
+    for t in answer.topics {
+        for p in t.partitions {
+            if p.error_code != 0 {
+                bail!(
+                    "ListOffsets {} partition {}: error code {}",
+                    &*t.name.0,
+                    p.partition_index,
+                    p.error_code
+                );
+            }
+            out.push((t.name.0.to_string(), p.partition_index, p.offset));
+        }
+    }
+    Ok(out)
+}
+
 /// Prints the tiering status of `topic`, or of every topic.
 pub fn topics_describe(
     bootstrap: &str,
@@ -205,47 +254,15 @@ fn status(c: &mut Client, topic: Option<&str>) -> anyhow::Result<Vec<Row>> {
     }
 
     for timestamp in [EARLIEST, EARLIEST_LOCAL, LATEST_TIERED, LATEST] {
-        let topics = partitions
-            .iter()
-            .map(|(name, ids)| {
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(str_bytes(name)))
-                    .with_partitions(
-                        ids.iter()
-                            .map(|&p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(p)
-                                    .with_timestamp(timestamp)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        let answer = c.request(
-            9,
-            &ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(topics),
-        )?;
-        for t in answer.topics {
-            for p in t.partitions {
-                if p.error_code != 0 {
-                    bail!(
-                        "ListOffsets {} partition {}: error code {}",
-                        &*t.name.0,
-                        p.partition_index,
-                        p.error_code
-                    );
-                }
-                let Some(row) = rows.get_mut(&(t.name.0.to_string(), p.partition_index)) else {
-                    continue;
-                };
-                match timestamp {
-                    EARLIEST => row.log_start = p.offset,
-                    EARLIEST_LOCAL => row.local_start = p.offset,
-                    LATEST_TIERED => row.last_tiered = p.offset,
-                    _ => row.high_watermark = p.offset,
-                }
+        for (topic, partition, offset) in list_offsets(c, &partitions, timestamp, 0)? {
+            let Some(row) = rows.get_mut(&(topic, partition)) else {
+                continue;
+            };
+            match timestamp {
+                EARLIEST => row.log_start = offset,
+                EARLIEST_LOCAL => row.local_start = offset,
+                LATEST_TIERED => row.last_tiered = offset,
+                _ => row.high_watermark = offset,
             }
         }
     }

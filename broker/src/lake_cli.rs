@@ -7,20 +7,17 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use kafka_protocol::messages::{
-    BrokerId, GroupId, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, TopicName,
-};
+use kafka_protocol::messages::{GroupId, MetadataRequest, OffsetCommitRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use strata_lake::{Coverage, TableView};
 use strata_tiering::RemoteStore;
 
-use crate::cli::Client;
+use crate::cli::{list_offsets, Client};
 
 /// Where the lake's table is and which broker serves the stream.
 pub struct Target<'a> {
@@ -89,39 +86,14 @@ fn stream_offsets(c: &mut Client, topic: &str) -> anyhow::Result<BTreeMap<i32, S
     let mut out: BTreeMap<i32, StreamOffsets> =
         ids.iter().map(|&p| (p, StreamOffsets::default())).collect();
     // Earliest, then the latest a read_committed consumer sees.
+    let ids = BTreeMap::from([(topic.to_string(), ids)]);
     for (timestamp, isolation) in [(-2i64, 0i8), (-1, 1)] {
-        let answer = c.request(
-            9,
-            &ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_isolation_level(isolation)
-                .with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(TopicName(s(topic)))
-                    .with_partitions(
-                        ids.iter()
-                            .map(|&p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(p)
-                                    .with_timestamp(timestamp)
-                            })
-                            .collect(),
-                    )]),
-        )?;
-        for t in answer.topics {
-            for p in t.partitions {
-                if p.error_code != 0 {
-                    bail!(
-                        "ListOffsets {topic} partition {}: error code {}",
-                        p.partition_index,
-                        p.error_code
-                    );
-                }
-                let o = out.entry(p.partition_index).or_default();
-                if timestamp == -2 {
-                    o.log_start = p.offset;
-                } else {
-                    o.last_stable = p.offset;
-                }
+        for (_, p, offset) in list_offsets(c, &ids, timestamp, isolation)? {
+            let o = out.entry(p).or_default();
+            if timestamp == -2 {
+                o.log_start = offset;
+            } else {
+                o.last_stable = offset;
             }
         }
     }
