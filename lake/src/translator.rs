@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use object_store::ObjectStoreExt;
-use strata_storage::batch::{BatchHeader, HEADER_LEN};
+use strata_storage::batch::whole_batches_within;
 use strata_storage::{Offset, SegmentFile};
 use strata_tiering::{ByteQuota, RemoteStore, SegmentEntry, TieredPartition};
 use tracing::{info, warn};
@@ -251,7 +251,7 @@ impl Translator {
                 })?;
             pos = end;
             carry.extend_from_slice(&chunk);
-            let whole = whole_batches(&carry);
+            let whole = whole_batches_within(&carry, usize::MAX, false);
             append_rows(
                 &carry[..whole],
                 p,
@@ -268,6 +268,17 @@ impl Translator {
                 reason,
             })?;
             carry.drain(..whole);
+        }
+        if !carry.is_empty() {
+            // A batch that never ended, or bytes that are not a batch: the
+            // segment is not what the log uploaded, and skipping it would
+            // lose its records without a word.
+            return Err(LakeError::Corrupt {
+                topic: self.topic.clone(),
+                partition: p,
+                base_offset: seg.base_offset.0,
+                reason: format!("{} bytes at its end are not a whole batch", carry.len()),
+            });
         }
         self.bytes += stats.bytes;
         let topic = self.topic.clone();
@@ -325,20 +336,4 @@ impl Translator {
             snapshot = ?self.committed.snapshot_id, "lake snapshot committed");
         Ok(())
     }
-}
-
-/// How many leading bytes of `buf` are whole batches.
-fn whole_batches(buf: &[u8]) -> usize {
-    let mut pos = 0;
-    while pos + HEADER_LEN <= buf.len() {
-        let Ok(h) = BatchHeader::parse(&buf[pos..]) else {
-            // Let the parser name what is wrong with it.
-            return buf.len();
-        };
-        if pos + h.total_len() > buf.len() {
-            break;
-        }
-        pos += h.total_len();
-    }
-    pos
 }
