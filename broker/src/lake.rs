@@ -94,12 +94,7 @@ impl Broker {
             let mut lag = 0i64;
             for s in &sources {
                 let o = s.tiered.offsets();
-                let end = committed
-                    .end_offsets
-                    .get(&s.partition)
-                    .copied()
-                    .unwrap_or(0)
-                    .max(o.log_start.0);
+                let end = committed.resume_at(s.partition, o.log_start.0);
                 lag += (o.last_stable.0 - end).max(0);
             }
             let behind_ms = match committed.committed_ms {

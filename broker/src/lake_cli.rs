@@ -100,17 +100,6 @@ fn stream_offsets(c: &mut Client, topic: &str) -> anyhow::Result<BTreeMap<i32, S
     Ok(out)
 }
 
-/// Where a consumer that read the table at `cov` goes on in partition `p`:
-/// the snapshot's end offset, or the log start for a partition the
-/// snapshot holds nothing of.
-fn resume_at(cov: &Coverage, p: i32, o: &StreamOffsets) -> i64 {
-    cov.end_offsets
-        .get(&p)
-        .copied()
-        .unwrap_or(o.log_start)
-        .max(o.log_start)
-}
-
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -128,7 +117,7 @@ pub async fn status(target: Target<'_>, json: bool) -> anyhow::Result<()> {
         let partitions: Vec<serde_json::Value> = stream
             .iter()
             .map(|(p, o)| {
-                let end = resume_at(&cov, *p, o);
+                let end = cov.resume_at(*p, o.log_start);
                 serde_json::json!({
                     "partition": p,
                     "end_offset": end,
@@ -164,7 +153,7 @@ pub async fn status(target: Target<'_>, json: bool) -> anyhow::Result<()> {
         "partition", "end offset", "watermark", "stream LSO", "lag"
     );
     for (p, o) in &stream {
-        let end = resume_at(&cov, *p, o);
+        let end = cov.resume_at(*p, o.log_start);
         let wm = cov
             .watermarks
             .get(p)
@@ -199,7 +188,7 @@ pub async fn handoff(
         .map(|(p, o)| {
             OffsetCommitRequestPartition::default()
                 .with_partition_index(*p)
-                .with_committed_offset(resume_at(&cov, *p, o))
+                .with_committed_offset(cov.resume_at(*p, o.log_start))
                 .with_committed_leader_epoch(-1)
                 .with_committed_metadata(Some(s(&format!("strata lake handoff: snapshot {id}"))))
         })

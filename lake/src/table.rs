@@ -93,6 +93,18 @@ impl Coverage {
         strata.then_some(c)
     }
 
+    /// Where a reader that read the table at this coverage goes on in the
+    /// stream's partition `p`, whose log starts at `log_start`: the end
+    /// offset, or the log start for a partition the table holds nothing of
+    /// (or whose start retention has passed).
+    pub fn resume_at(&self, p: i32, log_start: i64) -> i64 {
+        self.end_offsets
+            .get(&p)
+            .copied()
+            .unwrap_or(log_start)
+            .max(log_start)
+    }
+
     /// The summary properties that record this coverage.
     pub fn to_summary(&self, topic: &str) -> HashMap<String, String> {
         let mut out = HashMap::from([(SUMMARY_TOPIC.to_string(), topic.to_string())]);
