@@ -203,14 +203,23 @@ def test_enabling_the_lake_backfills_history_from_the_cold_tier():
         create(b.addr, topic, 2, {"segment.ms": "1000"})
         acked = produce_events(b.addr, topic, 2000, 2)
         admin = AdminClient({"bootstrap.servers": b.addr})
-        # Wait until the history is in the cold tier, then turn the lake on.
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        # Wait until the whole history is in the cold tier (every
+        # partition's last tiered offset is its high watermark minus one),
+        # then turn the lake on: what it translates is only there.
+        tiered = False
+        deadline = time.time() + 60
+        while time.time() < deadline and not tiered:
             out = subprocess.run([strata_bin(), "topics", "describe", topic, "--bootstrap", b.addr],
                                  capture_output=True, text=True)
-            if out.returncode == 0 and "not tiered" not in out.stdout and " 0\n" in out.stdout:
-                break
+            cells = [line.split() for line in out.stdout.strip().splitlines()[1:]]
+            tiered = out.returncode == 0 and len(cells) == 2 and all(
+                c[4] != "-" and int(c[4]) == int(c[5]) - 1 for c in cells)
             time.sleep(0.5)
+        assert tiered, out.stdout
+        # No table before the lake is on.
+        none = subprocess.run([strata_bin(), "lake", "status", topic, "--bootstrap", b.addr,
+                               "--data-dir", b.data_dir], capture_output=True, text=True)
+        assert none.returncode != 0 and "has no lake table" in none.stderr, none.stderr
         res = ConfigResource("TOPIC", topic, set_config={"lake.enable": "true", "lake.event.time": "/event_ts",
                                                          "lake.commit.interval.ms": "300", "segment.ms": "1000"})
         admin.alter_configs([res])[res].result(10)
