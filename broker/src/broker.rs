@@ -56,6 +56,8 @@ pub struct Broker {
     pub cleaner: crate::log_cleaner::CleanerStatus,
     /// The lake view's translators, one per topic with the lake enabled.
     pub lake: crate::lake::LakeTranslators,
+    /// Listeners' TLS, SASL credentials, ACLs and the authorizer.
+    pub security: crate::security::Security,
     /// Set by [`Broker::shutdown`]; background threads end when they see it.
     shut_down: std::sync::atomic::AtomicBool,
     /// This broker's standing toward its bucket: primary or read replica,
@@ -125,6 +127,7 @@ impl Broker {
         remote_store: RemoteStore,
         cache: Arc<ChunkCache>,
         bucket: crate::bucket::BucketState,
+        security: crate::security::Security,
     ) -> Result<Broker, AdminError> {
         let index_cache = Arc::new(IndexCache::new(
             config.i64("remote.log.index.file.cache.total.size.bytes") as u64,
@@ -168,6 +171,7 @@ impl Broker {
             txns,
             cleaner: Default::default(),
             lake: crate::lake::LakeTranslators::new(),
+            security,
             shut_down: Default::default(),
             bucket,
         };

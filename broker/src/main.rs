@@ -17,6 +17,7 @@ mod meta;
 mod metrics;
 mod recompress;
 mod records;
+mod security;
 mod send;
 mod server;
 mod tasks;
@@ -98,6 +99,32 @@ enum Command {
     Lake {
         #[command(subcommand)]
         action: LakeCommand,
+    },
+    /// SCRAM users in a data directory, for the first administrator before
+    /// the broker starts (as `kafka-storage format --add-scram` does).
+    Users {
+        #[command(subcommand)]
+        action: UsersCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Adds (or replaces) a user's SCRAM credential; the password is read
+    /// from the first line of standard input and never stored, only its
+    /// salted keys. Run it while the broker is stopped.
+    Add {
+        /// The user name (its principal is User:NAME).
+        name: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512.
+        #[arg(long, default_value = "SCRAM-SHA-512")]
+        mechanism: String,
+        /// The iteration count, from 4096 to 16384.
+        #[arg(long, default_value_t = 4096)]
+        iterations: i32,
+        /// The broker's data directory.
+        #[arg(long, default_value = "./data", value_name = "DIR")]
+        data_dir: PathBuf,
     },
 }
 
@@ -253,6 +280,18 @@ fn main() -> anyhow::Result<()> {
         ))?;
         std::process::exit(if clean { 0 } else { 1 });
     }
+    if let Some(Command::Users {
+        action:
+            UsersCommand::Add {
+                name,
+                mechanism,
+                iterations,
+                data_dir,
+            },
+    }) = &cli.command
+    {
+        return add_user(name, mechanism, *iterations, data_dir);
+    }
     if let Some(Command::Lake { action }) = &cli.command {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -387,11 +426,7 @@ async fn run(
     background: tokio::runtime::Handle,
     lake: tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    let bound = listener.local_addr()?;
-    let (host, port) = advertised(&cli, bound)?;
+    let (endpoints, bound, (host, port)) = bind_listeners(&cli, &config).await?;
     let metrics_listener = TcpListener::bind(cli.metrics_listen)
         .await
         .with_context(|| format!("cannot listen for metrics on {}", cli.metrics_listen))?;
@@ -423,10 +458,21 @@ async fn run(
         bucket::replica::prepare_replica(&remote, &data_dir, catalogue, &config).await?;
     }
     let bucket_state = BucketState::new(prepared.role, prepared.instance, prepared.generation);
+    let tls = endpoints.iter().any(|e| e.listener.protocol.tls());
+    let sasl = endpoints.iter().any(|e| e.listener.protocol.sasl());
+    let security = {
+        let (config, data_dir) = (config.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || security::Security::open(&data_dir, &config, tls))
+            .await?
+            .context("security settings")?
+    };
+    if sasl && security.mechanisms.is_empty() {
+        bail!("a SASL listener needs sasl.enabled.mechanisms");
+    }
     let broker = {
         let (advertised, data_dir) = ((host.clone(), port), data_dir.clone());
         tokio::task::spawn_blocking(move || {
-            Broker::open(config, &data_dir, advertised, remote, cache, bucket_state)
+            Broker::open(config, &data_dir, advertised, remote, cache, bucket_state, security)
         })
         .await??
     };
@@ -493,6 +539,24 @@ async fn run(
             |b| Box::pin(b.refresh_replica()),
         ),
     }
+    if broker.security.tls.is_some() {
+        spawn_periodic(
+            &background,
+            &broker,
+            "ssl.reload.interval.ms",
+            stop_rx.clone(),
+            |b| {
+                Box::pin(async move {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Some(tls) = &b.security.tls {
+                            tls.reload_if_changed();
+                        }
+                    })
+                    .await;
+                })
+            },
+        );
+    }
     let foreground = tokio::runtime::Handle::current();
     spawn_periodic(
         &foreground,
@@ -531,13 +595,24 @@ async fn run(
 
     server::announce(bound, (&host, port));
     metrics::announce(metrics_bound);
+    let named: Vec<_> = endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.listener.name.clone(),
+                e.listener.protocol.name(),
+                e.socket.local_addr().expect("bound"),
+            )
+        })
+        .collect();
+    server::announce_listeners(&named);
     tokio::spawn(metrics::serve(
         Arc::clone(&broker),
         metrics_handle,
         metrics_listener,
         stop_rx.clone(),
     ));
-    let server = tokio::spawn(server::serve(Arc::clone(&broker), listener, stop_rx));
+    let server = tokio::spawn(server::serve(Arc::clone(&broker), endpoints, stop_rx));
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -551,6 +626,105 @@ async fn run(
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown()).await??;
     Ok(())
+}
+
+/// Binds every listener: those of `listeners` when it is set, else the one
+/// PLAINTEXT listener of `--listen`. Returns them, the first one's bound
+/// address, and the first one's advertised address (the broker's own in
+/// the bucket's lease and anywhere no listener is known).
+async fn bind_listeners(
+    cli: &Cli,
+    config: &BrokerConfig,
+) -> anyhow::Result<(Vec<server::Endpoint>, SocketAddr, (String, i32))> {
+    use security::listeners::{parse, ListenerSpec, SecurityProtocol};
+    let configured = config.value("listeners");
+    let specs = if configured.trim().is_empty() {
+        vec![ListenerSpec {
+            name: "PLAINTEXT".into(),
+            protocol: SecurityProtocol::Plaintext,
+            host: cli.listen.ip().to_string(),
+            port: cli.listen.port(),
+            advertised: None,
+        }]
+    } else {
+        parse(
+            &configured,
+            &config.value("advertised.listeners"),
+            &config.value("listener.security.protocol.map"),
+        )
+        .map_err(|e| anyhow!(e))?
+    };
+    let mut endpoints = Vec::new();
+    let mut first = None;
+    for spec in specs {
+        let host = if spec.host.is_empty() {
+            "0.0.0.0".to_string()
+        } else {
+            spec.host.clone()
+        };
+        let socket = TcpListener::bind((host.as_str(), spec.port))
+            .await
+            .with_context(|| format!("cannot listen on {host}:{} ({})", spec.port, spec.name))?;
+        let bound = socket.local_addr()?;
+        let (advertised_host, advertised_port) = match (&spec.advertised, configured.trim().is_empty()) {
+            (Some((h, p)), _) => (h.clone(), if *p == 0 { bound.port() as i32 } else { *p as i32 }),
+            (None, true) => advertised(cli, bound)?,
+            (None, false) => advertised_of(bound),
+        };
+        first.get_or_insert((bound, (advertised_host.clone(), advertised_port)));
+        endpoints.push(server::Endpoint {
+            socket,
+            listener: Arc::new(security::Listener {
+                name: spec.name,
+                protocol: spec.protocol,
+                advertised_host,
+                advertised_port,
+            }),
+        });
+    }
+    let (bound, advertised) = first.ok_or_else(|| anyhow!("listeners: no listener"))?;
+    Ok((endpoints, bound, advertised))
+}
+
+/// `strata users add`: stores a SCRAM credential for `name` in
+/// `data_dir`, the password read from standard input.
+fn add_user(name: &str, mechanism: &str, iterations: i32, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use security::scram::{Credential, Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
+    let m = Mechanism::from_name(mechanism)
+        .ok_or_else(|| anyhow!("--mechanism {mechanism}: expected SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+        bail!("--iterations {iterations}: must be from {MIN_ITERATIONS} to {MAX_ITERATIONS}");
+    }
+    if name.is_empty() {
+        bail!("the user name must not be empty");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    let mut users = security::load_users(data_dir)?;
+    users
+        .entry(name.to_string())
+        .or_default()
+        .insert(m, Credential::new(m, password.as_bytes(), iterations));
+    security::save_users(data_dir, &users)?;
+    println!("added {} credentials for user {name}", m.name());
+    Ok(())
+}
+
+/// The address a listener of `listeners` advertises when
+/// `advertised.listeners` does not name it.
+fn advertised_of(bound: SocketAddr) -> (String, i32) {
+    let host = if bound.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        bound.ip().to_string()
+    };
+    (host, bound.port() as i32)
 }
 
 /// A background pass run by [`spawn_periodic`].

@@ -72,7 +72,7 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> MetaError
     move |source| MetaError::Io { op, path, source }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaError> {
     let dir = path.parent().expect("metadata files live in a directory");
     fs::create_dir_all(dir).map_err(io("create", dir))?;
     let tmp = path.with_extension("json.tmp");
@@ -85,7 +85,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetaError> {
         .map_err(io("fsync", dir))
 }
 
-fn read_json<T: for<'a> Deserialize<'a>>(path: &Path) -> Result<Option<T>, MetaError> {
+pub(crate) fn read_json<T: for<'a> Deserialize<'a>>(path: &Path) -> Result<Option<T>, MetaError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)

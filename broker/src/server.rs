@@ -9,13 +9,20 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use strata_protocol::{
     decode_request, encode_response, frame_len, unsupported_api_versions_response, ProtocolError,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::protocol::StrBytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, WriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::handlers;
+use crate::handlers::access::Checked;
+use crate::security::sasl::{Admission, Authentication, Stage};
+use crate::security::tls::certificate_principal;
+use crate::security::{Listener, Session, ANONYMOUS};
 use crate::send;
 use strata_tiering::ReadForm;
 
@@ -70,13 +77,20 @@ fn permits(n: i64) -> usize {
     (n.max(0) as usize).min(Semaphore::MAX_PERMITS)
 }
 
-/// Accepts connections until `shutdown` turns true. At `max.connections`
-/// open connections it stops accepting until one closes, as Kafka does; a
-/// connection beyond `max.connections.per.ip` is closed at once.
+/// A bound listener: its socket and what its connections know of it.
+pub struct Endpoint {
+    pub socket: TcpListener,
+    pub listener: Arc<Listener>,
+}
+
+/// Accepts connections on every listener until `shutdown` turns true. At
+/// `max.connections` open connections (over all listeners) it stops
+/// accepting until one closes, as Kafka does; a connection beyond
+/// `max.connections.per.ip` is closed at once.
 pub async fn serve(
     broker: Arc<Broker>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    endpoints: Vec<Endpoint>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let config = broker.config();
     let limits = Arc::new(Limits {
@@ -85,13 +99,35 @@ pub async fn serve(
         per_ip: Mutex::new(HashMap::new()),
         requests: Arc::new(Semaphore::new(permits(config.i64("queued.max.requests")))),
     });
+    let loops: Vec<_> = endpoints
+        .into_iter()
+        .map(|e| {
+            tokio::spawn(accept_loop(
+                Arc::clone(&broker),
+                Arc::clone(&limits),
+                e,
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    for l in loops {
+        let _ = l.await;
+    }
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    limits: Arc<Limits>,
+    endpoint: Endpoint,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&limits.connections).acquire_owned() => p.expect("never closed"),
             _ = shutdown.changed() => break,
         };
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = endpoint.socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Some(admitted) = limits.admit(peer.ip(), permit) else {
                         metrics::counter!("strata_connections_refused_total", "reason" => "max.connections.per.ip").increment(1);
@@ -102,8 +138,9 @@ pub async fn serve(
                     let broker = Arc::clone(&broker);
                     let shutdown = shutdown.clone();
                     let requests = Arc::clone(&limits.requests);
+                    let listener = Arc::clone(&endpoint.listener);
                     tokio::spawn(async move {
-                        connection(broker, stream, peer, requests, shutdown).await;
+                        open_connection(broker, stream, peer, listener, requests, shutdown).await;
                         drop(admitted);
                     });
                 }
@@ -118,27 +155,124 @@ pub async fn serve(
     }
 }
 
+/// How long a TLS client has to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs the TLS handshake on a TLS listener, then serves the connection.
+/// A client that does not speak TLS (or does not finish in time) is
+/// dropped; nobody else notices.
+async fn open_connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<Listener>,
+    requests: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    if !listener.protocol.tls() {
+        let (rd, wr) = stream.into_split();
+        let conn = Conn {
+            reader: BufReader::with_capacity(READ_BUFFER, Box::new(rd)),
+            writer: Writer::Tcp(wr),
+            principal: ANONYMOUS.to_string(),
+        };
+        return connection(broker, conn, peer, listener, requests, shutdown).await;
+    }
+    let Some(tls) = broker.security.tls.as_ref() else {
+        return;
+    };
+    let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
+    let stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            metrics::counter!("strata_tls_handshake_failures_total").increment(1);
+            info!(%peer, listener = %listener.name, error = %e, "TLS handshake failed: closing");
+            return;
+        }
+        Err(_) => {
+            metrics::counter!("strata_tls_handshake_failures_total").increment(1);
+            info!(%peer, listener = %listener.name, "no TLS handshake within 10 s: closing");
+            return;
+        }
+    };
+    let principal = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| certificate_principal(c))
+        .unwrap_or_else(|| ANONYMOUS.to_string());
+    let (rd, wr) = tokio::io::split(stream);
+    let conn = Conn {
+        reader: BufReader::with_capacity(READ_BUFFER, Box::new(rd)),
+        writer: Writer::Tls(Box::new(wr)),
+        principal,
+    };
+    connection(broker, conn, peer, listener, requests, shutdown).await
+}
+
 /// Bytes buffered for reading from a connection: enough for the 4-byte
 /// prefix and a small request in one read; larger frames are read straight
 /// into their own buffer. Kept small so that idle connections cost little.
 const READ_BUFFER: usize = 8 * 1024;
 
+type Reader = BufReader<Box<dyn AsyncRead + Send + Unpin>>;
+
+/// A connection's write side: a plain socket, whose Fetch answers may go
+/// out with sendfile, or a TLS stream, which must see every byte.
+enum Writer {
+    Tcp(OwnedWriteHalf),
+    Tls(Box<WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>>),
+}
+
+impl Writer {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Writer::Tcp(w) => w.write_all(bytes).await,
+            Writer::Tls(w) => {
+                w.write_all(bytes).await?;
+                w.flush().await
+            }
+        }
+    }
+}
+
+/// An accepted connection, ready for requests.
+struct Conn {
+    reader: Reader,
+    writer: Writer,
+    /// The principal the transport named (a client certificate's), or
+    /// `User:ANONYMOUS`.
+    principal: String,
+}
+
 async fn connection(
     broker: Arc<Broker>,
-    stream: TcpStream,
+    conn: Conn,
     peer: SocketAddr,
+    listener: Arc<Listener>,
     requests: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    debug!(%peer, "connection opened");
+    debug!(%peer, listener = %listener.name, "connection opened");
     metrics::counter!("strata_connections_accepted_total").increment(1);
     let open = metrics::gauge!("strata_connections_open");
     open.increment(1.0);
-    // Responses are written whole with one write_all, so the writer needs
-    // no buffer of its own.
-    let (rd, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(READ_BUFFER, rd);
+    let Conn {
+        mut reader,
+        mut writer,
+        principal,
+    } = conn;
+    let mut auth = Authentication::new(listener.protocol.sasl(), principal);
+    let mut session = Session {
+        principal: auth.principal.clone(),
+        host: peer.ip().to_string(),
+        listener: Arc::clone(&listener),
+    };
+    // After a v0 SaslHandshake the tokens come as bare frames, not as
+    // SaslAuthenticate requests.
+    let mut raw_sasl = false;
     let max = broker.config().i64("socket.request.max.bytes") as usize;
     loop {
         let mut prefix = [0u8; 4];
@@ -146,7 +280,15 @@ async fn connection(
             read = reader.read_exact(&mut prefix) => if read.is_err() { break },
             _ = shutdown.changed() => break,
         }
-        let len = match frame_len(prefix, max) {
+        // Before authentication a frame is at most a SASL token: Kafka
+        // bounds it so that an unauthenticated client cannot make the
+        // broker allocate much.
+        let limit = if matches!(auth.stage, Stage::Authenticated { .. } | Stage::Transport) {
+            max
+        } else {
+            max.min(512 * 1024)
+        };
+        let len = match frame_len(prefix, limit) {
             Ok(len) => len,
             Err(e) => {
                 warn!(%peer, error = %e, "closing connection");
@@ -163,10 +305,35 @@ async fn connection(
         if reader.read_exact(&mut frame).await.is_err() {
             break;
         }
+        if raw_sasl {
+            let peer_text = peer.to_string();
+            let (result, close) =
+                handlers::sasl::authenticate(&broker.security, &mut auth, &frame, &peer_text);
+            match result {
+                Ok(bytes) if !close => {
+                    let mut out = (bytes.len() as u32).to_be_bytes().to_vec();
+                    out.extend_from_slice(&bytes);
+                    if writer.write_all(&out).await.is_err() {
+                        break;
+                    }
+                    if matches!(auth.stage, Stage::Authenticated { .. }) {
+                        raw_sasl = false;
+                        session.principal = auth.principal.clone();
+                    }
+                    continue;
+                }
+                _ => break,
+            }
+        }
         let arrived = std::time::Instant::now();
         let response = match decode_request(frame.freeze()) {
             Ok(request) => {
                 let api_key = request.api_key;
+                if let Admission::Close(why) = auth.admit(api_key as i16, arrived) {
+                    metrics::counter!("strata_connections_closed_unauthenticated_total").increment(1);
+                    info!(%peer, api = ?api_key, reason = why, "closing connection");
+                    break;
+                }
                 if api_key == ApiKey::Fetch {
                     // A fetch may wait up to its max wait for records; its
                     // small frame is decoded, so it gives its slot back
@@ -185,7 +352,33 @@ async fn connection(
                         .to_string(),
                     host: format!("/{}", peer.ip()),
                 };
-                let answer = dispatch(&broker, request.body, version, &client).await;
+                let mut close_after = false;
+                let answer = match request.body {
+                    RequestKind::SaslHandshake(r) => {
+                        let resp = handlers::sasl::handshake(&broker.security, &mut auth, r);
+                        raw_sasl = version == 0 && resp.error_code == 0;
+                        close_after = resp.error_code != 0 && !matches!(auth.stage, Stage::Transport);
+                        Some(Answer::Body(ResponseKind::SaslHandshake(resp)))
+                    }
+                    RequestKind::SaslAuthenticate(r) => {
+                        let peer_text = peer.to_string();
+                        let (result, close) = handlers::sasl::authenticate(
+                            &broker.security,
+                            &mut auth,
+                            handlers::sasl::token(&r),
+                            &peer_text,
+                        );
+                        close_after = close;
+                        session.principal = auth.principal.clone();
+                        Some(Answer::Body(ResponseKind::SaslAuthenticate(
+                            handlers::sasl::authenticate_response(&broker.security, result),
+                        )))
+                    }
+                    body => {
+                        let zero_copy = matches!(writer, Writer::Tcp(_));
+                        dispatch(&broker, body, version, &client, &session, zero_copy).await
+                    }
+                };
                 if let Some((count, duration)) = api_metrics().get(&api_key) {
                     count.increment(1);
                     duration.record(arrived.elapsed().as_secs_f64());
@@ -198,8 +391,11 @@ async fn connection(
                     Some(Answer::Fetch(fetch)) => {
                         // Records from segment files go to the socket
                         // without passing through user space.
+                        let Writer::Tcp(tcp) = &mut writer else {
+                            unreachable!("file regions are only read for plain sockets")
+                        };
                         let written = match send::fetch_parts(&fetch, version, correlation_id) {
-                            Ok(parts) => send::write_fetch(&mut writer, parts, fetch).await,
+                            Ok(parts) => send::write_fetch(tcp, parts, fetch).await,
                             Err(e) => Err(std::io::Error::other(e)),
                         };
                         if let Err(e) = written {
@@ -208,15 +404,24 @@ async fn connection(
                         }
                         continue;
                     }
+                    Some(Answer::Close) => {
+                        info!(%peer, api = ?api_key, "refused request with no response: closing connection");
+                        break;
+                    }
                     None => continue,
                 };
-                match encode_response(api_key, version, correlation_id, &body) {
+                let bytes = match encode_response(api_key, version, correlation_id, &body) {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         warn!(%peer, error = %e, "closing connection");
                         break;
                     }
+                };
+                if close_after {
+                    let _ = writer.write_all(&bytes).await;
+                    break;
                 }
+                bytes
             }
             Err(ProtocolError::UnsupportedVersion {
                 api_key: ApiKey::ApiVersions,
@@ -262,13 +467,13 @@ fn api_metrics() -> &'static HashMap<ApiKey, (metrics::Counter, metrics::Histogr
     })
 }
 
-/// Routes a request to its handler. `None` means no response is sent
-/// (Produce with acks=0).
 /// A handler's answer: a response to encode, or a Fetch answer whose hot
 /// records may travel beside it as file regions.
 enum Answer {
     Body(ResponseKind),
     Fetch(handlers::fetch::FetchAnswer),
+    /// Close the connection without an answer.
+    Close,
 }
 
 async fn dispatch(
@@ -276,10 +481,90 @@ async fn dispatch(
     body: RequestKind,
     version: i16,
     client: &handlers::groups::Client,
+    session: &Session,
+    zero_copy: bool,
+) -> Option<Answer> {
+    let access = broker.security.access(session);
+    let (body, patch) = if access.enforced() {
+        match handlers::access::check(&access, broker, body, version) {
+            Checked::Refuse(r) => return Some(Answer::Body(r)),
+            Checked::Close => return Some(Answer::Close),
+            Checked::Pass(body, patch) => (body, patch),
+        }
+    } else {
+        (body, None)
+    };
+    let mut answer = handle(broker, body, version, client, session, zero_copy).await;
+    match &mut answer {
+        Some(Answer::Body(r)) => {
+            if let Some(p) = patch {
+                p(r, &access);
+            }
+            advertise(broker, session, r);
+        }
+        Some(Answer::Fetch(f)) => {
+            if let Some(p) = patch {
+                let mut r = ResponseKind::Fetch(std::mem::take(&mut f.response));
+                p(&mut r, &access);
+                if let ResponseKind::Fetch(r) = r {
+                    f.response = r;
+                }
+            }
+        }
+        _ => {}
+    }
+    answer
+}
+
+/// Tells a client of a listener other than the first that listener's
+/// address wherever a response names this broker.
+fn advertise(broker: &Broker, session: &Session, r: &mut ResponseKind) {
+    let l = &session.listener;
+    if l.advertised_host == broker.advertised_host && l.advertised_port == broker.advertised_port {
+        return;
+    }
+    let host = || StrBytes::from_string(l.advertised_host.clone());
+    let me = BrokerId(broker.node_id);
+    match r {
+        ResponseKind::Metadata(m) => {
+            for b in m.brokers.iter_mut().filter(|b| b.node_id == me) {
+                b.host = host();
+                b.port = l.advertised_port;
+            }
+        }
+        ResponseKind::FindCoordinator(f) => {
+            if f.node_id == me {
+                f.host = host();
+                f.port = l.advertised_port;
+            }
+            for c in f.coordinators.iter_mut().filter(|c| c.node_id == me) {
+                c.host = host();
+                c.port = l.advertised_port;
+            }
+        }
+        ResponseKind::DescribeCluster(d) => {
+            for b in d.brokers.iter_mut().filter(|b| b.broker_id == me) {
+                b.host = host();
+                b.port = l.advertised_port;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Routes a request to its handler. `None` means no response is sent
+/// (Produce with acks=0).
+async fn handle(
+    broker: &Arc<Broker>,
+    body: RequestKind,
+    version: i16,
+    client: &handlers::groups::Client,
+    session: &Session,
+    zero_copy: bool,
 ) -> Option<Answer> {
     use handlers::groups;
     if let RequestKind::Fetch(r) = body {
-        let form = if broker.config().bool("fetch.sendfile.enable") {
+        let form = if zero_copy && broker.config().bool("fetch.sendfile.enable") {
             ReadForm::Files
         } else {
             ReadForm::Bytes
@@ -399,6 +684,21 @@ async fn dispatch(
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
             handlers::alter_configs::incremental(broker, r).await,
         ),
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(handlers::acls::create(broker, r, session).await)
+        }
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(handlers::acls::describe(broker, r, session))
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(handlers::acls::delete(broker, r, session).await)
+        }
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            handlers::scram_credentials::describe(broker, r, session),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            handlers::scram_credentials::alter(broker, r, session).await,
+        ),
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(handlers::describe_configs::handle(broker, r, version))
         }
@@ -410,8 +710,18 @@ async fn dispatch(
     }))
 }
 
-/// Logs the bound address in a stable form the tests and scripts read.
+/// Logs the first listener's bound address in a stable form the tests and
+/// scripts read.
 pub fn announce(addr: SocketAddr, advertised: (&str, i32)) {
     info!(listen = %addr, advertised_host = advertised.0, advertised_port = advertised.1, "listening");
     println!("strata listening on {addr}");
+}
+
+/// Prints every listener's name, protocol and bound address, after the
+/// metrics line: `strata listener NAME PROTOCOL on ADDR`.
+pub fn announce_listeners(endpoints: &[(String, &'static str, SocketAddr)]) {
+    for (name, protocol, addr) in endpoints {
+        info!(listener = %name, protocol, listen = %addr, "listener");
+        println!("strata listener {name} {protocol} on {addr}");
+    }
 }

@@ -356,6 +356,31 @@ const DESCRIBE_TOPIC_PARTITIONS: &[F] =
 // ConsumerGroupDescribe v0-v1.
 const CONSUMER_GROUP_DESCRIBE: &[F] = &[all(ArrayStr), all(Bool)];
 
+// SaslHandshake v0-1 (never flexible) and SaslAuthenticate v0-2.
+const SASL_HANDSHAKE: &[F] = &[all(Str)];
+const SASL_AUTHENTICATE: &[F] = &[all(Bytes)];
+
+// DescribeAcls, CreateAcls and DeleteAcls v1-3: a binding or filter is a
+// resource type, name, pattern type, principal, host, operation and
+// permission type.
+const ACL: &[F] = &[
+    all(I8),
+    all(Str),
+    f(1, ANY, I8),
+    all(Str),
+    all(Str),
+    all(I8),
+    all(I8),
+];
+const ACL_LIST: &[F] = &[all(Array(ACL))];
+
+// DescribeUserScramCredentials and AlterUserScramCredentials v0.
+const SCRAM_USER: &[F] = &[all(Str)];
+const DESCRIBE_SCRAM: &[F] = &[all(Array(SCRAM_USER))];
+const SCRAM_DELETION: &[F] = &[all(Str), all(I8)];
+const SCRAM_UPSERTION: &[F] = &[all(Str), all(I8), all(I32), all(Bytes), all(Bytes)];
+const ALTER_SCRAM: &[F] = &[all(Array(SCRAM_DELETION)), all(Array(SCRAM_UPSERTION))];
+
 /// The body schema and first flexible version of a supported API.
 fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -400,6 +425,13 @@ fn schema(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::ConsumerGroupHeartbeat => (CONSUMER_GROUP_HEARTBEAT, 0),
         ApiKey::ConsumerGroupDescribe => (CONSUMER_GROUP_DESCRIBE, 0),
         ApiKey::DescribeTopicPartitions => (DESCRIBE_TOPIC_PARTITIONS, 0),
+        ApiKey::SaslHandshake => (SASL_HANDSHAKE, i16::MAX),
+        ApiKey::SaslAuthenticate => (SASL_AUTHENTICATE, 2),
+        ApiKey::DescribeAcls => (ACL, 2),
+        ApiKey::CreateAcls => (ACL_LIST, 2),
+        ApiKey::DeleteAcls => (ACL_LIST, 2),
+        ApiKey::DescribeUserScramCredentials => (DESCRIBE_SCRAM, 0),
+        ApiKey::AlterUserScramCredentials => (ALTER_SCRAM, 0),
         _ => return None,
     })
 }

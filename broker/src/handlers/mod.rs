@@ -1,6 +1,8 @@
 //! One module per Kafka API. Handlers take the decoded request and return
 //! the response body; the server does framing and versions.
 
+pub mod access;
+pub mod acls;
 pub mod alter_configs;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
@@ -23,6 +25,8 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod partition_placement;
 pub mod produce;
+pub mod sasl;
+pub mod scram_credentials;
 pub mod transactions;
 
 use kafka_protocol::protocol::StrBytes;
