@@ -27,6 +27,8 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 use strata_protocol::{decode_response, encode_request};
 
+use crate::cli_security::{ClientSecurity, Stream};
+
 const CLIENT_ID: &str = "strata-cli";
 const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
@@ -35,19 +37,59 @@ const LATEST_TIERED: i64 = -5;
 
 /// One blocking connection to a broker, one request at a time.
 pub(crate) struct Client {
-    stream: TcpStream,
+    stream: Stream,
     next_correlation: i32,
 }
 
 impl Client {
-    pub(crate) fn connect(addr: &str) -> anyhow::Result<Client> {
-        let stream =
-            TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        Ok(Client {
-            stream,
+    /// Connects with `security`'s transport, and authenticates when it
+    /// names a SASL protocol.
+    pub(crate) fn connect(addr: &str, security: &ClientSecurity) -> anyhow::Result<Client> {
+        let mut c = Client {
+            stream: security.connect(addr)?,
             next_correlation: 1,
-        })
+        };
+        if security.protocol.sasl() {
+            c.authenticate(security)?;
+        }
+        Ok(c)
+    }
+
+    /// SaslHandshake, then SaslAuthenticate rounds (PLAIN or SCRAM).
+    fn authenticate(&mut self, security: &ClientSecurity) -> anyhow::Result<()> {
+        use crate::security::scram::{ClientExchange, Mechanism};
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        let mechanism = security.mechanism.as_str();
+        let hs = self.request(1, &SaslHandshakeRequest::default().with_mechanism(str_bytes(mechanism)))?;
+        if hs.error_code != 0 {
+            bail!(
+                "the broker does not take SASL mechanism {mechanism} ({:?}); it offers {:?}",
+                ResponseError::try_from_code(hs.error_code),
+                hs.mechanisms.iter().map(|m| m.to_string()).collect::<Vec<_>>()
+            );
+        }
+        let send = |c: &mut Client, token: Vec<u8>| -> anyhow::Result<Vec<u8>> {
+            let r = c.request(1, &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))?;
+            if r.error_code != 0 {
+                bail!(
+                    "SASL authentication failed: {}",
+                    r.error_message.map(|m| m.to_string()).unwrap_or_default()
+                );
+            }
+            Ok(r.auth_bytes.to_vec())
+        };
+        if mechanism == "PLAIN" {
+            let token = format!("\0{}\0{}", security.username, security.password).into_bytes();
+            send(self, token)?;
+            return Ok(());
+        }
+        let m = Mechanism::from_name(mechanism)
+            .ok_or_else(|| anyhow!("sasl.mechanism={mechanism}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+        let mut exchange = ClientExchange::new(m, &security.username, &security.password);
+        let first = send(self, exchange.first())?;
+        let last = send(self, exchange.last(&first)?)?;
+        exchange.verify(&last)?;
+        Ok(())
     }
 
     pub(crate) fn request<R: Request>(
@@ -162,10 +204,11 @@ pub(crate) fn list_offsets(
 /// Prints the tiering status of `topic`, or of every topic.
 pub fn topics_describe(
     bootstrap: &str,
+    security: &ClientSecurity,
     topic: Option<&str>,
     metrics: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut c = Client::connect(bootstrap)?;
+    let mut c = Client::connect(bootstrap, security)?;
     let mut rows = status(&mut c, topic)?;
     if let Some(addr) = metrics {
         let samples = scrape(addr)?;

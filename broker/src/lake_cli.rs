@@ -23,6 +23,8 @@ use crate::cli::{list_offsets, Client};
 pub struct Target<'a> {
     pub store: RemoteStore,
     pub bootstrap: &'a str,
+    /// How to connect to it.
+    pub security: crate::cli_security::ClientSecurity,
     pub topic: &'a str,
 }
 
@@ -111,7 +113,7 @@ fn iso(ms: i64) -> String {
 pub async fn status(target: Target<'_>, json: bool) -> anyhow::Result<()> {
     let view = table(&target).await?;
     let cov = snapshot(&view, None)?;
-    let mut c = Client::connect(target.bootstrap)?;
+    let mut c = Client::connect(target.bootstrap, &target.security)?;
     let stream = stream_offsets(&mut c, target.topic)?;
     if json {
         let partitions: Vec<serde_json::Value> = stream
@@ -181,7 +183,7 @@ pub async fn handoff(
     let Some(id) = cov.snapshot_id else {
         bail!("the table has no snapshot yet");
     };
-    let mut c = Client::connect(target.bootstrap)?;
+    let mut c = Client::connect(target.bootstrap, &target.security)?;
     let stream = stream_offsets(&mut c, target.topic)?;
     let partitions: Vec<OffsetCommitRequestPartition> = stream
         .iter()

@@ -3,6 +3,7 @@
 mod broker;
 mod bucket;
 mod cli;
+mod cli_security;
 mod clock;
 mod config;
 mod error;
@@ -144,6 +145,10 @@ struct LakeTarget {
     /// without --remote.
     #[arg(long, default_value = "./data", value_name = "DIR")]
     data_dir: PathBuf,
+    /// Client security settings (security.protocol, sasl.*, ssl.*), as
+    /// Kafka's tools take them.
+    #[arg(long, value_name = "FILE")]
+    command_config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,6 +215,10 @@ enum TopicsCommand {
         /// state of compacted topics.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<String>,
+        /// Client security settings (security.protocol, sasl.*, ssl.*), as
+        /// Kafka's tools take them.
+        #[arg(long, value_name = "FILE")]
+        command_config: Option<PathBuf>,
     },
 }
 
@@ -311,6 +320,7 @@ fn main() -> anyhow::Result<()> {
                         lake_cli::Target {
                             store,
                             bootstrap: &bootstrap,
+                            security: cli_security::ClientSecurity::load(t.command_config.as_deref())?,
                             topic: &t.topic,
                         },
                         *json,
@@ -327,6 +337,7 @@ fn main() -> anyhow::Result<()> {
                         lake_cli::Target {
                             store,
                             bootstrap: &bootstrap,
+                            security: cli_security::ClientSecurity::load(t.command_config.as_deref())?,
                             topic: &t.topic,
                         },
                         group,
@@ -343,11 +354,13 @@ fn main() -> anyhow::Result<()> {
                 bootstrap,
                 topic,
                 metrics,
+                command_config,
             },
     }) = &cli.command
     {
         return cli::topics_describe(
             cli::first_bootstrap(bootstrap)?,
+            &cli_security::ClientSecurity::load(command_config.as_deref())?,
             topic.as_deref(),
             metrics.as_deref(),
         );

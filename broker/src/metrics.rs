@@ -175,7 +175,7 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     let (broker, handle) = (Arc::clone(&broker), handle.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = answer(broker, handle, stream).await {
+                        if let Err(e) = answer(broker, handle, stream, peer).await {
                             debug!(%peer, error = %e, "metrics request failed");
                         }
                     });
@@ -196,6 +196,7 @@ async fn answer(
     broker: Arc<Broker>,
     handle: PrometheusHandle,
     mut stream: TcpStream,
+    peer: SocketAddr,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -217,7 +218,20 @@ async fn answer(
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
+    let authorized = if broker.config().bool("metrics.basic.auth.enable") {
+        let header = String::from_utf8_lossy(&head).to_string();
+        let b = Arc::clone(&broker);
+        tokio::task::spawn_blocking(move || basic_auth_allows(&b, &header, peer))
+            .await
+            .map_err(std::io::Error::other)?
+    } else {
+        true
+    };
     let (status, body) = match (method, path) {
+        ("GET", "/metrics") if !authorized => (
+            "401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"strata\"",
+            "credentials of a SCRAM user are needed (metrics.basic.auth.enable)\n".to_string(),
+        ),
         ("GET", "/metrics") => {
             // The gauges take each partition's mutex, which a cleaner or an
             // append may hold for a while: off the executor's threads, so
@@ -243,6 +257,51 @@ async fn answer(
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// Whether the request head carries HTTP Basic credentials of a SCRAM user
+/// (checked as SASL PLAIN is) who, with an authorizer, may DESCRIBE the
+/// cluster. Blocking (the password check is deliberately slow).
+fn basic_auth_allows(broker: &Broker, head: &str, peer: SocketAddr) -> bool {
+    use base64::Engine;
+    let Some(encoded) = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return None;
+        }
+        let value = value.trim();
+        value
+            .get(..6)
+            .filter(|p| p.eq_ignore_ascii_case("basic "))
+            .map(|_| value[6..].trim().to_string())
+    }) else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+        return false;
+    };
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let mut token = vec![0u8];
+    token.extend_from_slice(&decoded[..colon]);
+    token.push(0);
+    token.extend_from_slice(&decoded[colon + 1..]);
+    let security = &broker.security;
+    match crate::security::sasl::SaslServer::Plain.step(&token, &security.credentials) {
+        Ok(crate::security::sasl::Outcome::Success { user, .. }) => security.authorizer.authorize(
+            &format!("User:{user}"),
+            &peer.ip().to_string(),
+            crate::security::acl::Operation::Describe,
+            crate::security::acl::ResourceType::Cluster,
+            crate::security::acl::CLUSTER_NAME,
+        ),
+        _ => {
+            metrics::counter!("strata_metrics_authentication_failures_total").increment(1);
+            tracing::warn!(%peer, "metrics request without valid credentials");
+            false
+        }
+    }
 }
 
 /// Logs the metrics address and prints it on stdout after the listening
