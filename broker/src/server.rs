@@ -533,7 +533,9 @@ fn advertise(broker: &Broker, session: &Session, r: &mut ResponseKind) {
             }
         }
         ResponseKind::FindCoordinator(f) => {
-            if f.node_id == me {
+            // Up to v3 the one coordinator is at the top; from v4 those
+            // fields are absent and must stay at their defaults.
+            if f.coordinators.is_empty() && f.node_id == me {
                 f.host = host();
                 f.port = l.advertised_port;
             }

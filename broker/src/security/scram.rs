@@ -307,7 +307,11 @@ impl ServerExchange {
                 if B64.decode(binding).ok().as_deref() != Some(gs2_header.as_bytes()) {
                     return Err(ScramError::Malformed("channel binding differs"));
                 }
-                if attr(fields.next(), 'r')? != nonce {
+                // Kafka accepts a final nonce that ends with the server's
+                // (older librdkafka, kcat's 2.0 among them, sends the
+                // client's part twice), and so does Strata; the proof
+                // covers the nonce as sent either way.
+                if !attr(fields.next(), 'r')?.ends_with(&nonce) {
                     return Err(ScramError::Malformed("nonce differs"));
                 }
                 let proof = B64
