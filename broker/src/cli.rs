@@ -60,16 +60,25 @@ impl Client {
         use crate::security::scram::{ClientExchange, Mechanism};
         use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
         let mechanism = security.mechanism.as_str();
-        let hs = self.request(1, &SaslHandshakeRequest::default().with_mechanism(str_bytes(mechanism)))?;
+        let hs = self.request(
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(str_bytes(mechanism)),
+        )?;
         if hs.error_code != 0 {
             bail!(
                 "the broker does not take SASL mechanism {mechanism} ({:?}); it offers {:?}",
                 ResponseError::try_from_code(hs.error_code),
-                hs.mechanisms.iter().map(|m| m.to_string()).collect::<Vec<_>>()
+                hs.mechanisms
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
             );
         }
         let send = |c: &mut Client, token: Vec<u8>| -> anyhow::Result<Vec<u8>> {
-            let r = c.request(1, &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))?;
+            let r = c.request(
+                1,
+                &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
+            )?;
             if r.error_code != 0 {
                 bail!(
                     "SASL authentication failed: {}",
@@ -83,8 +92,9 @@ impl Client {
             send(self, token)?;
             return Ok(());
         }
-        let m = Mechanism::from_name(mechanism)
-            .ok_or_else(|| anyhow!("sasl.mechanism={mechanism}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+        let m = Mechanism::from_name(mechanism).ok_or_else(|| {
+            anyhow!("sasl.mechanism={mechanism}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        })?;
         let mut exchange = ClientExchange::new(m, &security.username, &security.password);
         let first = send(self, exchange.first())?;
         let last = send(self, exchange.last(&first)?)?;

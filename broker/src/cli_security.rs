@@ -63,7 +63,10 @@ impl ClientSecurity {
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            })
             .collect();
         let get = |k: &str| props.get(k).cloned().filter(|v| !v.is_empty());
         let protocol = match get("security.protocol") {
@@ -88,7 +91,10 @@ impl ClientSecurity {
             key: get("ssl.keystore.location").or_else(|| get("ssl.key.location")),
         };
         if protocol.sasl() && (s.username.is_empty() || s.password.is_empty()) {
-            bail!("security.protocol={}: set sasl.username and sasl.password (or sasl.jaas.config)", protocol.name());
+            bail!(
+                "security.protocol={}: set sasl.username and sasl.password (or sasl.jaas.config)",
+                protocol.name()
+            );
         }
         Ok(s)
     }
@@ -101,10 +107,9 @@ impl ClientSecurity {
             return Ok(Stream::Plain(tcp));
         }
         let mut roots = rustls::RootCertStore::empty();
-        let trust = self
-            .truststore
-            .as_ref()
-            .ok_or_else(|| anyhow!("TLS needs ssl.truststore.location (a PEM file of the broker's CA)"))?;
+        let trust = self.truststore.as_ref().ok_or_else(|| {
+            anyhow!("TLS needs ssl.truststore.location (a PEM file of the broker's CA)")
+        })?;
         for cert in CertificateDer::pem_file_iter(trust).with_context(|| trust.clone())? {
             roots.add(cert.with_context(|| trust.clone())?)?;
         }

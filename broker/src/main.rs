@@ -320,7 +320,9 @@ fn main() -> anyhow::Result<()> {
                         lake_cli::Target {
                             store,
                             bootstrap: &bootstrap,
-                            security: cli_security::ClientSecurity::load(t.command_config.as_deref())?,
+                            security: cli_security::ClientSecurity::load(
+                                t.command_config.as_deref(),
+                            )?,
                             topic: &t.topic,
                         },
                         *json,
@@ -337,7 +339,9 @@ fn main() -> anyhow::Result<()> {
                         lake_cli::Target {
                             store,
                             bootstrap: &bootstrap,
-                            security: cli_security::ClientSecurity::load(t.command_config.as_deref())?,
+                            security: cli_security::ClientSecurity::load(
+                                t.command_config.as_deref(),
+                            )?,
                             topic: &t.topic,
                         },
                         group,
@@ -485,7 +489,15 @@ async fn run(
     let broker = {
         let (advertised, data_dir) = ((host.clone(), port), data_dir.clone());
         tokio::task::spawn_blocking(move || {
-            Broker::open(config, &data_dir, advertised, remote, cache, bucket_state, security)
+            Broker::open(
+                config,
+                &data_dir,
+                advertised,
+                remote,
+                cache,
+                bucket_state,
+                security,
+            )
         })
         .await??
     };
@@ -679,11 +691,19 @@ async fn bind_listeners(
             .await
             .with_context(|| format!("cannot listen on {host}:{} ({})", spec.port, spec.name))?;
         let bound = socket.local_addr()?;
-        let (advertised_host, advertised_port) = match (&spec.advertised, configured.trim().is_empty()) {
-            (Some((h, p)), _) => (h.clone(), if *p == 0 { bound.port() as i32 } else { *p as i32 }),
-            (None, true) => advertised(cli, bound)?,
-            (None, false) => advertised_of(bound),
-        };
+        let (advertised_host, advertised_port) =
+            match (&spec.advertised, configured.trim().is_empty()) {
+                (Some((h, p)), _) => (
+                    h.clone(),
+                    if *p == 0 {
+                        bound.port() as i32
+                    } else {
+                        *p as i32
+                    },
+                ),
+                (None, true) => advertised(cli, bound)?,
+                (None, false) => advertised_of(bound),
+            };
         first.get_or_insert((bound, (advertised_host.clone(), advertised_port)));
         endpoints.push(server::Endpoint {
             socket,
@@ -701,10 +721,16 @@ async fn bind_listeners(
 
 /// `strata users add`: stores a SCRAM credential for `name` in
 /// `data_dir`, the password read from standard input.
-fn add_user(name: &str, mechanism: &str, iterations: i32, data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn add_user(
+    name: &str,
+    mechanism: &str,
+    iterations: i32,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     use security::scram::{Credential, Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
-    let m = Mechanism::from_name(mechanism)
-        .ok_or_else(|| anyhow!("--mechanism {mechanism}: expected SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+    let m = Mechanism::from_name(mechanism).ok_or_else(|| {
+        anyhow!("--mechanism {mechanism}: expected SCRAM-SHA-256 or SCRAM-SHA-512")
+    })?;
     if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
         bail!("--iterations {iterations}: must be from {MIN_ITERATIONS} to {MAX_ITERATIONS}");
     }

@@ -5,12 +5,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::BytesMut;
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 use strata_protocol::{
     decode_request, encode_response, frame_len, unsupported_api_versions_response, ProtocolError,
 };
-use kafka_protocol::messages::BrokerId;
-use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -87,11 +87,7 @@ pub struct Endpoint {
 /// `max.connections` open connections (over all listeners) it stops
 /// accepting until one closes, as Kafka does; a connection beyond
 /// `max.connections.per.ip` is closed at once.
-pub async fn serve(
-    broker: Arc<Broker>,
-    endpoints: Vec<Endpoint>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(broker: Arc<Broker>, endpoints: Vec<Endpoint>, shutdown: watch::Receiver<bool>) {
     let config = broker.config();
     let limits = Arc::new(Limits {
         connections: Arc::new(Semaphore::new(permits(config.i64("max.connections")))),
@@ -330,7 +326,8 @@ async fn connection(
             Ok(request) => {
                 let api_key = request.api_key;
                 if let Admission::Close(why) = auth.admit(api_key as i16, arrived) {
-                    metrics::counter!("strata_connections_closed_unauthenticated_total").increment(1);
+                    metrics::counter!("strata_connections_closed_unauthenticated_total")
+                        .increment(1);
                     info!(%peer, api = ?api_key, reason = why, "closing connection");
                     break;
                 }
@@ -357,7 +354,8 @@ async fn connection(
                     RequestKind::SaslHandshake(r) => {
                         let resp = handlers::sasl::handshake(&broker.security, &mut auth, r);
                         raw_sasl = version == 0 && resp.error_code == 0;
-                        close_after = resp.error_code != 0 && !matches!(auth.stage, Stage::Transport);
+                        close_after =
+                            resp.error_code != 0 && !matches!(auth.stage, Stage::Transport);
                         Some(Answer::Body(ResponseKind::SaslHandshake(resp)))
                     }
                     RequestKind::SaslAuthenticate(r) => {

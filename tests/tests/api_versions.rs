@@ -81,6 +81,13 @@ fn every_advertised_version_answers() {
         (61, (0, 0)),
         (65, (0, 0)),
         (66, (0, 2)),
+        (17, (0, 1)),
+        (36, (0, 2)),
+        (29, (1, 3)),
+        (30, (1, 3)),
+        (31, (1, 3)),
+        (50, (0, 0)),
+        (51, (0, 0)),
     ]
     .into_iter()
     .collect();
@@ -790,6 +797,7 @@ fn every_advertised_version_answers() {
         assert!(ids.insert(r.producer_id.0), "a new producer id each time");
     }
     transactions_every_version(&mut c);
+    security_every_version(&mut c);
 }
 
 /// One transaction per version of the transactional APIs, on a topic of its own:
@@ -797,6 +805,63 @@ fn every_advertised_version_answers() {
 /// verify-only from v4), AddOffsetsToTxn, TxnOffsetCommit and EndTxn; then
 /// the operators' DescribeTransactions, ListTransactions and
 /// DescribeProducers.
+/// The SASL, ACL and SCRAM APIs on a PLAINTEXT listener without an
+/// authorizer: SASL is out of place, ACLs are disabled, SCRAM users are
+/// managed.
+fn security_every_version(c: &mut Conn) {
+    for v in 0..=1 {
+        let r = c.request(
+            v,
+            &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+        );
+        assert_eq!(r.error_code, 34, "SaslHandshake v{v}: ILLEGAL_SASL_STATE");
+    }
+    for v in 0..=2 {
+        let r = c.request(v, &SaslAuthenticateRequest::default());
+        assert_eq!(
+            r.error_code, 34,
+            "SaslAuthenticate v{v}: ILLEGAL_SASL_STATE"
+        );
+    }
+    for v in 1..=3 {
+        let r = c.request(
+            v,
+            &CreateAclsRequest::default().with_creations(vec![Default::default()]),
+        );
+        assert_eq!(
+            r.results[0].error_code, 54,
+            "CreateAcls v{v}: SECURITY_DISABLED"
+        );
+        let r = c.request(
+            v,
+            &DescribeAclsRequest::default().with_resource_type_filter(1),
+        );
+        assert_eq!(r.error_code, 54, "DescribeAcls v{v}");
+        let r = c.request(
+            v,
+            &DeleteAclsRequest::default().with_filters(vec![Default::default()]),
+        );
+        assert_eq!(r.filter_results[0].error_code, 54, "DeleteAcls v{v}");
+    }
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    let r = c.request(
+        0,
+        &AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+            ScramCredentialUpsertion::default()
+                .with_name(s("versions"))
+                .with_mechanism(2)
+                .with_iterations(4096)
+                .with_salt(bytes::Bytes::from_static(b"salt"))
+                .with_salted_password(bytes::Bytes::from_static(&[7; 64])),
+        ]),
+    );
+    assert_eq!(r.results[0].error_code, 0, "AlterUserScramCredentials v0");
+    let r = c.request(0, &DescribeUserScramCredentialsRequest::default());
+    assert_eq!(r.error_code, 0);
+    assert_eq!(&*r.results[0].user, "versions");
+    assert_eq!(r.results[0].credential_infos[0].iterations, 4096);
+}
+
 fn transactions_every_version(c: &mut Conn) {
     use kafka_protocol::messages::add_partitions_to_txn_request::{
         AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,

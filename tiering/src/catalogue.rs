@@ -58,6 +58,10 @@ pub struct Catalogue {
     pub cluster_default_configs: BTreeMap<String, String>,
     #[serde(default)]
     pub broker_configs: BTreeMap<String, String>,
+    /// The broker's ACLs, opaque to this crate (their form is the broker's;
+    /// see FORMAT.md), so that a restore after disk loss keeps them.
+    #[serde(default)]
+    pub acls: Vec<serde_json::Value>,
 }
 
 /// A generation's key below the store's prefix.
@@ -203,6 +207,7 @@ mod tests {
                 configs: BTreeMap::new(),
             }],
             deleting: Vec::new(),
+            acls: Vec::new(),
             cluster_default_configs: BTreeMap::new(),
             broker_configs: BTreeMap::new(),
         }

@@ -62,6 +62,13 @@ impl Broker {
                 .collect(),
             cluster_default_configs: config.dynamic(Layer::ClusterDefault).clone(),
             broker_configs: config.dynamic(Layer::ThisBroker).clone(),
+            acls: self
+                .security
+                .authorizer
+                .acls()
+                .iter()
+                .map(|a| serde_json::to_value(a).expect("ACLs serialize"))
+                .collect(),
         })
     }
 

@@ -123,6 +123,20 @@ pub async fn restore(
         meta.save_broker_configs(&c.cluster_default_configs, &c.broker_configs)?;
         meta.set_next_producer_id(c.next_producer_id.saturating_add(PRODUCER_ID_MARGIN))?;
         meta.save_deleting(c.deleting.iter().map(from_catalogue).collect())?;
+        let acls = c
+            .acls
+            .iter()
+            .filter_map(|a| serde_json::from_value(a.clone()).ok())
+            .collect::<Vec<crate::security::acl::AclBinding>>();
+        if acls.len() != c.acls.len() {
+            tracing::warn!(
+                kept = acls.len(),
+                stored = c.acls.len(),
+                "some ACLs in the catalogue are not understood by this build and were left out"
+            );
+        }
+        crate::security::save_acls(&meta_dir, acls)
+            .map_err(|e| AdminError::InvalidRequest(e.to_string()))?;
         Ok(())
     })
     .await

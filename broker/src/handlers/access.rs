@@ -43,7 +43,10 @@ fn pass(r: RequestKind) -> Checked {
     Checked::Pass(r, None)
 }
 
-fn patched(r: RequestKind, p: impl FnOnce(&mut ResponseKind, &Access<'_>) + Send + 'static) -> Checked {
+fn patched(
+    r: RequestKind,
+    p: impl FnOnce(&mut ResponseKind, &Access<'_>) + Send + 'static,
+) -> Checked {
     Checked::Pass(r, Some(Box::new(p)))
 }
 
@@ -68,7 +71,10 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
             }
             let topic_name = |t: &produce_request::TopicProduceData| {
                 if version >= 13 {
-                    broker.topic_by_id(t.topic_id).map(|t| t.name.clone()).unwrap_or_default()
+                    broker
+                        .topic_by_id(t.topic_id)
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default()
                 } else {
                     t.name.0.to_string()
                 }
@@ -186,7 +192,8 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
                             t.error_code = TOPIC_AUTH;
                             t.partitions.clear();
                         } else if t.topic_authorized_operations != i32::MIN {
-                            t.topic_authorized_operations = a.operations(ResourceType::Topic, &name);
+                            t.topic_authorized_operations =
+                                a.operations(ResourceType::Topic, &name);
                         }
                     }
                 }
@@ -240,8 +247,11 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
                             .with_topic_id(id)
                             .with_error_code(TOPIC_AUTH)
                     };
-                    d.responses
-                        .extend(denied_names.into_iter().map(|n| entry(Some(n), uuid::Uuid::nil())));
+                    d.responses.extend(
+                        denied_names
+                            .into_iter()
+                            .map(|n| entry(Some(n), uuid::Uuid::nil())),
+                    );
                     d.responses
                         .extend(denied_states.into_iter().map(|t| entry(t.name, t.topic_id)));
                 }
@@ -296,7 +306,9 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
         RequestKind::DescribeConfigs(r) => patched(RequestKind::DescribeConfigs(r), |resp, a| {
             if let ResponseKind::DescribeConfigs(d) = resp {
                 for res in &mut d.results {
-                    if let Some(code) = config_denied(a, res.resource_type, &res.resource_name, DescribeConfigs) {
+                    if let Some(code) =
+                        config_denied(a, res.resource_type, &res.resource_name, DescribeConfigs)
+                    {
                         res.error_code = code;
                         res.error_message = None;
                         res.configs.clear();
@@ -305,9 +317,10 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
             }
         }),
         RequestKind::AlterConfigs(mut r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.resources)
-                .into_iter()
-                .partition(|x| config_denied(access, x.resource_type, &x.resource_name, AlterConfigs).is_none());
+            let (ok, denied): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut r.resources).into_iter().partition(|x| {
+                    config_denied(access, x.resource_type, &x.resource_name, AlterConfigs).is_none()
+                });
             r.resources = ok;
             if denied.is_empty() {
                 return pass(RequestKind::AlterConfigs(r));
@@ -315,7 +328,8 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
             patched(RequestKind::AlterConfigs(r), move |resp, a| {
                 if let ResponseKind::AlterConfigs(c) = resp {
                     c.responses.extend(denied.into_iter().map(|x| {
-                        let code = config_denied(a, x.resource_type, &x.resource_name, AlterConfigs);
+                        let code =
+                            config_denied(a, x.resource_type, &x.resource_name, AlterConfigs);
                         alter_configs_response::AlterConfigsResourceResponse::default()
                             .with_error_code(code.unwrap_or(CLUSTER_AUTH))
                             .with_resource_type(x.resource_type)
@@ -325,9 +339,10 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
             })
         }
         RequestKind::IncrementalAlterConfigs(mut r) => {
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.resources)
-                .into_iter()
-                .partition(|x| config_denied(access, x.resource_type, &x.resource_name, AlterConfigs).is_none());
+            let (ok, denied): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut r.resources).into_iter().partition(|x| {
+                    config_denied(access, x.resource_type, &x.resource_name, AlterConfigs).is_none()
+                });
             r.resources = ok;
             if denied.is_empty() {
                 return pass(RequestKind::IncrementalAlterConfigs(r));
@@ -335,7 +350,8 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
             patched(RequestKind::IncrementalAlterConfigs(r), move |resp, a| {
                 if let ResponseKind::IncrementalAlterConfigs(c) = resp {
                     c.responses.extend(denied.into_iter().map(|x| {
-                        let code = config_denied(a, x.resource_type, &x.resource_name, AlterConfigs);
+                        let code =
+                            config_denied(a, x.resource_type, &x.resource_name, AlterConfigs);
                         incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                             .with_error_code(code.unwrap_or(CLUSTER_AUTH))
                             .with_resource_type(x.resource_type)
@@ -349,7 +365,11 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
                 1 => access.transactional_id(Describe, key),
                 _ => access.group(Describe, key),
             };
-            let code = if r.key_type == 1 { TXN_AUTH } else { GROUP_AUTH };
+            let code = if r.key_type == 1 {
+                TXN_AUTH
+            } else {
+                GROUP_AUTH
+            };
             if version < 4 {
                 if !allowed(r.key_type, &r.key) {
                     return Checked::Refuse(ResponseKind::FindCoordinator(
@@ -431,11 +451,13 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
                     OffsetCommitResponse::default().with_topics(commit_errors(topics, GROUP_AUTH)),
                 ));
             }
-            let (ok, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
-                .into_iter()
-                .partition(|t| {
+            let (ok, denied): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut r.topics).into_iter().partition(|t| {
                     let name = if version >= 10 {
-                        broker.topic_by_id(t.topic_id).map(|t| t.name.clone()).unwrap_or_default()
+                        broker
+                            .topic_by_id(t.topic_id)
+                            .map(|t| t.name.clone())
+                            .unwrap_or_default()
                     } else {
                         t.name.0.to_string()
                     };
@@ -515,7 +537,8 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
                                 .with_error_code(GROUP_AUTH)
                                 .with_authorized_operations(i32::MIN);
                         } else if g.authorized_operations != i32::MIN {
-                            g.authorized_operations = a.operations(ResourceType::Group, &g.group_id);
+                            g.authorized_operations =
+                                a.operations(ResourceType::Group, &g.group_id);
                         }
                     }
                 }
@@ -717,19 +740,21 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
                     .retain(|t| a.transactional_id(Describe, &t.transactional_id));
             }
         }),
-        RequestKind::DescribeProducers(r) => patched(RequestKind::DescribeProducers(r), |resp, a| {
-            if let ResponseKind::DescribeProducers(d) = resp {
-                for t in &mut d.topics {
-                    if !a.topic(Read, &t.name) {
-                        for p in &mut t.partitions {
-                            p.error_code = TOPIC_AUTH;
-                            p.error_message = None;
-                            p.active_producers.clear();
+        RequestKind::DescribeProducers(r) => {
+            patched(RequestKind::DescribeProducers(r), |resp, a| {
+                if let ResponseKind::DescribeProducers(d) = resp {
+                    for t in &mut d.topics {
+                        if !a.topic(Read, &t.name) {
+                            for p in &mut t.partitions {
+                                p.error_code = TOPIC_AUTH;
+                                p.error_message = None;
+                                p.active_producers.clear();
+                            }
                         }
                     }
                 }
-            }
-        }),
+            })
+        }
         RequestKind::DescribeCluster(r) => {
             if !access.cluster(Describe) {
                 return Checked::Refuse(ResponseKind::DescribeCluster(
@@ -834,7 +859,12 @@ fn filter_fetch_topics_v7(
 }
 
 /// The error code a config resource is refused with, if it is.
-fn config_denied(a: &Access<'_>, kind: i8, name: &str, op: crate::security::acl::Operation) -> Option<i16> {
+fn config_denied(
+    a: &Access<'_>,
+    kind: i8,
+    name: &str,
+    op: crate::security::acl::Operation,
+) -> Option<i16> {
     match kind {
         CONFIG_TOPIC => (!a.topic(op, name)).then_some(TOPIC_AUTH),
         CONFIG_BROKER | CONFIG_BROKER_LOGGER => (!a.cluster(op)).then_some(CLUSTER_AUTH),
@@ -957,7 +987,8 @@ fn metadata(access: &Access<'_>, broker: &Broker, mut r: MetadataRequest, versio
     patched(RequestKind::Metadata(r), move |resp, a| {
         if let ResponseKind::Metadata(m) = resp {
             if version == 0 {
-                m.topics.retain(|t| t.name.as_ref().is_none_or(|n| !n.0.is_empty()));
+                m.topics
+                    .retain(|t| t.name.as_ref().is_none_or(|n| !n.0.is_empty()));
             }
             if listed_all {
                 m.topics

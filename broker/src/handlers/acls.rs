@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
-use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
+use kafka_protocol::messages::delete_acls_response::{
+    DeleteAclsFilterResult, DeleteAclsMatchingAcl,
+};
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
@@ -23,7 +25,10 @@ const SECURITY_DISABLED: &str = "No Authorizer is configured.";
 fn refused(broker: &Broker, session: &Session, op: Operation) -> Option<(i16, String)> {
     let security = &broker.security;
     if !security.authorizer.enabled() {
-        return Some((ResponseError::SecurityDisabled.code(), SECURITY_DISABLED.into()));
+        return Some((
+            ResponseError::SecurityDisabled.code(),
+            SECURITY_DISABLED.into(),
+        ));
     }
     if !security.access(session).cluster(op) {
         return Some((
@@ -54,7 +59,11 @@ fn filter(
     })
 }
 
-pub async fn create(broker: &Arc<Broker>, req: CreateAclsRequest, session: &Session) -> CreateAclsResponse {
+pub async fn create(
+    broker: &Arc<Broker>,
+    req: CreateAclsRequest,
+    session: &Session,
+) -> CreateAclsResponse {
     if let Some((code, message)) = refused(broker, session, Operation::Alter) {
         return CreateAclsResponse::default().with_results(
             req.creations
@@ -100,6 +109,8 @@ pub async fn create(broker: &Arc<Broker>, req: CreateAclsRequest, session: &Sess
         warn!(error = %e, "cannot store ACLs");
     } else if count > 0 {
         info!(principal = %session.principal, count, "ACLs created");
+        // The bucket's catalogue carries the ACLs.
+        broker.bucket.mark_dirty();
     }
     CreateAclsResponse::default().with_results(
         results
@@ -117,7 +128,11 @@ pub async fn create(broker: &Arc<Broker>, req: CreateAclsRequest, session: &Sess
     )
 }
 
-pub fn describe(broker: &Broker, req: DescribeAclsRequest, session: &Session) -> DescribeAclsResponse {
+pub fn describe(
+    broker: &Broker,
+    req: DescribeAclsRequest,
+    session: &Session,
+) -> DescribeAclsResponse {
     if let Some((code, message)) = refused(broker, session, Operation::Describe) {
         return DescribeAclsResponse::default()
             .with_error_code(code)
@@ -169,7 +184,11 @@ pub fn describe(broker: &Broker, req: DescribeAclsRequest, session: &Session) ->
     DescribeAclsResponse::default().with_resources(resources)
 }
 
-pub async fn delete(broker: &Arc<Broker>, req: DeleteAclsRequest, session: &Session) -> DeleteAclsResponse {
+pub async fn delete(
+    broker: &Arc<Broker>,
+    req: DeleteAclsRequest,
+    session: &Session,
+) -> DeleteAclsResponse {
     if let Some((code, message)) = refused(broker, session, Operation::Alter) {
         return DeleteAclsResponse::default().with_filter_results(
             req.filters
@@ -197,7 +216,10 @@ pub async fn delete(broker: &Arc<Broker>, req: DeleteAclsRequest, session: &Sess
             )
         })
         .collect();
-    let valid: Vec<AclFilter> = parsed.iter().filter_map(|f| f.as_ref().ok().cloned()).collect();
+    let valid: Vec<AclFilter> = parsed
+        .iter()
+        .filter_map(|f| f.as_ref().ok().cloned())
+        .collect();
     let b = Arc::clone(broker);
     let deleted = blocking(move || b.security.delete_acls(&valid)).await;
     let mut deleted = match deleted {
@@ -242,5 +264,6 @@ pub async fn delete(broker: &Arc<Broker>, req: DeleteAclsRequest, session: &Sess
         })
         .collect();
     info!(principal = %session.principal, "ACLs deleted");
+    broker.bucket.mark_dirty();
     DeleteAclsResponse::default().with_filter_results(results)
 }

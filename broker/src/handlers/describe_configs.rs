@@ -91,9 +91,15 @@ pub fn handle(
                     result.with_configs(configs)
                 }
                 BROKER if *r.resource_name == *broker.node_id.to_string() => {
+                    let listeners_set = !config.value("listeners").is_empty();
                     let mut configs: Vec<DescribeConfigsResourceResult> = DEFS
                         .iter()
                         .filter(|d| d.scope == Scope::Broker)
+                        // Without `listeners`, the two are --listen's,
+                        // described below.
+                        .filter(|d| {
+                            listeners_set || (d.name != "listeners" && d.name != "advertised.listeners")
+                        })
                         .filter(wanted)
                         .map(|d| {
                             let synonyms = config
@@ -134,7 +140,7 @@ pub fn handle(
                         ),
                     ];
                     for (key, value) in listeners {
-                        if !asked(key) {
+                        if !asked(key) || listeners_set {
                             continue;
                         }
                         configs.push(
@@ -209,9 +215,31 @@ pub fn handle(
                     )))),
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut results = results;
+    for r in &mut results {
+        for c in &mut r.configs {
+            if SENSITIVE.contains(&&*c.name) {
+                c.is_sensitive = true;
+                c.value = None;
+                for s in &mut c.synonyms {
+                    s.value = None;
+                }
+            }
+        }
+    }
     DescribeConfigsResponse::default().with_results(results)
 }
+
+/// Configs whose values DescribeConfigs never shows, as Kafka's PASSWORD
+/// configs: null, marked sensitive.
+const SENSITIVE: &[&str] = &[
+    "ssl.keystore.key",
+    "ssl.key.password",
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+    "sasl.jaas.config",
+];
 
 fn synonym_entry(name: &str, value: String, source: Source) -> DescribeConfigsSynonym {
     DescribeConfigsSynonym::default()

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 use tracing::{info, warn};
 
 use super::str_bytes;
-use crate::security::sasl::{Authentication, AuthFailure, Outcome, Stage};
+use crate::security::sasl::{AuthFailure, Authentication, Outcome, Stage};
 use crate::security::Security;
 
 const ILLEGAL_SASL_STATE: i16 = 34;
@@ -22,7 +22,11 @@ pub fn handshake(
     auth: &mut Authentication,
     req: SaslHandshakeRequest,
 ) -> SaslHandshakeResponse {
-    let enabled: Vec<_> = security.mechanisms.iter().map(|m| str_bytes(m.clone())).collect();
+    let enabled: Vec<_> = security
+        .mechanisms
+        .iter()
+        .map(|m| str_bytes(m.clone()))
+        .collect();
     if matches!(auth.stage, Stage::Transport) {
         return SaslHandshakeResponse::default()
             .with_error_code(ILLEGAL_SASL_STATE)
@@ -50,7 +54,12 @@ pub fn authenticate(
     token: &[u8],
     peer: &str,
 ) -> (Result<Vec<u8>, (i16, String)>, bool) {
-    match auth.authenticate(token, &security.credentials, security.reauth, Instant::now()) {
+    match auth.authenticate(
+        token,
+        &security.credentials,
+        security.reauth,
+        Instant::now(),
+    ) {
         Ok(Outcome::Challenge(bytes)) => (Ok(bytes), false),
         Ok(Outcome::Success { user, response }) => {
             metrics::counter!("strata_sasl_authentications_total").increment(1);
@@ -74,7 +83,8 @@ pub fn authenticate(
             // The user's name is logged when the exchange got that far;
             // never the password or a proof.
             warn!(%peer, reason, error = %message, "SASL authentication failed");
-            let code = if matches!(failure, AuthFailure::IllegalState) {
+            let illegal = matches!(failure, AuthFailure::IllegalState);
+            let code = if illegal {
                 ILLEGAL_SASL_STATE
             } else {
                 SASL_AUTHENTICATION_FAILED
@@ -86,7 +96,9 @@ pub fn authenticate(
                 ),
                 _ => message,
             };
-            (Err((code, text)), true)
+            // A token out of place is answered and the connection goes
+            // on, as in Kafka; a failed authentication closes it.
+            (Err((code, text)), !illegal)
         }
     }
 }

@@ -107,13 +107,17 @@ pub async fn alter(
             user: d.name.to_string(),
             mechanism: d.mechanism,
         })
-        .chain(req.upsertions.into_iter().map(|u| CredentialChange::Upsert {
-            user: u.name.to_string(),
-            mechanism: u.mechanism,
-            iterations: u.iterations,
-            salt: u.salt.to_vec(),
-            salted_password: u.salted_password.to_vec(),
-        }))
+        .chain(
+            req.upsertions
+                .into_iter()
+                .map(|u| CredentialChange::Upsert {
+                    user: u.name.to_string(),
+                    mechanism: u.mechanism,
+                    iterations: u.iterations,
+                    salt: u.salt.to_vec(),
+                    salted_password: u.salted_password.to_vec(),
+                }),
+        )
         .collect();
     let b = Arc::clone(broker);
     let results = match blocking(move || b.security.alter_credentials(changes)).await {

@@ -69,11 +69,33 @@ macro_rules! from_code {
         }
     };
 }
-from_code!(ResourceType, Any, Topic, Group, Cluster, TransactionalId, DelegationToken, User);
+from_code!(
+    ResourceType,
+    Any,
+    Topic,
+    Group,
+    Cluster,
+    TransactionalId,
+    DelegationToken,
+    User
+);
 from_code!(PatternType, Any, Match, Literal, Prefixed);
 from_code!(
-    Operation, Any, All, Read, Write, Create, Delete, Alter, Describe, ClusterAction,
-    DescribeConfigs, AlterConfigs, IdempotentWrite, CreateTokens, DescribeTokens
+    Operation,
+    Any,
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    ClusterAction,
+    DescribeConfigs,
+    AlterConfigs,
+    IdempotentWrite,
+    CreateTokens,
+    DescribeTokens
 );
 from_code!(Permission, Any, Deny, Allow);
 
@@ -102,7 +124,10 @@ impl AclBinding {
         if matches!(self.resource_type, ResourceType::Any) {
             return Err("Invalid resource type ANY".into());
         }
-        if !matches!(self.pattern_type, PatternType::Literal | PatternType::Prefixed) {
+        if !matches!(
+            self.pattern_type,
+            PatternType::Literal | PatternType::Prefixed
+        ) {
             return Err(format!("Invalid pattern type {:?}", self.pattern_type).to_uppercase());
         }
         if matches!(self.operation, Operation::Any) {
@@ -138,7 +163,9 @@ impl AclBinding {
     pub fn covers(&self, kind: ResourceType, name: &str) -> bool {
         self.resource_type == kind
             && match self.pattern_type {
-                PatternType::Literal => self.resource_name == name || self.resource_name == WILDCARD,
+                PatternType::Literal => {
+                    self.resource_name == name || self.resource_name == WILDCARD
+                }
                 PatternType::Prefixed => name.starts_with(&self.resource_name),
                 _ => false,
             }
@@ -160,7 +187,8 @@ pub struct AclFilter {
 impl AclFilter {
     /// Whether `b` matches, with Kafka's meaning of ANY and MATCH.
     pub fn matches(&self, b: &AclBinding) -> bool {
-        let resource = self.resource_type == ResourceType::Any || self.resource_type == b.resource_type;
+        let resource =
+            self.resource_type == ResourceType::Any || self.resource_type == b.resource_type;
         let name = match (&self.resource_name, self.pattern_type) {
             (None, PatternType::Any | PatternType::Match) => true,
             (None, p) => p == b.pattern_type,

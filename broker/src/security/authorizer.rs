@@ -172,8 +172,18 @@ mod tests {
             vec!["User:admin".into()],
             false,
             vec![
-                acl("orders", PatternType::Prefixed, Operation::Read, Permission::Allow),
-                acl("orders-secret", PatternType::Literal, Operation::All, Permission::Deny),
+                acl(
+                    "orders",
+                    PatternType::Prefixed,
+                    Operation::Read,
+                    Permission::Allow,
+                ),
+                acl(
+                    "orders-secret",
+                    PatternType::Literal,
+                    Operation::All,
+                    Permission::Deny,
+                ),
             ],
         );
         let t = ResourceType::Topic;
@@ -196,13 +206,36 @@ mod tests {
 
     #[test]
     fn hosts_and_wildcard_principals() {
-        let mut b = acl("t", PatternType::Literal, Operation::Write, Permission::Allow);
+        let mut b = acl(
+            "t",
+            PatternType::Literal,
+            Operation::Write,
+            Permission::Allow,
+        );
         b.principal = "User:*".into();
         b.host = "10.0.0.1".into();
         let a = Authorizer::new(true, vec![], false, vec![b]);
-        assert!(a.authorize("User:x", "10.0.0.1", Operation::Write, ResourceType::Topic, "t"));
-        assert!(!a.authorize("User:x", "10.0.0.2", Operation::Write, ResourceType::Topic, "t"));
+        assert!(a.authorize(
+            "User:x",
+            "10.0.0.1",
+            Operation::Write,
+            ResourceType::Topic,
+            "t"
+        ));
+        assert!(!a.authorize(
+            "User:x",
+            "10.0.0.2",
+            Operation::Write,
+            ResourceType::Topic,
+            "t"
+        ));
         let off = Authorizer::new(false, vec![], false, vec![]);
-        assert!(off.authorize("User:x", "h", Operation::Alter, ResourceType::Cluster, "kafka-cluster"));
+        assert!(off.authorize(
+            "User:x",
+            "h",
+            Operation::Alter,
+            ResourceType::Cluster,
+            "kafka-cluster"
+        ));
     }
 }

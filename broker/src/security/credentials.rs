@@ -55,8 +55,9 @@ impl Credentials {
     /// A salt for an unknown user that looks like a real one.
     pub fn fake_salt(&self, user: &str) -> Vec<u8> {
         use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(&self.fake_salt_key)
-            .expect("HMAC takes keys of any length");
+        let mut mac =
+            <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(&self.fake_salt_key)
+                .expect("HMAC takes keys of any length");
         mac.update(user.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }

@@ -77,23 +77,23 @@ fn endpoint(item: &str, key: &str) -> Result<(String, String, u16), String> {
 
 /// Parses the three configs. `map` pairs listener names with protocols;
 /// a listener named like a protocol needs no entry.
-pub fn parse(
-    listeners: &str,
-    advertised: &str,
-    map: &str,
-) -> Result<Vec<ListenerSpec>, String> {
+pub fn parse(listeners: &str, advertised: &str, map: &str) -> Result<Vec<ListenerSpec>, String> {
     let mut protocols = BTreeMap::new();
     for pair in map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, proto) = pair
-            .split_once(':')
-            .ok_or_else(|| format!("listener.security.protocol.map: {pair:?} is not NAME:PROTOCOL"))?;
+        let (name, proto) = pair.split_once(':').ok_or_else(|| {
+            format!("listener.security.protocol.map: {pair:?} is not NAME:PROTOCOL")
+        })?;
         let proto = SecurityProtocol::parse(proto).ok_or_else(|| {
             format!("listener.security.protocol.map: unknown security protocol {proto:?}")
         })?;
         protocols.insert(name.to_ascii_uppercase(), proto);
     }
     let mut out: Vec<ListenerSpec> = Vec::new();
-    for item in listeners.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in listeners
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let (name, host, port) = endpoint(item, "listeners")?;
         let protocol = protocols
             .get(&name)
@@ -116,11 +116,16 @@ pub fn parse(
             advertised: None,
         });
     }
-    for item in advertised.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in advertised
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let (name, host, port) = endpoint(item, "advertised.listeners")?;
-        let l = out.iter_mut().find(|l| l.name == name).ok_or_else(|| {
-            format!("advertised.listeners: {name} is not one of the listeners")
-        })?;
+        let l = out
+            .iter_mut()
+            .find(|l| l.name == name)
+            .ok_or_else(|| format!("advertised.listeners: {name} is not one of the listeners"))?;
         if host.is_empty() {
             return Err(format!("advertised.listeners: {item:?} has no host"));
         }
@@ -152,8 +157,12 @@ mod tests {
     #[test]
     fn mistakes_are_named() {
         assert!(parse("FOO://:1", "", "").unwrap_err().contains("FOO"));
-        assert!(parse("PLAINTEXT://:1,SSL://:1", "", "").unwrap_err().contains("twice"));
-        assert!(parse("PLAINTEXT://:1", "SSL://h:2", "").unwrap_err().contains("SSL"));
+        assert!(parse("PLAINTEXT://:1,SSL://:1", "", "")
+            .unwrap_err()
+            .contains("twice"));
+        assert!(parse("PLAINTEXT://:1", "SSL://h:2", "")
+            .unwrap_err()
+            .contains("SSL"));
         assert!(parse("PLAINTEXT:1", "", "").is_err());
     }
 }

@@ -202,6 +202,17 @@ pub fn save_users(data_dir: &Path, users: &Users) -> Result<(), SecurityError> {
     Ok(())
 }
 
+/// Writes the ACLs of a data directory. Blocking.
+pub fn save_acls(data_dir: &Path, acls: Vec<AclBinding>) -> Result<(), SecurityError> {
+    let file = AclsFile {
+        format_version: FORMAT_VERSION,
+        acls,
+    };
+    let bytes = serde_json::to_vec_pretty(&file).expect("ACLs serialize");
+    write_atomically(&acls_path(&data_dir.join("meta")), &bytes)?;
+    Ok(())
+}
+
 impl Security {
     /// Reads the credentials and ACLs of `data_dir` and the TLS stores the
     /// config names (when `tls` is wanted). Blocking.
@@ -247,7 +258,11 @@ impl Security {
             credentials: Credentials::new(users),
             mechanisms,
             reauth: (reauth > 0).then(|| Duration::from_millis(reauth as u64)),
-            tls: if tls { Some(TlsState::open(config)?) } else { None },
+            tls: if tls {
+                Some(TlsState::open(config)?)
+            } else {
+                None
+            },
             meta_dir,
             writes: Mutex::new(()),
         })
@@ -280,7 +295,9 @@ impl Security {
             if !order.iter().any(|u| u == c.user()) {
                 order.push(c.user().to_string());
             }
-            *seen.entry((c.user().to_string(), c.mechanism())).or_default() += 1;
+            *seen
+                .entry((c.user().to_string(), c.mechanism()))
+                .or_default() += 1;
         }
         for c in &changes {
             let user = c.user();
@@ -294,7 +311,9 @@ impl Security {
                     "A user credential cannot be altered twice in the same request".into(),
                 ))
             } else if Mechanism::from_code(c.mechanism()).is_none() {
-                Some(UserError::UnsupportedMechanism("Unknown SCRAM mechanism".into()))
+                Some(UserError::UnsupportedMechanism(
+                    "Unknown SCRAM mechanism".into(),
+                ))
             } else {
                 match c {
                     CredentialChange::Delete { .. } => None,
@@ -375,7 +394,10 @@ impl Security {
             }
         }
         if users != *self.credentials.all() {
-            save_users(self.meta_dir.parent().expect("meta is in the data dir"), &users)?;
+            save_users(
+                self.meta_dir.parent().expect("meta is in the data dir"),
+                &users,
+            )?;
             self.credentials.replace(users);
         }
         Ok(order
@@ -395,10 +417,15 @@ impl Security {
     ) -> Vec<(String, Result<Vec<(Mechanism, i32)>, UserError>)> {
         let users = self.credentials.all();
         let infos = |u: &BTreeMap<Mechanism, Credential>| {
-            u.iter().map(|(m, c)| (*m, c.iterations)).collect::<Vec<_>>()
+            u.iter()
+                .map(|(m, c)| (*m, c.iterations))
+                .collect::<Vec<_>>()
         };
         match names {
-            None => users.iter().map(|(n, u)| (n.clone(), Ok(infos(u)))).collect(),
+            None => users
+                .iter()
+                .map(|(n, u)| (n.clone(), Ok(infos(u))))
+                .collect(),
             Some(names) => {
                 let mut out = Vec::new();
                 for n in &names {
@@ -425,13 +452,11 @@ impl Security {
     }
 
     fn save_acls(&self, acls: Vec<AclBinding>) -> Result<(), SecurityError> {
-        let file = AclsFile {
-            format_version: FORMAT_VERSION,
-            acls,
-        };
-        let bytes = serde_json::to_vec_pretty(&file).expect("ACLs serialize");
-        write_atomically(&acls_path(&self.meta_dir), &bytes)?;
-        self.authorizer.replace(file.acls);
+        save_acls(
+            self.meta_dir.parent().expect("meta is in the data dir"),
+            acls.clone(),
+        )?;
+        self.authorizer.replace(acls);
         Ok(())
     }
 

@@ -42,7 +42,9 @@ impl SaslServer {
                 let (Some(authzid), Some(user), Some(password), None) =
                     (parts.next(), parts.next(), parts.next(), parts.next())
                 else {
-                    return Err(ScramError::Malformed("PLAIN takes authzid, user and password"));
+                    return Err(ScramError::Malformed(
+                        "PLAIN takes authzid, user and password",
+                    ));
                 };
                 let user = std::str::from_utf8(user)
                     .map_err(|_| ScramError::Malformed("user name is not UTF-8"))?;
@@ -59,7 +61,11 @@ impl SaslServer {
                     Some((m, c)) => c.verify_password(m, password),
                     None => {
                         let salt = credentials.fake_salt(user);
-                        let _ = Mechanism::Sha512.salted_password(password, &salt, MIN_ITERATIONS as u32);
+                        let _ = Mechanism::Sha512.salted_password(
+                            password,
+                            &salt,
+                            MIN_ITERATIONS as u32,
+                        );
                         false
                     }
                 };
@@ -121,7 +127,11 @@ pub struct Authentication {
 impl Authentication {
     pub fn new(sasl: bool, transport_principal: String) -> Self {
         Authentication {
-            stage: if sasl { Stage::Handshake } else { Stage::Transport },
+            stage: if sasl {
+                Stage::Handshake
+            } else {
+                Stage::Transport
+            },
             principal: transport_principal,
             reauthenticating: false,
             mechanism: String::new(),
@@ -222,7 +232,10 @@ mod tests {
     fn creds() -> Credentials {
         let mut users = BTreeMap::new();
         let mut m = BTreeMap::new();
-        m.insert(Mechanism::Sha512, Credential::new(Mechanism::Sha512, b"pw", 4096));
+        m.insert(
+            Mechanism::Sha512,
+            Credential::new(Mechanism::Sha512, b"pw", 4096),
+        );
         users.insert("alice".to_string(), m);
         Credentials::new(users)
     }

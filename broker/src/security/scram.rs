@@ -160,7 +160,9 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 }
 
 fn nonce() -> String {
-    B64.encode(random_bytes(24)).replace('+', "-").replace('/', "_")
+    B64.encode(random_bytes(24))
+        .replace('+', "-")
+        .replace('/', "_")
 }
 
 /// Why an exchange failed. The text never holds a secret; the client is
@@ -326,7 +328,8 @@ impl ServerExchange {
                 if proof.len() != signature.len() {
                     return Err(ScramError::InvalidCredentials);
                 }
-                let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+                let client_key: Vec<u8> =
+                    proof.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
                 let ok: bool = m.hash(&client_key).ct_eq(&credential.stored_key).into();
                 if !ok {
                     return Err(ScramError::InvalidCredentials);
@@ -392,7 +395,11 @@ impl ClientExchange {
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{text},{without_proof}", self.first_bare());
         let signature = m.hmac(&stored_key, &[auth_message.as_bytes()]);
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         let server_key = m.hmac(&salted, &[b"Server Key"]);
         self.server_signature = Some(m.hmac(&server_key, &[auth_message.as_bytes()]));
         Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
@@ -479,11 +486,16 @@ mod tests {
         let c = Credential::from_salted(m, &salt, &salted, 4096);
         let mut server = ServerExchange::new(m);
         let first = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
-        let Step::Continue(sf) = server.step(first, |_| Some(c.clone()), |_| vec![]).unwrap() else {
+        let Step::Continue(sf) = server.step(first, |_| Some(c.clone()), |_| vec![]).unwrap()
+        else {
             panic!()
         };
-        assert!(std::str::from_utf8(&sf).unwrap().starts_with("r=rOprNGfwEbeRWgbNEkqO"));
-        assert!(std::str::from_utf8(&sf).unwrap().ends_with(",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"));
+        assert!(std::str::from_utf8(&sf)
+            .unwrap()
+            .starts_with("r=rOprNGfwEbeRWgbNEkqO"));
+        assert!(std::str::from_utf8(&sf)
+            .unwrap()
+            .ends_with(",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"));
     }
 
     #[test]

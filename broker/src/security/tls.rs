@@ -233,7 +233,9 @@ impl TlsState {
                 metrics::counter!("strata_tls_reloads_total").increment(1);
                 info!("TLS key or trust store changed: reloaded for new connections");
             }
-            Err(e) => warn!(error = %e, "TLS key or trust store changed but does not load; keeping the one in use"),
+            Err(e) => {
+                warn!(error = %e, "TLS key or trust store changed but does not load; keeping the one in use")
+            }
         }
     }
 }
