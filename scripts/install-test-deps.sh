@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# librdkafka with TLS and SCRAM, for strata-bench and the Rust tests.
+dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"

@@ -264,9 +264,30 @@ fn start_args<'a>(data_dir: &'a str, args: &'a [String], extra: &[&'a str]) -> V
 async fn a_lost_data_directory_is_restored_from_the_bucket() {
     let s3 = S3Server::start();
     let (url, env) = s3.broker_env();
-    let args = bucket_args(&url);
+    let mut args = bucket_args(&url);
+    // An authorizer, so that the broker's ACLs go to the catalogue too; the
+    // test's anonymous client is a super user.
+    for kv in [
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:ANONYMOUS",
+    ] {
+        args.extend(["--set".to_string(), kv.to_string()]);
+    }
     let mut broker = Broker::start_with_env(&refs(&args), &env);
     let mut c = Conn::connect(&broker.addr());
+    let acl = kafka_protocol::messages::create_acls_request::AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(s("orders"))
+        .with_resource_pattern_type(3)
+        .with_principal(s("User:mallory"))
+        .with_host(s("*"))
+        .with_operation(3)
+        .with_permission_type(2);
+    let created = c.request(
+        3,
+        &kafka_protocol::messages::CreateAclsRequest::default().with_creations(vec![acl]),
+    );
+    assert_eq!(created.results[0].error_code, 0);
     assert_eq!(
         c.create_topic("orders", 2, &[("max.message.bytes", "500000")])
             .error_code,
@@ -358,6 +379,18 @@ async fn a_lost_data_directory_is_restored_from_the_bucket() {
         ids,
         "topics, ids and partition counts are back"
     );
+    let acls = c.request(
+        3,
+        &kafka_protocol::messages::DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1),
+    );
+    assert_eq!(acls.error_code, 0);
+    assert_eq!(acls.resources.len(), 1, "the ACL is back");
+    assert_eq!(&*acls.resources[0].resource_name, "orders");
+    assert_eq!(&*acls.resources[0].acls[0].principal, "User:mallory");
     assert_eq!(
         topic_config(&mut c, "orders", "max.message.bytes").as_deref(),
         Some("500000")
