@@ -118,6 +118,10 @@ impl Access<'_> {
     }
 }
 
+/// A user's credential as DescribeUserScramCredentials shows it: the
+/// mechanism and the iteration count.
+pub type CredentialInfo = (Mechanism, i32);
+
 /// One change AlterUserScramCredentials asks for.
 pub enum CredentialChange {
     Delete {
@@ -414,7 +418,7 @@ impl Security {
     pub fn describe_credentials(
         &self,
         names: Option<Vec<String>>,
-    ) -> Vec<(String, Result<Vec<(Mechanism, i32)>, UserError>)> {
+    ) -> Vec<(String, Result<Vec<CredentialInfo>, UserError>)> {
         let users = self.credentials.all();
         let infos = |u: &BTreeMap<Mechanism, Credential>| {
             u.iter()

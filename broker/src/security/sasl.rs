@@ -13,7 +13,7 @@ use super::scram::{Mechanism, ScramError, ServerExchange, Step, MIN_ITERATIONS};
 /// One mechanism's exchange on the server side.
 pub enum SaslServer {
     Plain,
-    Scram(ServerExchange),
+    Scram(Box<ServerExchange>),
 }
 
 /// The outcome of one SASL token.
@@ -29,7 +29,9 @@ impl SaslServer {
     pub fn start(mechanism: &str) -> Option<Self> {
         match mechanism {
             "PLAIN" => Some(SaslServer::Plain),
-            m => Mechanism::from_name(m).map(|m| SaslServer::Scram(ServerExchange::new(m))),
+            m => {
+                Mechanism::from_name(m).map(|m| SaslServer::Scram(Box::new(ServerExchange::new(m))))
+            }
         }
     }
 

@@ -178,7 +178,7 @@ pub enum ScramError {
 }
 
 /// One attribute `k=value` of a SCRAM message.
-fn attr<'a>(part: Option<&'a str>, key: char) -> Result<&'a str, ScramError> {
+fn attr(part: Option<&str>, key: char) -> Result<&str, ScramError> {
     let part = part.ok_or(ScramError::Malformed("missing attribute"))?;
     let mut chars = part.chars();
     if chars.next() != Some(key) || chars.next() != Some('=') {
