@@ -630,7 +630,7 @@ async fn run(
             )
         })
         .collect();
-    server::announce_listeners(&named);
+    server::announce_listeners(&named, !broker.config().value("listeners").is_empty());
     tokio::spawn(metrics::serve(
         Arc::clone(&broker),
         metrics_handle,

@@ -718,10 +718,18 @@ pub fn announce(addr: SocketAddr, advertised: (&str, i32)) {
 }
 
 /// Prints every listener's name, protocol and bound address, after the
-/// metrics line: `strata listener NAME PROTOCOL on ADDR`.
-pub fn announce_listeners(endpoints: &[(String, &'static str, SocketAddr)]) {
+/// metrics line: `strata listener NAME PROTOCOL on ADDR`, when `listeners`
+/// configured them (without it, the listening line says it all). A reader
+/// that took only the first two lines may have closed standard output:
+/// the lines are then lost, never the broker.
+pub fn announce_listeners(endpoints: &[(String, &'static str, SocketAddr)], print: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout();
     for (name, protocol, addr) in endpoints {
         info!(listener = %name, protocol, listen = %addr, "listener");
-        println!("strata listener {name} {protocol} on {addr}");
+        if print {
+            let _ = writeln!(out, "strata listener {name} {protocol} on {addr}");
+        }
     }
+    let _ = out.flush();
 }

@@ -382,6 +382,9 @@ async fn a_lost_data_directory_is_restored_from_the_bucket() {
     let acls = c.request(
         3,
         &kafka_protocol::messages::DescribeAclsRequest::default()
+            .with_resource_name_filter(None)
+            .with_principal_filter(None)
+            .with_host_filter(None)
             .with_resource_type_filter(1)
             .with_pattern_type_filter(1)
             .with_operation(1)

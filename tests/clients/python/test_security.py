@@ -294,6 +294,14 @@ def test_sasl_ssl_scram_with_confluent_kafka_kafka_python_and_kcat(secure):
     out = subprocess.run(["kcat", *x, "-C", "-t", "sec-kcat", "-o", "beginning", "-e", "-q"],
                          capture_output=True, check=True, timeout=60)
     assert out.stdout.split() == [b"one", b"two", b"three"]
+    # Its metadata listing, and a balanced consumer in a group.
+    out = subprocess.run(["kcat", *x, "-L", "-J"], capture_output=True, check=True, timeout=60)
+    assert "sec-kcat" in [t["topic"] for t in json.loads(out.stdout)["topics"]]
+    out = subprocess.run(["kcat", *x, "-G", "sec-kcat-group", "-o", "beginning", "-c", "3", "-q", "sec-kcat"],
+                         capture_output=True, check=True, timeout=90)
+    assert sorted(out.stdout.split()) == [b"one", b"three", b"two"]
+    groups = admin.list_consumer_groups().result(15)
+    assert "sec-kcat-group" in [g.group_id for g in groups.valid]
 
 
 def test_wrong_password_and_unknown_user_are_refused_and_closed(secure):
@@ -373,6 +381,16 @@ def test_ssl_client_certificates_and_their_principal(secure):
             break
     consumer.close()
     assert n == 120
+
+    # kafka-python's admin client with the admin certificate.
+    from kafka import KafkaAdminClient
+    admin_kp = {**kp, "ssl_certfile": secure.pki.path("admin.pem"), "ssl_keyfile": secure.pki.path("admin.key")}
+    kadmin = KafkaAdminClient(**admin_kp)
+    assert "alice-orders" in kadmin.list_topics()
+    listed = kadmin.list_groups()
+    names = [g["group_id"] if isinstance(g, dict) else g[0] for g in listed]
+    assert "alice-kp" in names, listed
+    kadmin.close()
 
     x = ["-X", "security.protocol=SSL", "-X", f"ssl.ca.location={secure.pki.path('ca.pem')}",
          "-X", f"ssl.certificate.location={secure.pki.path('alice.pem')}",
