@@ -257,13 +257,10 @@ fn advertised(cli: &Cli, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
             port as i32,
         ));
     }
-    let host = if bound.ip().is_unspecified() {
+    if bound.ip().is_unspecified() {
         warn!("listening on all interfaces: advertising localhost; set --advertised-listener for remote clients");
-        "localhost".to_string()
-    } else {
-        bound.ip().to_string()
-    };
-    Ok((host, bound.port() as i32))
+    }
+    Ok(advertised_of(bound))
 }
 
 fn main() -> anyhow::Result<()> {
