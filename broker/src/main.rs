@@ -480,8 +480,25 @@ async fn run(
             .await?
             .context("security settings")?
     };
-    if sasl && security.mechanisms.is_empty() {
-        bail!("a SASL listener needs sasl.enabled.mechanisms");
+    if sasl {
+        let configured = config.value("sasl.enabled.mechanisms");
+        let not_offered: Vec<&str> = configured
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty() && !security.mechanisms.iter().any(|o| o == m))
+            .collect();
+        if security.mechanisms.is_empty() {
+            bail!(
+                "sasl.enabled.mechanisms={configured:?}: a SASL listener needs one of {}",
+                security::sasl::OFFERED_MECHANISMS.join(", ")
+            );
+        }
+        if !not_offered.is_empty() {
+            warn!(
+                mechanisms = ?not_offered,
+                "sasl.enabled.mechanisms names mechanisms Strata does not offer; SASL listeners offer the others"
+            );
+        }
     }
     let broker = {
         let (advertised, data_dir) = ((host.clone(), port), data_dir.clone());
@@ -676,9 +693,22 @@ async fn bind_listeners(
         )
         .map_err(|e| anyhow!(e))?
     };
+    // A copied KRaft server.properties names its controller listeners among
+    // `listeners`; a single Strata node has no controller quorum to serve
+    // on them, so they are not bound.
+    let controller_names = config.value("controller.listener.names");
+    let controller: Vec<&str> = controller_names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
     let mut endpoints = Vec::new();
     let mut first = None;
     for spec in specs {
+        if controller.contains(&spec.name.as_str()) {
+            info!(listener = %spec.name, "a controller listener (controller.listener.names): not bound, as a single node has no controller quorum");
+            continue;
+        }
         let host = if spec.host.is_empty() {
             "0.0.0.0".to_string()
         } else {

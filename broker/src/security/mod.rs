@@ -164,7 +164,7 @@ pub enum UserError {
 pub struct Security {
     pub authorizer: Authorizer,
     pub credentials: Credentials,
-    /// `sasl.enabled.mechanisms`.
+    /// The mechanisms of `sasl.enabled.mechanisms` that Strata offers.
     pub mechanisms: Vec<String>,
     /// `connections.max.reauth.ms`, when positive.
     pub reauth: Option<Duration>,
@@ -249,7 +249,7 @@ impl Security {
             .value("sasl.enabled.mechanisms")
             .split(',')
             .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+            .filter(|s| sasl::OFFERED_MECHANISMS.contains(&s.as_str()))
             .collect();
         let reauth = config.i64("connections.max.reauth.ms");
         Ok(Security {

@@ -25,6 +25,10 @@ pub enum Outcome {
     Success { user: String, response: Vec<u8> },
 }
 
+/// The mechanisms [`SaslServer::start`] knows; Kafka's others (GSSAPI,
+/// OAUTHBEARER) may be named in `sasl.enabled.mechanisms` but are not offered.
+pub const OFFERED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
 impl SaslServer {
     pub fn start(mechanism: &str) -> Option<Self> {
         match mechanism {

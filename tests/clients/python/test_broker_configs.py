@@ -215,13 +215,23 @@ def test_a_kafka_server_properties_starts_and_reports_what_it_ignores(tmp_path):
     from conftest import Broker
 
     props = tmp_path / "server.properties"
-    props.write_text(KAFKA_SERVER_PROPERTIES)
+    # The copied listeners replace --listen; port 0 instead of 9092 keeps the
+    # test off a fixed port (the advertised port 0 becomes the bound one).
+    props.write_text(KAFKA_SERVER_PROPERTIES.replace("PLAINTEXT://:9092", "PLAINTEXT://127.0.0.1:0")
+                     .replace("PLAINTEXT://localhost:9092", "PLAINTEXT://localhost:0"))
     keys = [l.split("=", 1)[0] for l in KAFKA_SERVER_PROPERTIES.splitlines()
             if l and not l.startswith("#")]
     assert len(keys) >= 40
     b = Broker("--config", str(props))
     try:
+        # Only the PLAINTEXT listener is bound: the controller listener has
+        # no quorum to serve, and GSSAPI is named but no SASL listener needs it.
+        assert b.proc.stdout.readline().decode().startswith("strata listener PLAINTEXT PLAINTEXT on 127.0.0.1:")
+        with open(os.path.join(b.dir.name, "broker.log")) as f:
+            assert "a controller listener" in f.read()
         a = AdminClient({"bootstrap.servers": b.addr})
+        md = a.list_topics(timeout=10)
+        assert [(x.host, x.port) for x in md.brokers.values()] == [("localhost", int(b.addr.rsplit(":", 1)[1]))]
         a.create_topics([NewTopic("copied", 1, 1)])["copied"].result(10)
         got = describe(a, ResourceType.BROKER, "1")
         # Strata's own keys take effect; Kafka's others are reported as set.
