@@ -361,17 +361,13 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
             })
         }
         RequestKind::FindCoordinator(r) => {
-            let allowed = |key_type: i8, key: &str| match key_type {
-                1 => access.transactional_id(Describe, key),
-                _ => access.group(Describe, key),
-            };
             let code = if r.key_type == 1 {
                 TXN_AUTH
             } else {
                 GROUP_AUTH
             };
             if version < 4 {
-                if !allowed(r.key_type, &r.key) {
+                if !coordinator_key_visible(access, r.key_type, &r.key) {
                     return Checked::Refuse(ResponseKind::FindCoordinator(
                         FindCoordinatorResponse::default()
                             .with_error_code(code)
@@ -385,11 +381,7 @@ pub fn check(access: &Access<'_>, broker: &Broker, req: RequestKind, version: i1
             patched(RequestKind::FindCoordinator(r), move |resp, a| {
                 if let ResponseKind::FindCoordinator(f) = resp {
                     for c in &mut f.coordinators {
-                        let ok = match key_type {
-                            1 => a.transactional_id(Describe, &c.key),
-                            _ => a.group(Describe, &c.key),
-                        };
-                        if !ok {
+                        if !coordinator_key_visible(a, key_type, &c.key) {
                             c.error_code = code;
                             c.node_id = BrokerId(-1);
                             c.host = s("");
@@ -855,6 +847,15 @@ fn filter_fetch_topics_v7(
         }
     } else {
         topics.retain(|t| a.topic(Describe, &t.name));
+    }
+}
+
+/// Whether a FindCoordinator key (type 1: a transactional id; otherwise a
+/// group) may be described.
+fn coordinator_key_visible(access: &Access<'_>, key_type: i8, key: &str) -> bool {
+    match key_type {
+        1 => access.transactional_id(Describe, key),
+        _ => access.group(Describe, key),
     }
 }
 

@@ -89,16 +89,7 @@ pub async fn alter(
         }
     }
     if !broker.security.access(session).cluster(Operation::Alter) {
-        return AlterUserScramCredentialsResponse::default().with_results(
-            users
-                .into_iter()
-                .map(|u| {
-                    AlterUserScramCredentialsResult::default()
-                        .with_user(str_bytes(u))
-                        .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-                })
-                .collect(),
-        );
+        return every_user_failed(users, ResponseError::ClusterAuthorizationFailed, None);
     }
     let changes: Vec<CredentialChange> = req
         .deletions
@@ -124,16 +115,10 @@ pub async fn alter(
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "cannot store SCRAM credentials");
-            return AlterUserScramCredentialsResponse::default().with_results(
-                users
-                    .into_iter()
-                    .map(|u| {
-                        AlterUserScramCredentialsResult::default()
-                            .with_user(str_bytes(u))
-                            .with_error_code(ResponseError::UnknownServerError.code())
-                            .with_error_message(Some(str_bytes(e.to_string())))
-                    })
-                    .collect(),
+            return every_user_failed(
+                users,
+                ResponseError::UnknownServerError,
+                Some(e.to_string()),
             );
         }
     };
@@ -154,6 +139,25 @@ pub async fn alter(
                             .with_error_message(Some(str_bytes(message)))
                     }
                 }
+            })
+            .collect(),
+    )
+}
+
+/// The same error for every user the request named.
+fn every_user_failed(
+    users: Vec<String>,
+    error: ResponseError,
+    message: Option<String>,
+) -> AlterUserScramCredentialsResponse {
+    AlterUserScramCredentialsResponse::default().with_results(
+        users
+            .into_iter()
+            .map(|u| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(str_bytes(u))
+                    .with_error_code(error.code())
+                    .with_error_message(message.clone().map(str_bytes))
             })
             .collect(),
     )
