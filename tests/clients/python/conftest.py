@@ -50,10 +50,16 @@ class Broker:
     def data_dir(self):
         return os.path.join(self.dir.name, "data")
 
-    def metrics(self):
-        """The Prometheus endpoint's samples as {(name, frozenset(labels)): value}."""
+    def metrics(self, auth=None):
+        """The Prometheus endpoint's samples as {(name, frozenset(labels)): value};
+        `auth` is a (user, password) pair for HTTP Basic."""
+        import base64
         import urllib.request
-        text = urllib.request.urlopen(f"http://{self.metrics_addr}/metrics", timeout=10).read().decode()
+        req = urllib.request.Request(f"http://{self.metrics_addr}/metrics")
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        text = urllib.request.urlopen(req, timeout=10).read().decode()
         samples = {}
         for line in text.splitlines():
             if not line or line.startswith("#"):

@@ -158,6 +158,18 @@ def consume_group(config, topic, group, n):
     return got
 
 
+def first_error(consumer, seconds=15):
+    """The first error `consumer` reports within `seconds`, or None; closes it."""
+    err = None
+    deadline = time.time() + seconds
+    while err is None and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and m.error() is not None:
+            err = m.error()
+    consumer.close()
+    return err
+
+
 def add_user(admin_config, user, password, mechanism=ScramMechanism.SCRAM_SHA_512):
     admin = AdminClient(admin_config)
     futures = admin.alter_user_scram_credentials(
@@ -406,13 +418,7 @@ def test_ssl_client_certificates_and_their_principal(secure):
     anon = {k: v for k, v in conf.items() if not k.startswith("ssl.certificate") and k != "ssl.key.location"}
     c = Consumer({**anon, "group.id": "alice-anon", "auto.offset.reset": "earliest"})
     c.assign([TopicPartition("alice-orders", 0, 0)])
-    err = None
-    deadline = time.time() + 15
-    while err is None and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is not None and m.error() is not None:
-            err = m.error()
-    c.close()
+    err = first_error(c)
     # Its group's coordinator lookup or its fetch is refused, whichever
     # comes first.
     assert err is not None and err.code() in (
@@ -444,24 +450,12 @@ def test_acls_enforced_per_topic_group_and_cluster_and_durable(secure):
         assert len(consume_group(bob_conf, "pub-a", f"bob-ok-{round}", 20)) == 20
         c = Consumer({**bob_conf, "group.id": "bob-ok", "auto.offset.reset": "earliest"})
         c.subscribe(["secret"])
-        err = None
-        deadline = time.time() + 15
-        while err is None and time.time() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is not None:
-                err = m.error()
-        c.close()
+        err = first_error(c)
         assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
         # No READ on this group: joining it is refused.
         c = Consumer({**bob_conf, "group.id": "bob-denied", "auto.offset.reset": "earliest"})
         c.subscribe(["pub-a"])
-        err = None
-        deadline = time.time() + 15
-        while err is None and time.time() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is not None:
-                err = m.error()
-        c.close()
+        err = first_error(c)
         assert err is not None and err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, err
         # Only super users alter configs and ACLs.
         bob_admin = AdminClient(bob_conf)
@@ -522,16 +516,10 @@ def test_scram_user_created_and_deleted_through_the_admin_client(secure):
 
 
 def secure_metrics(broker, user="admin", password=ADMIN_PASSWORD):
-    req = urllib.request.Request(f"http://{broker.metrics_addr}/metrics")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    req.add_header("Authorization", f"Basic {token}")
-    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    """Each metric's samples summed over their labels, read with credentials."""
     out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            name = series.split("{")[0]
-            out[name] = out.get(name, 0) + float(value)
+    for (name, _), value in broker.metrics(auth=(user, password)).items():
+        out[name] = out.get(name, 0) + value
     return out
 
 
